@@ -1,0 +1,42 @@
+/**
+ * Errors that reach the user. The CLI prints `message` (and `hint`) on one line and exits with
+ * `exitCode`; anything that is not a LayerprobeError is a bug and is reported as such.
+ * Exit codes follow ARCHITECTURE.md: 1 runtime failure, 2 usage/config error, 3 threshold failed.
+ */
+export type ExitCode = 1 | 2 | 3 | 130;
+
+export class LayerprobeError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint?: string;
+  constructor(message: string, exitCode: ExitCode, hint?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = hint;
+  }
+}
+
+/** The user asked for something that cannot be: bad flag, unknown layer, malformed spec (exit 2). */
+export class UsageError extends LayerprobeError {
+  constructor(message: string, hint?: string) {
+    super(message, 2, hint);
+  }
+}
+
+/** The inputs exist but could not be used: corrupt file, NaN activations, solver failure (exit 1). */
+export class RuntimeFailure extends LayerprobeError {
+  constructor(message: string, hint?: string) {
+    super(message, 1, hint);
+  }
+}
+
+/** A `--fail-under` / `--fail-over` gate did not hold (exit 3). */
+export class ThresholdFailure extends LayerprobeError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

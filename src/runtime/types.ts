@@ -1,0 +1,41 @@
+/** One model, one interface: what the rest of layerprobe sees of ONNX and TF.js models alike. */
+
+/** Memory layout of a layer's per-sample tensor, so reductions know where channels/tokens are. */
+export type LayerLayout = 'NC' | 'NCHW' | 'NHWC' | 'NTD' | 'other';
+
+export interface LayerInfo {
+  /** Stable id used on the command line: ONNX tensor name, or TF.js layer name (node name for graph models). */
+  id: string;
+  /** Producing op / layer class: 'Relu', 'Conv', 'MaxPool', 'Dense', 'Conv2D', … */
+  op: string;
+  /** Per-sample shape with the batch dimension first as null, e.g. [null, 10, 12, 12]. */
+  shape: (number | null)[];
+  kind: 'dense' | 'conv' | 'tokens' | 'other';
+  layout: LayerLayout;
+  /** Topological order among all layers, 0-based. */
+  index: number;
+  /** Whether the default selection (outputs of hidden layers after their nonlinearity) includes it. */
+  defaultSelected: boolean;
+  /** True for the model's final output (logits / probabilities). */
+  isOutput: boolean;
+}
+
+export interface LayerTensor {
+  data: Float32Array;
+  /** [n, ...per-sample shape]. */
+  shape: number[];
+}
+
+export interface ModelRunner {
+  readonly format: 'onnx' | 'tfjs-layers' | 'tfjs-graph';
+  readonly path: string;
+  /** Per-sample input shape with batch first as null, e.g. [null, 1, 28, 28]; null dims are free. */
+  readonly inputShape: (number | null)[];
+  /** Backend that executes the model, for the manifest ('onnxruntime-node cpu', 'tfjs wasm', …). */
+  readonly backend: string;
+  /** Every probe-able tensor in topological order; the output(s) included with isOutput. */
+  layers(): LayerInfo[];
+  /** Run one batch and return the requested layers (by id), each [n, ...]. */
+  run(input: { data: Float32Array; shape: number[] }, layerIds: readonly string[]): Promise<Map<string, LayerTensor>>;
+  dispose(): Promise<void>;
+}
