@@ -1,0 +1,66 @@
+import type { CommandModule } from 'yargs';
+import { extract } from '../pipeline/extract.js';
+import { defaultRunDir } from '../report/run-folder.js';
+import { modelDisplayName } from '../pipeline/prepare.js';
+import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
+import { makeProgress } from './progress.js';
+
+interface Args extends DataArgs, InputArgs {
+  model: string;
+  layers?: string;
+  reduce: string;
+  out?: string;
+  force: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
+export const extractCommand: CommandModule<object, Args> = {
+  command: 'extract',
+  describe: 'write hidden-layer activations to .npy files (streamed batch by batch)',
+  builder: (y) =>
+    withInputOptions(
+      withDataOptions(
+        y
+          .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'model.onnx, TF.js model.json, or a folder holding one' })
+          .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all' (comma-separated)" })
+          .option('reduce', { type: 'string', default: 'flatten', describe: 'flatten | gap | cls | mean-token | project:K | auto' })
+          .option('out', { alias: 'o', type: 'string', describe: 'output folder (default runs/<time>-<model>)' })
+          .option('force', { type: 'boolean', default: false, describe: 'replace an existing output folder' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON on stdout' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' }),
+      ),
+    )
+      .example('$0 extract -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 100 -o acts', 'default layers of an ONNX CNN on 1,000 MNIST digits')
+      .example('$0 extract -m model.json -d fashion-mnist --layers "op:Relu" --reduce gap -o acts', 'global-average-pooled ReLU outputs of a TF.js model')
+      .example("python -c \"import numpy; print(numpy.load('acts/labels.npy').shape)\"", 'the files are plain .npy'),
+  handler: async (a) => {
+    const progress = makeProgress('extract', { quiet: a.quiet || a.json });
+    const out = a.out ?? defaultRunDir(`extract-${modelDisplayName(a.model)}`);
+    const result = await extract({
+      model: a.model,
+      dataset: a.dataset,
+      datasetOptions: datasetOptionsFrom(a),
+      ...samplingFrom(a),
+      ...(a.layers ? { layers: a.layers } : {}),
+      reduce: a.reduce,
+      preprocess: preprocessFrom(a),
+      batchSize: a['batch-size'],
+      out,
+      force: a.force,
+      command: process.argv.slice(2).join(' '),
+      onProgress: (d, t) => progress.update(d, t),
+    }).finally(() => progress.stop());
+    if (a.json) {
+      process.stdout.write(JSON.stringify({ outDir: result.outDir, manifest: result.manifest }, null, 2) + '\n');
+      return;
+    }
+    const m = result.manifest.models[0]!;
+    const secs = result.timings.totalMs / 1000;
+    process.stderr.write(
+      `extracted ${m.layers.length} layers × ${result.manifest.dataset.selectedItems} images in ${secs.toFixed(1)} s ` +
+        `(${(result.manifest.dataset.selectedItems / secs).toFixed(0)} img/s; forward ${(result.timings.forwardMs / 1000).toFixed(1)} s)\n`,
+    );
+    process.stdout.write(result.outDir + '\n');
+  },
+};

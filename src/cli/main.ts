@@ -1,0 +1,85 @@
+/**
+ * layerprobe command line. Each subcommand lives in its own file and only parses arguments and
+ * prints; the work is done by the programmatic API (src/index.ts) so the two stay in step.
+ * Errors: a LayerprobeError prints one line (plus a hint) and exits with its code; yargs usage
+ * errors exit 2; anything else is a bug and says so.
+ */
+import { pathToFileURL } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { LayerprobeError, errorMessage } from '../errors.js';
+import { abortAllRunFolders } from '../report/run-folder.js';
+import { layerprobeVersion, toolVersions } from '../util/versions.js';
+import { loadTf } from '../runtime/backend.js';
+import { layersCommand } from './layers.js';
+import { extractCommand } from './extract.js';
+import { datasetsCommand } from './datasets.js';
+
+function fail(message: string, hint: string | undefined, code: number): never {
+  process.stderr.write(`layerprobe: error: ${message}\n`);
+  if (hint) process.stderr.write(`  hint: ${hint}\n`);
+  process.exit(code);
+}
+
+async function printVersion(verbose: boolean): Promise<void> {
+  if (!verbose) {
+    process.stdout.write(layerprobeVersion() + '\n');
+    return;
+  }
+  const tf = await loadTf();
+  const v = toolVersions();
+  const lines = [
+    `layerprobe ${v.layerprobe}`,
+    `node ${v.node}`,
+    `onnxruntime-node ${v['onnxruntime-node']} (cpu)`,
+    `@tensorflow/tfjs ${v['@tensorflow/tfjs']} — backend in use: ${tf.backend}`,
+    `@tensorflow/tfjs-node ${v['@tensorflow/tfjs-node'] ?? 'not installed (optional; wasm backend used instead)'}`,
+    `sharp ${v.sharp}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export async function main(argv: string[]): Promise<void> {
+  process.on('SIGINT', () => {
+    process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
+    void abortAllRunFolders().finally(() => process.exit(130));
+  });
+  if (argv.includes('--version') || argv.includes('-V')) {
+    await printVersion(argv.includes('--verbose'));
+    return;
+  }
+  const cli = yargs(argv)
+    .scriptName('layerprobe')
+    .usage('$0 <command> [options]\n\nMeasures what the hidden layers of a trained classifier\ndo to real data, layer by layer.')
+    .command(layersCommand)
+    .command(extractCommand)
+    .command(datasetsCommand)
+    .demandCommand(1, 'name a command (see the list above)')
+    .strict()
+    .version(false)
+    .option('version', { alias: 'V', type: 'boolean', describe: 'print the version (with --verbose: packages and the TF.js backend in use)' })
+    .option('verbose', { type: 'boolean', describe: 'more detail where a command offers it' })
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 threshold failed, 130 interrupted.')
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      y.showHelp((s: string) => process.stderr.write(s + '\n'));
+      fail(msg, undefined, 2);
+    });
+  await cli.parseAsync();
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
+  } catch (e) {
+    await abortAllRunFolders();
+    if (e instanceof LayerprobeError) fail(e.message, e.hint, e.exitCode);
+    if (process.env.LAYERPROBE_DEBUG && e instanceof Error) process.stderr.write((e.stack ?? '') + '\n');
+    fail(`internal error: ${errorMessage(e).split('\n')[0]}`, 'this is a bug in layerprobe; rerun with LAYERPROBE_DEBUG=1 for a stack trace and report it', 1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await runCli(hideBin(process.argv));

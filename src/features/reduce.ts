@@ -1,0 +1,203 @@
+/**
+ * Reductions turn one layer tensor [n, ...] into one vector per sample [n, d] (SCIENCE.md §8).
+ * The reduction is part of every number's provenance, so each reducer carries a `describe`
+ * string that reports print next to the metric.
+ */
+import type { LayerInfo, LayerTensor } from '../runtime/types.js';
+import { UsageError } from '../errors.js';
+import { Rng } from '../util/rng.js';
+import { matmul } from '../linalg/ort-ops.js';
+
+export type ReductionName = 'flatten' | 'gap' | 'cls' | 'mean-token' | 'project' | 'auto';
+
+export interface ReductionSpec {
+  name: ReductionName;
+  /** Target dimension for `project`; the width cap for `auto`. */
+  k?: number;
+}
+
+export interface Reducer {
+  /** e.g. 'gap (mean over 12×12 positions of 20 channels)'. */
+  readonly describe: string;
+  readonly name: Exclude<ReductionName, 'auto'>;
+  /** Output width per sample. */
+  readonly dim: number;
+  apply(t: LayerTensor): Promise<Float32Array>;
+}
+
+/** Default width above which `auto` pools or projects instead of flattening. */
+export const AUTO_MAX_DIM = 4096;
+
+export function parseReduction(text: string): ReductionSpec {
+  const [head, arg] = text.split(':', 2) as [string, string | undefined];
+  const names: ReductionName[] = ['flatten', 'gap', 'cls', 'mean-token', 'project', 'auto'];
+  if (!names.includes(head as ReductionName)) {
+    throw new UsageError(`unknown reduction \`${text}\``, `use one of flatten, gap, cls, mean-token, project:K, auto`);
+  }
+  const name = head as ReductionName;
+  if (name === 'project') {
+    const k = Number(arg);
+    if (!Number.isInteger(k) || k < 1) throw new UsageError(`reduction \`${text}\` needs a positive dimension, e.g. project:256`);
+    return { name, k };
+  }
+  if (arg !== undefined && name === 'auto') {
+    const k = Number(arg);
+    if (!Number.isInteger(k) || k < 1) throw new UsageError(`reduction \`${text}\` needs a positive width cap, e.g. auto:4096`);
+    return { name, k };
+  }
+  if (arg !== undefined) throw new UsageError(`reduction \`${head}\` takes no argument (got \`${text}\`)`);
+  return { name };
+}
+
+function perSample(shape: readonly (number | null)[]): number[] {
+  return shape.slice(1).map((v) => {
+    if (v === null || v < 0) throw new UsageError('layer shape has an unknown dimension; run a dry batch first');
+    return v;
+  });
+}
+
+const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
+
+/** A stable 32-bit hash of the layer id, so each layer's random projection differs but is reproducible. */
+function hashString(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+class Flatten implements Reducer {
+  readonly name = 'flatten' as const;
+  readonly describe: string;
+  constructor(readonly dim: number) {
+    this.describe = `flatten (${dim} values)`;
+  }
+  async apply(t: LayerTensor): Promise<Float32Array> {
+    return t.data;
+  }
+}
+
+/** Mean over spatial positions (conv) or tokens (transformers): one average per channel. */
+class MeanOver implements Reducer {
+  readonly dim: number;
+  readonly describe: string;
+  constructor(
+    readonly name: 'gap' | 'mean-token',
+    private readonly layout: 'channels-first' | 'channels-last',
+    private readonly channels: number,
+    private readonly positions: number,
+  ) {
+    this.dim = channels;
+    this.describe =
+      name === 'gap'
+        ? `gap (mean over ${positions} positions of ${channels} channels)`
+        : `mean-token (mean over ${positions} tokens of width ${channels})`;
+  }
+  async apply(t: LayerTensor): Promise<Float32Array> {
+    const n = t.shape[0]!;
+    const c = this.channels;
+    const p = this.positions;
+    const out = new Float32Array(n * c);
+    const x = t.data;
+    for (let s = 0; s < n; s++) {
+      const base = s * c * p;
+      if (this.layout === 'channels-first') {
+        for (let ch = 0; ch < c; ch++) {
+          let acc = 0;
+          const o = base + ch * p;
+          for (let i = 0; i < p; i++) acc += x[o + i]!;
+          out[s * c + ch] = acc / p;
+        }
+      } else {
+        const row = new Float64Array(c);
+        for (let i = 0; i < p; i++) {
+          const o = base + i * c;
+          for (let ch = 0; ch < c; ch++) row[ch]! += x[o + ch]!;
+        }
+        for (let ch = 0; ch < c; ch++) out[s * c + ch] = row[ch]! / p;
+      }
+    }
+    return out;
+  }
+}
+
+class ClsToken implements Reducer {
+  readonly name = 'cls' as const;
+  readonly describe: string;
+  constructor(
+    readonly dim: number,
+    private readonly tokens: number,
+  ) {
+    this.describe = `cls (token 0 of ${tokens}, width ${dim})`;
+  }
+  async apply(t: LayerTensor): Promise<Float32Array> {
+    const n = t.shape[0]!;
+    const out = new Float32Array(n * this.dim);
+    for (let s = 0; s < n; s++) out.set(t.data.subarray(s * this.tokens * this.dim, s * this.tokens * this.dim + this.dim), s * this.dim);
+    return out;
+  }
+}
+
+/**
+ * Seeded Gaussian random projection of the flattened tensor to k dims, entries N(0, 1/k), so
+ * squared norms are preserved in expectation (Johnson–Lindenstrauss). The product runs through
+ * onnxruntime, not JavaScript loops.
+ */
+class Project implements Reducer {
+  readonly name = 'project' as const;
+  readonly describe: string;
+  private readonly matrix: Float32Array;
+  constructor(
+    private readonly inDim: number,
+    readonly dim: number,
+    seed: number,
+  ) {
+    const rng = new Rng(seed);
+    const scale = 1 / Math.sqrt(dim);
+    this.matrix = new Float32Array(inDim * dim);
+    for (let i = 0; i < this.matrix.length; i++) this.matrix[i] = rng.normal() * scale;
+    this.describe = `project (seeded Gaussian ${inDim}→${dim}, seed ${seed})`;
+  }
+  async apply(t: LayerTensor): Promise<Float32Array> {
+    const n = t.shape[0]!;
+    return toFloat32(await matmul(t.data, this.matrix, n, this.inDim, this.dim));
+  }
+}
+
+function toFloat32(a: Float32Array | Float64Array): Float32Array {
+  return a instanceof Float32Array ? a : Float32Array.from(a);
+}
+
+/** Build the reducer for one layer; `seed` feeds only `project`. */
+export function makeReducer(layer: LayerInfo, spec: ReductionSpec, seed = 0): Reducer {
+  const dims = perSample(layer.shape);
+  const size = product(dims);
+  const rank4 = dims.length === 3 && (layer.layout === 'NCHW' || layer.layout === 'NHWC');
+  const tokens = dims.length === 2 && layer.layout === 'NTD';
+  switch (spec.name) {
+    case 'flatten':
+      return new Flatten(size);
+    case 'gap':
+      if (rank4) {
+        return layer.layout === 'NCHW'
+          ? new MeanOver('gap', 'channels-first', dims[0]!, dims[1]! * dims[2]!)
+          : new MeanOver('gap', 'channels-last', dims[2]!, dims[0]! * dims[1]!);
+      }
+      if (tokens) return new MeanOver('mean-token', 'channels-last', dims[1]!, dims[0]!);
+      throw new UsageError(`reduction gap needs a conv map, but layer \`${layer.id}\` has shape [${dims.join(',')}]`, 'use flatten for dense layers');
+    case 'mean-token':
+      if (!tokens) throw new UsageError(`reduction mean-token needs a token sequence [T,D], but layer \`${layer.id}\` has shape [${dims.join(',')}]`);
+      return new MeanOver('mean-token', 'channels-last', dims[1]!, dims[0]!);
+    case 'cls':
+      if (!tokens) throw new UsageError(`reduction cls needs a token sequence [T,D], but layer \`${layer.id}\` has shape [${dims.join(',')}]`);
+      return new ClsToken(dims[1]!, dims[0]!);
+    case 'project':
+      return new Project(size, spec.k ?? 256, (seed ^ hashString(layer.id)) >>> 0);
+    case 'auto': {
+      const cap = spec.k ?? AUTO_MAX_DIM;
+      if (size <= cap) return new Flatten(size);
+      if (rank4) return makeReducer(layer, { name: 'gap' }, seed);
+      if (tokens) return makeReducer(layer, { name: 'mean-token' }, seed);
+      return makeReducer(layer, { name: 'project', k: Math.min(cap, 1024) }, seed);
+    }
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Small dense linear algebra in float64 on row-major Float64Arrays.
+ *
+ * Eigenvectors come from ml-matrix (fine for K×K matrices). Eigenvalues alone of larger
+ * symmetric matrices (Grams of width 512–2048, for ranks) use a hand-written Householder
+ * tridiagonalisation + implicit QL on typed arrays: ml-matrix always accumulates the
+ * eigenvectors through per-element get/set calls and needs ~2 s at 512 and ~12 s at 1024,
+ * where this takes a small fraction of that.
+ */
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { RuntimeFailure } from '../errors.js';
+import { gram, outerGram, type FloatArray } from './ort-ops.js';
+
+export interface SymEig {
+  /** Eigenvalues, descending. */
+  values: Float64Array;
+  /** n×n row-major; column j is the unit eigenvector of values[j]. */
+  vectors: Float64Array;
+}
+
+function toMatrix(A: Float64Array, rows: number, cols: number): Matrix {
+  const m = new Matrix(rows, cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, A[i * cols + j]!);
+  return m;
+}
+
+/** Eigen-decomposition of a symmetric n×n matrix (only its symmetric part is used). */
+export function symEig(A: Float64Array, n: number): SymEig {
+  if (A.length !== n * n) throw new Error(`symEig: ${A.length} values for ${n}×${n}`);
+  if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
+  const S = new Float64Array(A);
+  symmetrize(S, n);
+  const evd = new EigenvalueDecomposition(toMatrix(S, n, n), { assumeSymmetric: true });
+  const vals = evd.realEigenvalues;
+  const V = evd.eigenvectorMatrix;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => vals[b]! - vals[a]!);
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, j) => {
+    values[j] = vals[src]!;
+    for (let i = 0; i < n; i++) vectors[i * n + j] = V.get(i, src);
+  });
+  return { values, vectors };
+}
+
+/** In place: A ← (A + Aᵀ)/2. */
+export function symmetrize(A: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const v = 0.5 * (A[i * n + j]! + A[j * n + i]!);
+      A[i * n + j] = v;
+      A[j * n + i] = v;
+    }
+  }
+}
+
+export interface PinvOptions {
+  /**
+   * Eigenvalues with |λ| ≤ rtol·max|λ| count as zero. Default max(n,1)·1e3·ε: well above the
+   * rounding noise of a computed Gram, far below any real direction.
+   */
+  rtol?: number;
+  /** Keep at most this many eigenvalues (the largest in magnitude), when the rank is known. */
+  maxRank?: number;
+}
+
+export interface SymPinv {
+  pinv: Float64Array;
+  /** Number of eigenvalues kept. */
+  rank: number;
+  eig: SymEig;
+  /** Which eigenvalues (indices into eig.values) were kept. */
+  kept: number[];
+}
+
+/** Which eigenvalues of a symmetric matrix a pseudo-inverse keeps, by the rules of PinvOptions. */
+export function keptEigenvalues(values: Float64Array, n: number, opts: PinvOptions = {}): number[] {
+  const rtol = opts.rtol ?? Math.max(n, 1) * 1e3 * Number.EPSILON;
+  let maxAbs = 0;
+  for (const v of values) maxAbs = Math.max(maxAbs, Math.abs(v));
+  const idx = Array.from(values.keys())
+    .filter((i) => Math.abs(values[i]!) > rtol * maxAbs && maxAbs > 0)
+    .sort((a, b) => Math.abs(values[b]!) - Math.abs(values[a]!));
+  return opts.maxRank === undefined ? idx : idx.slice(0, Math.max(0, opts.maxRank));
+}
+
+/** Moore–Penrose pseudo-inverse of a symmetric matrix through its eigen-decomposition. */
+export function pinvSym(A: Float64Array, n: number, opts: PinvOptions = {}): SymPinv {
+  const eig = symEig(A, n);
+  const kept = keptEigenvalues(eig.values, n, opts);
+  const pinv = new Float64Array(n * n);
+  for (const j of kept) {
+    const inv = 1 / eig.values[j]!;
+    for (let r = 0; r < n; r++) {
+      const vr = eig.vectors[r * n + j]! * inv;
+      if (vr === 0) continue;
+      for (let c = 0; c < n; c++) pinv[r * n + c]! += vr * eig.vectors[c * n + j]!;
+    }
+  }
+  return { pinv, rank: kept.length, eig, kept };
+}
+
+export function trace(A: Float64Array, n: number): number {
+  let t = 0;
+  for (let i = 0; i < n; i++) t += A[i * n + i]!;
+  return t;
+}
+
+/** A B for small row-major float64 matrices, A [m,k], B [k,n]. Not for N·d² work. */
+export function matMul(A: Float64Array, B: Float64Array, m: number, k: number, n: number): Float64Array {
+  if (A.length !== m * k || B.length !== k * n) throw new Error('matMul: shape mismatch');
+  const C = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const a = A[i * k + p]!;
+      if (a === 0) continue;
+      const bo = p * n;
+      const co = i * n;
+      for (let j = 0; j < n; j++) C[co + j]! += a * B[bo + j]!;
+    }
+  }
+  return C;
+}
+
+export function transpose(A: Float64Array, m: number, n: number): Float64Array {
+  const T = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) T[j * m + i] = A[i * n + j]!;
+  return T;
+}
+
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>, n = a.length, ao = 0, bo = 0): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[ao + i]! * b[bo + i]!;
+  return s;
+}
+
+/** Euclidean norm with scaling, so huge or tiny entries neither overflow nor underflow. */
+export function norm2(a: ArrayLike<number>, n = a.length, ao = 0): number {
+  let scale = 0;
+  for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(a[ao + i]!));
+  if (scale === 0 || !Number.isFinite(scale)) return scale;
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const v = a[ao + i]! / scale;
+    s += v * v;
+  }
+  return scale * Math.sqrt(s);
+}
+
+/**
+ * All eigenvalues (descending) of a symmetric n×n matrix; only the lower triangle is read.
+ * Householder reduction to tridiagonal form (Numerical Recipes tred2 without vectors, with a
+ * row-oriented symmetric product so every inner loop walks contiguous memory) followed by the
+ * implicit QL iteration with Wilkinson-style shifts (tqli).
+ */
+export function symEigenvalues(A: Float64Array, n: number): Float64Array {
+  if (A.length !== n * n) throw new Error(`symEigenvalues: ${A.length} values for ${n}×${n}`);
+  const a = new Float64Array(A);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const p = new Float64Array(n);
+  for (let i = n - 1; i > 0; i--) {
+    const l = i - 1;
+    const ri = i * n;
+    let h = 0;
+    if (l > 0) {
+      let scale = 0;
+      for (let k = 0; k <= l; k++) scale += Math.abs(a[ri + k]!);
+      if (scale === 0) {
+        e[i] = a[ri + l]!;
+      } else {
+        for (let k = 0; k <= l; k++) {
+          const v = a[ri + k]! / scale;
+          a[ri + k] = v;
+          h += v * v;
+        }
+        let f = a[ri + l]!;
+        const g = f >= 0 ? -Math.sqrt(h) : Math.sqrt(h);
+        e[i] = scale * g;
+        h -= f * g;
+        a[ri + l] = f - g;
+        // p = A u / h over the leading (l+1)×(l+1) block, reading only its lower triangle.
+        p.fill(0, 0, l + 1);
+        for (let j = 0; j <= l; j++) {
+          const rj = j * n;
+          const uj = a[ri + j]!;
+          let s = 0;
+          for (let k = 0; k < j; k++) {
+            const ajk = a[rj + k]!;
+            s += ajk * a[ri + k]!;
+            p[k]! += ajk * uj;
+          }
+          p[j]! += s + a[rj + j]! * uj;
+        }
+        f = 0;
+        for (let j = 0; j <= l; j++) {
+          p[j]! /= h;
+          f += p[j]! * a[ri + j]!;
+        }
+        const hh = f / (h + h);
+        for (let j = 0; j <= l; j++) p[j]! -= hh * a[ri + j]!;
+        for (let j = 0; j <= l; j++) {
+          const fj = a[ri + j]!;
+          const gj = p[j]!;
+          const rj = j * n;
+          for (let k = 0; k <= j; k++) a[rj + k]! -= fj * p[k]! + gj * a[ri + k]!;
+        }
+      }
+    } else {
+      e[i] = a[ri + l]!;
+    }
+    d[i] = h;
+  }
+  for (let i = 0; i < n; i++) d[i] = a[i * n + i]!;
+  tqli(d, e, n);
+  return d.sort().reverse();
+}
+
+/** Implicit QL on a symmetric tridiagonal matrix (diagonal d, sub-diagonal e[1..n-1]); d ← eigenvalues. */
+function tqli(d: Float64Array, e: Float64Array, n: number): void {
+  for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
+  if (n > 0) e[n - 1] = 0;
+  for (let l = 0; l < n; l++) {
+    let iter = 0;
+    let m: number;
+    do {
+      for (m = l; m < n - 1; m++) {
+        const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
+        if (Math.abs(e[m]!) <= Number.EPSILON * dd) break;
+      }
+      if (m !== l) {
+        if (iter++ === 60) throw new RuntimeFailure('symmetric eigenvalue iteration did not converge (input has NaN or Inf?)');
+        let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
+        let r = Math.hypot(g, 1);
+        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? Math.abs(r) : -Math.abs(r)));
+        let s = 1;
+        let c = 1;
+        let p = 0;
+        let i: number;
+        let underflow = false;
+        for (i = m - 1; i >= l; i--) {
+          const f = s * e[i]!;
+          const b = c * e[i]!;
+          r = Math.hypot(f, g);
+          e[i + 1] = r;
+          if (r === 0) {
+            d[i + 1]! -= p;
+            e[m] = 0;
+            underflow = true;
+            break;
+          }
+          s = f / r;
+          c = g / r;
+          g = d[i + 1]! - p;
+          r = (d[i]! - g) * s + 2 * c * b;
+          p = s * r;
+          d[i + 1] = g + p;
+          g = c * r - b;
+        }
+        if (underflow) continue;
+        d[l]! -= p;
+        e[l] = g;
+        e[m] = 0;
+      }
+    } while (m !== l);
+  }
+}
+
+/**
+ * Singular values (descending, min(n,d) of them) of X [n, d] from the eigenvalues of the
+ * smaller Gram (XᵀX or XXᵀ), formed by onnxruntime. Float64 input keeps small singular values
+ * meaningful down to ~1e-8·σ_max; a float32 Gram only resolves them down to ~3e-4·σ_max.
+ */
+export async function singularValues(X: FloatArray, n: number, d: number): Promise<Float64Array> {
+  const m = Math.min(n, d);
+  if (m === 0) return new Float64Array(0);
+  const G = d <= n ? await gram(X, n, d) : await outerGram(X, n, d);
+  const ev = symEigenvalues(G, m);
+  const s = new Float64Array(m);
+  for (let i = 0; i < m; i++) s[i] = Math.sqrt(Math.max(0, ev[i]!));
+  return s;
+}

@@ -1,0 +1,72 @@
+/**
+ * Numerical and effective rank of a layer's centred feature matrix (SCIENCE.md §2), from the
+ * sample buffer. Rows are centred on the buffer's own global mean in float64; singular values
+ * come from the eigenvalues of the smaller float64 Gram (onnxruntime), which resolves them down
+ * to about √(m·ε)·σ_max; anything below that is indistinguishable from 0 and is set to 0.
+ */
+import { singularValues } from '../linalg/dense.js';
+import type { SampleMatrix } from '../stats/sample-buffer.js';
+import { DEFINITIONS, type MetricResult } from './types.js';
+
+export interface RankOptions {
+  /** Share of the singular-value sum the numerical rank must hold. Default 0.95. */
+  energy?: number;
+}
+
+export interface RankSpectrum {
+  /** Descending, min(n, d) of them, after the resolution cut. */
+  singularValues: Float64Array;
+  numericalRank: number;
+  effectiveRank: number;
+}
+
+/** Numerical rank and effective rank from a descending list of singular values. */
+export function rankFromSingularValues(s: Float64Array, energy = 0.95): { numericalRank: number; effectiveRank: number } {
+  let total = 0;
+  for (const v of s) total += v;
+  if (!(total > 0)) return { numericalRank: 0, effectiveRank: 0 };
+  let r = 0;
+  let acc = 0;
+  while (r < s.length && acc < energy * total) acc += s[r++]!;
+  let h = 0;
+  for (const v of s) {
+    if (v <= 0) continue;
+    const p = v / total;
+    h -= p * Math.log(p);
+  }
+  return { numericalRank: r, effectiveRank: Math.exp(h) };
+}
+
+/** Singular values of the centred rows of X (n×d), cut at the Gram's resolution. */
+export async function centredSpectrum(X: Float32Array | Float64Array, n: number, d: number): Promise<Float64Array> {
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += X[i * d + j]!;
+  for (let j = 0; j < d; j++) mean[j]! /= n;
+  const C = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) C[i * d + j] = X[i * d + j]! - mean[j]!;
+  const s = await singularValues(C, n, d);
+  const m = s.length;
+  const floor = m > 0 ? Math.sqrt(m * Number.EPSILON) * s[0]! : 0;
+  return s.map((v) => (v > floor ? v : 0));
+}
+
+export async function rankSpectrum(samples: Pick<SampleMatrix, 'X' | 'n' | 'd'>, opts: RankOptions = {}): Promise<RankSpectrum> {
+  const s = await centredSpectrum(samples.X, samples.n, samples.d);
+  return { singularValues: s, ...rankFromSingularValues(s, opts.energy ?? 0.95) };
+}
+
+/** [numerical rank, effective rank] of the sample matrix. */
+export async function rank(samples: Pick<SampleMatrix, 'X' | 'n' | 'd'>, opts: RankOptions = {}): Promise<MetricResult[]> {
+  const energy = opts.energy ?? 0.95;
+  const spec = await rankSpectrum(samples, { energy });
+  const detail = {
+    n: samples.n,
+    d: samples.d,
+    energy,
+    topSingularValues: Array.from(spec.singularValues.subarray(0, 32)),
+  };
+  return [
+    { name: 'numerical_rank', value: spec.numericalRank, definition: DEFINITIONS.numericalRank, detail },
+    { name: 'effective_rank', value: spec.effectiveRank, definition: DEFINITIONS.effectiveRank, detail: { n: samples.n, d: samples.d } },
+  ];
+}

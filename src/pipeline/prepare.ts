@@ -1,0 +1,86 @@
+/**
+ * Shared set-up for every command that runs a model over data: open the dataset and the model,
+ * choose the items, the layers, the preprocessing and the reductions, and fail early with a clear
+ * message before any heavy work starts.
+ */
+import path from 'node:path';
+import { openDataset, type OpenDatasetOptions } from '../data/open.js';
+import { selectIndices } from '../data/sampling.js';
+import type { Dataset, PreprocessSpec } from '../data/types.js';
+import { makeReducer, parseReduction, type ReductionSpec } from '../features/reduce.js';
+import { openModel } from '../runtime/open.js';
+import { outputLayer, selectLayers } from '../runtime/select.js';
+import type { LayerInfo, ModelRunner } from '../runtime/types.js';
+import { UsageError } from '../errors.js';
+import { inferPreprocess } from './fit-input.js';
+import type { LayerPlan } from './capture.js';
+
+export interface SamplingOptions {
+  perClass?: number;
+  limit?: number;
+  seed?: number;
+}
+
+export interface ModelOptions {
+  /** Layer ids, globs, `op:Relu`, `kind:conv`, 'default' or 'all'. */
+  layers?: string | string[];
+  /** flatten | gap | cls | mean-token | project:K | auto[:cap]. */
+  reduce?: string | ReductionSpec;
+  preprocess?: Partial<PreprocessSpec>;
+  /** Display name; defaults to the file's folder or stem. */
+  name?: string;
+}
+
+export interface PreparedData {
+  ref: string;
+  dataset: Dataset;
+  indices: Int32Array;
+  seed: number;
+  sampling: SamplingOptions & { seed: number };
+}
+
+export interface PreparedModel {
+  name: string;
+  runner: ModelRunner;
+  preprocess: PreprocessSpec;
+  plans: LayerPlan[];
+  output: LayerInfo | undefined;
+}
+
+export async function prepareData(ref: string, datasetOptions: OpenDatasetOptions, sampling: SamplingOptions): Promise<PreparedData> {
+  for (const [k, v] of [['per-class', sampling.perClass], ['limit', sampling.limit]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`--${k} must be a positive integer (got ${v})`);
+  }
+  const dataset = await openDataset(ref, datasetOptions);
+  if (dataset.classes.length < 2) {
+    throw new UsageError(`dataset ${ref} has ${dataset.classes.length} class; layer geometry needs at least two`);
+  }
+  const seed = sampling.seed ?? 0;
+  const indices = selectIndices(dataset.labels, dataset.classes.length, { ...sampling, seed });
+  if (indices.length === 0) throw new UsageError(`dataset ${ref} has no items to use`);
+  return { ref, dataset, indices, seed, sampling: { ...sampling, seed } };
+}
+
+export function modelDisplayName(file: string): string {
+  const base = path.basename(file);
+  const stem = base.replace(/\.(onnx|json)$/i, '');
+  return stem === 'model' ? path.basename(path.dirname(path.resolve(file))) : stem;
+}
+
+export async function prepareModel(ref: string, data: PreparedData, opts: ModelOptions): Promise<PreparedModel> {
+  const runner = await openModel(ref);
+  try {
+    const all = runner.layers();
+    const chosen = selectLayers(all, opts.layers, ref);
+    if (chosen.length === 0) {
+      throw new UsageError(`no layers selected in ${ref}`, `run \`layerprobe layers ${ref}\` to see the layer ids`);
+    }
+    const spec = typeof opts.reduce === 'string' ? parseReduction(opts.reduce) : (opts.reduce ?? { name: 'flatten' as const });
+    const plans = chosen.map((layer) => ({ layer, reducer: makeReducer(layer, spec, data.seed) }));
+    const preprocess = inferPreprocess(runner.inputShape, data.dataset, opts.preprocess);
+    return { name: opts.name ?? modelDisplayName(runner.path), runner, preprocess, plans, output: outputLayer(all) };
+  } catch (e) {
+    await runner.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Run folders are written under a hidden temporary name beside their destination and renamed
+ * into place only when complete, so an interrupted or failed run never leaves a folder that
+ * looks finished. Single files are written the same way (temp file + rename).
+ */
+import { mkdir, rename, rm, stat, writeFile, access } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { UsageError, RuntimeFailure, errorMessage } from '../errors.js';
+
+export interface RunFolder {
+  /** Where to write files while the run is in progress. */
+  readonly workDir: string;
+  /** Final location. */
+  readonly finalDir: string;
+  commit(): Promise<string>;
+  abort(): Promise<void>;
+}
+
+const live = new Set<RunFolder>();
+
+/** Remove unfinished run folders on Ctrl-C before exiting with 130. */
+export async function abortAllRunFolders(): Promise<void> {
+  await Promise.all([...live].map((r) => r.abort()));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function defaultRunDir(name: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return path.join('runs', `${stamp}-${name.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
+}
+
+export async function createRunFolder(finalDir: string, opts: { force?: boolean } = {}): Promise<RunFolder> {
+  const abs = path.resolve(finalDir);
+  if ((await exists(abs)) && !opts.force) {
+    throw new UsageError(`output folder ${finalDir} already exists`, 'pass --force to replace it, or choose another --out');
+  }
+  const parent = path.dirname(abs);
+  try {
+    await mkdir(parent, { recursive: true });
+    await access(parent, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
+  }
+  const workDir = path.join(parent, `.${path.basename(abs)}.partial-${process.pid}`);
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true });
+  let done = false;
+  const folder: RunFolder = {
+    workDir,
+    finalDir: abs,
+    async commit() {
+      if (done) return abs;
+      if (await exists(abs)) {
+        if (!opts.force) throw new UsageError(`output folder ${finalDir} appeared while the run was in progress`);
+        await rm(abs, { recursive: true, force: true });
+      }
+      try {
+        await rename(workDir, abs);
+      } catch (e) {
+        throw new RuntimeFailure(`could not move the finished run into ${abs}: ${errorMessage(e)}`);
+      }
+      done = true;
+      live.delete(folder);
+      return abs;
+    },
+    async abort() {
+      if (done) return;
+      done = true;
+      live.delete(folder);
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+  live.add(folder);
+  return folder;
+}
+
+/** Write a whole file atomically (temp + rename in the same folder). */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new RuntimeFailure(`could not write ${file}: ${errorMessage(e)}`);
+  }
+}
+
+/** File-system-safe, unique stems for layer ids such as `/conv1/Conv_output_0` or `dense_Dense1`. */
+export function fileStems(ids: readonly string[]): Map<string, string> {
+  const used = new Set<string>();
+  const out = new Map<string, string>();
+  for (const id of ids) {
+    let base = id.replace(/^[/\\]+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_') || 'layer';
+    if (base.length > 100) base = base.slice(0, 100);
+    let stem = base;
+    for (let i = 2; used.has(stem.toLowerCase()); i++) stem = `${base}-${i}`;
+    used.add(stem.toLowerCase());
+    out.set(id, stem);
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * report.json, versioned. The zod schema is the single source of truth: reports are validated
+ * before they are written and when they are read back, and `reportJsonSchema()` exports it as
+ * JSON Schema for other tools.
+ */
+import { z } from 'zod';
+
+export const REPORT_SCHEMA = 'layerprobe.report/1';
+
+export const metricSchema = z.object({
+  name: z.string(),
+  value: z.number().nullable(),
+  definition: z.string(),
+  ci: z.tuple([z.number(), z.number()]).optional(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const layerReportSchema = z.object({
+  id: z.string(),
+  op: z.string(),
+  shape: z.array(z.number().nullable()),
+  index: z.number().int(),
+  /** Position among the selected layers, 0-based, and the same normalised to [0,1]. */
+  position: z.number().int(),
+  depth: z.number().min(0).max(1),
+  reduction: z.string(),
+  dim: z.number().int(),
+  samples: z.object({ streamed: z.number().int(), buffered: z.number().int() }),
+  metrics: z.record(z.string(), metricSchema),
+});
+
+export const modelReportSchema = z.object({
+  name: z.string(),
+  path: z.string(),
+  sha256: z.string(),
+  format: z.string(),
+  backend: z.string(),
+  preprocess: z.record(z.string(), z.unknown()),
+  accuracy: metricSchema.optional(),
+  layers: z.array(layerReportSchema),
+  timings: z.object({ forwardMs: z.number(), reduceMs: z.number(), statsMs: z.number(), metricsMs: z.number(), totalMs: z.number() }),
+});
+
+export const reportSchema = z.object({
+  schema: z.literal(REPORT_SCHEMA),
+  createdAt: z.string(),
+  command: z.string(),
+  seed: z.number(),
+  versions: z.record(z.string(), z.string().nullable()),
+  dataset: z.object({
+    ref: z.string(),
+    name: z.string(),
+    classes: z.array(z.string()),
+    selectedItems: z.number().int(),
+    perClassCounts: z.array(z.number().int()),
+  }),
+  options: z.record(z.string(), z.unknown()),
+  models: z.array(modelReportSchema),
+  gates: z.array(z.object({ spec: z.string(), passed: z.boolean(), detail: z.string() })).optional(),
+  warnings: z.array(z.string()),
+});
+
+export type MetricRecord = z.infer<typeof metricSchema>;
+export type LayerReport = z.infer<typeof layerReportSchema>;
+export type ModelReport = z.infer<typeof modelReportSchema>;
+export type Report = z.infer<typeof reportSchema>;
+
+export function reportJsonSchema(): unknown {
+  return z.toJSONSchema(reportSchema);
+}
