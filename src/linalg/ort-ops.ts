@@ -72,15 +72,26 @@ function attribute(name: string, v: number | number[]): onnxProto.onnx.IAttribut
   return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v };
 }
 
+/** A constant int64 tensor baked into the graph (e.g. the `axes` input of ReduceSum). */
+export interface Int64Initializer {
+  name: string;
+  dims: number[];
+  values: number[];
+}
+
 /** Serialises a small graph (opset 13, IR 8). Integer attributes are INT, others FLOAT. */
 export function buildModel(spec: {
   name: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   nodes: NodeSpec[];
+  initializers?: Int64Initializer[];
 }): Uint8Array {
   const graph = onnx.GraphProto.create({
     name: spec.name,
+    initializer: (spec.initializers ?? []).map((t) =>
+      onnx.TensorProto.create({ name: t.name, dataType: onnx.TensorProto.DataType.INT64, dims: t.dims, int64Data: t.values }),
+    ),
     input: spec.inputs.map(valueInfo),
     output: spec.outputs.map(valueInfo),
     node: spec.nodes.map((n, i) =>

@@ -1,0 +1,105 @@
+/**
+ * Percentile bootstrap confidence intervals for any metric of a sample matrix. Rows are
+ * resampled with replacement within each class by default (the buffer is stratified, so class
+ * sizes are part of the design, and a resample that loses a class would change K).
+ */
+import { LayerprobeError } from '../errors.js';
+import { Rng } from '../util/rng.js';
+import type { SampleMatrix } from '../stats/sample-buffer.js';
+
+export interface BootstrapOptions {
+  /** Default 0.95. */
+  level?: number;
+  /** Default 200. */
+  reps?: number;
+  seed: number;
+  /** Resample within classes (default true) or over all rows. */
+  stratified?: boolean;
+}
+
+export interface BootstrapResult {
+  ci: [number, number];
+  /** fn on the original matrix. */
+  estimate: number;
+  /** Finite replicate values, ascending. */
+  replicates: Float64Array;
+  /** Replicates that were not finite (or threw) and were left out. */
+  failed: number;
+  level: number;
+  reps: number;
+}
+
+/** Linear-interpolation quantile (type 7) of ascending values. */
+export function quantileSorted(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const h = (sorted.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.ceil(h);
+  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
+}
+
+/** Row indices of one resample. */
+export function resampleRows(m: Pick<SampleMatrix, 'n' | 'labels' | 'K'>, rng: Rng, stratified: boolean): Int32Array {
+  const idx = new Int32Array(m.n);
+  if (!stratified) {
+    for (let i = 0; i < m.n; i++) idx[i] = rng.int(m.n);
+    return idx;
+  }
+  const byClass: number[][] = Array.from({ length: m.K }, () => []);
+  for (let i = 0; i < m.n; i++) byClass[m.labels[i]!]!.push(i);
+  let o = 0;
+  for (const rows of byClass) for (let t = 0; t < rows.length; t++) idx[o++] = rows[rng.int(rows.length)]!;
+  return idx;
+}
+
+export function takeRows(m: SampleMatrix, idx: Int32Array): SampleMatrix {
+  const { d } = m;
+  const X = new Float32Array(idx.length * d);
+  const labels = new Int32Array(idx.length);
+  const ids = new Int32Array(idx.length);
+  const predictions = m.predictions ? new Int32Array(idx.length) : undefined;
+  idx.forEach((r, i) => {
+    X.set(m.X.subarray(r * d, (r + 1) * d), i * d);
+    labels[i] = m.labels[r]!;
+    ids[i] = m.ids[r]!;
+    if (predictions) predictions[i] = m.predictions![r]!;
+  });
+  return { X, n: idx.length, d, K: m.K, labels, ids, ...(predictions ? { predictions } : {}) };
+}
+
+export async function bootstrapCi(
+  fn: (m: SampleMatrix) => number | Promise<number>,
+  matrix: SampleMatrix,
+  opts: BootstrapOptions,
+): Promise<BootstrapResult> {
+  const level = opts.level ?? 0.95;
+  const reps = opts.reps ?? 200;
+  if (!(level > 0 && level < 1)) throw new Error(`bootstrap level must be in (0,1), got ${level}`);
+  const rng = new Rng(opts.seed);
+  const stratified = opts.stratified ?? true;
+  const estimate = await fn(matrix);
+  const vals: number[] = [];
+  let failed = 0;
+  for (let r = 0; r < reps; r++) {
+    const sample = takeRows(matrix, resampleRows(matrix, rng, stratified));
+    let v: number;
+    try {
+      v = await fn(sample);
+    } catch (e) {
+      // A degenerate resample (e.g. all means equal) is a failed replicate; anything else is a bug.
+      if (!(e instanceof LayerprobeError)) throw e;
+      v = NaN;
+    }
+    if (Number.isFinite(v)) vals.push(v);
+    else failed++;
+  }
+  const replicates = Float64Array.from(vals).sort();
+  return {
+    ci: [quantileSorted(replicates, (1 - level) / 2), quantileSorted(replicates, (1 + level) / 2)],
+    estimate,
+    replicates,
+    failed,
+    level,
+    reps,
+  };
+}
