@@ -1,0 +1,416 @@
+/**
+ * Linear probes (SCIENCE.md §3.3, Alain & Bengio 2016): multinomial logistic regression on a
+ * layer's features, L2-regularised, features standardised with training-split statistics,
+ * fitted on a seeded stratified split and scored on the held-out rows.
+ *
+ * The objective is  L(W,b) = (1/n) Σ_i −log softmax(x_iᵀW + b)_{y_i} + (λ/2)‖W‖_F²  (bias not
+ * penalised). Loss and gradient are one onnxruntime graph (the n·d·K products run in MLAS);
+ * L-BFGS runs in float64 in JavaScript over the (d+1)·K parameters. With float32 graphs the loss
+ * is only known to ~1e-7 relative, so the line search also accepts steps that satisfy the
+ * approximate Wolfe conditions of Hager & Zhang (a bracketing slope test that stays meaningful
+ * when loss differences drown in rounding).
+ *
+ * The control probe is the same fit on randomly permuted training labels: its training accuracy
+ * shows how much a probe of this size can memorise, its held-out accuracy (against the true
+ * labels) should sit at chance.
+ */
+import * as ort from 'onnxruntime-node';
+import { RuntimeFailure } from '../errors.js';
+import { buildModel, cachedSession, matmul } from '../linalg/ort-ops.js';
+import type { SampleMatrix } from '../stats/sample-buffer.js';
+import { Rng } from '../util/rng.js';
+import { argmaxRows } from './accuracy.js';
+import { DEFINITIONS, type MetricResult } from './types.js';
+
+export type ProbeDtype = 'float32' | 'float64';
+
+export interface FitOptions {
+  /** L2 weight on the mean loss. Default 1e-3. */
+  lambda?: number;
+  /** Stop when the largest gradient component is at most this. Default 1e-5. */
+  gtol?: number;
+  /** Default 500. */
+  maxIter?: number;
+  /** L-BFGS memory. Default 10. */
+  memory?: number;
+  /** Precision of the loss/gradient graph. Default float32. */
+  dtype?: ProbeDtype;
+}
+
+export interface ProbeOptions extends FitOptions {
+  /** Share of each class used for fitting. Default 0.7. */
+  trainFraction?: number;
+  /** Seed of the split and of the control permutation. Default 0. */
+  seed?: number;
+  /** Fit the label-shuffled control probe. Default true. */
+  control?: boolean;
+}
+
+export interface SoftmaxFit {
+  /** d×K row-major. */
+  W: Float64Array;
+  b: Float64Array;
+  loss: number;
+  /** ∞-norm of the final gradient. */
+  gradNorm: number;
+  iterations: number;
+  evaluations: number;
+  status: 'converged' | 'stalled' | 'max-iterations';
+}
+
+function objectiveSession(dtype: ProbeDtype): Promise<ort.InferenceSession> {
+  return cachedSession(`softmax-objective:${dtype}`, () =>
+    buildModel({
+      name: 'softmax_objective',
+      inputs: [
+        { name: 'X', dtype, dims: ['n', 'd'] },
+        { name: 'Y', dtype, dims: ['n', 'K'] },
+        { name: 'W', dtype, dims: ['d', 'K'] },
+        { name: 'b', dtype, dims: ['K'] },
+        { name: 'invn', dtype, dims: [] },
+        { name: 'lam', dtype, dims: [] },
+        { name: 'halflam', dtype, dims: [] },
+      ],
+      outputs: [
+        { name: 'loss', dtype, dims: [] },
+        { name: 'gW', dtype, dims: ['d', 'K'] },
+        { name: 'gb', dtype, dims: ['K'] },
+      ],
+      initializers: [{ name: 'axis0', dims: [1], values: [0] }],
+      nodes: [
+        { op: 'Gemm', inputs: ['X', 'W', 'b'], outputs: ['Z'] },
+        { op: 'LogSoftmax', inputs: ['Z'], outputs: ['LS'], attrs: { axis: 1 } },
+        { op: 'Mul', inputs: ['Y', 'LS'], outputs: ['YLS'] },
+        { op: 'ReduceSum', inputs: ['YLS'], outputs: ['S'], attrs: { keepdims: 0 } },
+        { op: 'Mul', inputs: ['S', 'invn'], outputs: ['negCE'] },
+        { op: 'Mul', inputs: ['W', 'W'], outputs: ['W2'] },
+        { op: 'ReduceSum', inputs: ['W2'], outputs: ['R'], attrs: { keepdims: 0 } },
+        { op: 'Mul', inputs: ['R', 'halflam'], outputs: ['Reg'] },
+        { op: 'Sub', inputs: ['Reg', 'negCE'], outputs: ['loss'] },
+        { op: 'Exp', inputs: ['LS'], outputs: ['P'] },
+        { op: 'Sub', inputs: ['P', 'Y'], outputs: ['Gz'] },
+        { op: 'Gemm', inputs: ['X', 'Gz'], outputs: ['XtG'], attrs: { transA: 1 } },
+        { op: 'Mul', inputs: ['XtG', 'invn'], outputs: ['gW1'] },
+        { op: 'Mul', inputs: ['W', 'lam'], outputs: ['gW2'] },
+        { op: 'Add', inputs: ['gW1', 'gW2'], outputs: ['gW'] },
+        { op: 'ReduceSum', inputs: ['Gz', 'axis0'], outputs: ['Gs'], attrs: { keepdims: 0 } },
+        { op: 'Mul', inputs: ['Gs', 'invn'], outputs: ['gb'] },
+      ],
+    }),
+  );
+}
+
+function makeTensor(dtype: ProbeDtype, data: ArrayLike<number>, dims: number[]): ort.Tensor {
+  return dtype === 'float64'
+    ? new ort.Tensor('float64', Float64Array.from(data), dims)
+    : new ort.Tensor('float32', Float32Array.from(data), dims);
+}
+
+export interface Objective {
+  /** θ = [W (d×K row-major), b (K)] → loss and gradient (same layout), in float64. */
+  evaluate(theta: Float64Array): Promise<{ loss: number; grad: Float64Array }>;
+  size: number;
+}
+
+/** The probe objective on fixed data, as an onnxruntime graph. */
+export async function softmaxObjective(
+  X: Float32Array | Float64Array,
+  n: number,
+  d: number,
+  labels: Int32Array,
+  K: number,
+  lambda: number,
+  dtype: ProbeDtype = 'float32',
+): Promise<Objective> {
+  if (X.length !== n * d) throw new Error(`softmaxObjective: ${X.length} values for ${n}×${d}`);
+  const session = await objectiveSession(dtype);
+  const Y = new Float64Array(n * K);
+  for (let i = 0; i < n; i++) Y[i * K + labels[i]!] = 1;
+  const fixed = {
+    X: makeTensor(dtype, X, [n, d]),
+    Y: makeTensor(dtype, Y, [n, K]),
+    invn: makeTensor(dtype, [1 / n], []),
+    lam: makeTensor(dtype, [lambda], []),
+    halflam: makeTensor(dtype, [lambda / 2], []),
+  };
+  const size = d * K + K;
+  return {
+    size,
+    async evaluate(theta: Float64Array) {
+      const res = await session.run({
+        ...fixed,
+        W: makeTensor(dtype, theta.subarray(0, d * K), [d, K]),
+        b: makeTensor(dtype, theta.subarray(d * K), [K]),
+      });
+      const grad = new Float64Array(size);
+      grad.set(res.gW!.data as Float32Array | Float64Array, 0);
+      grad.set(res.gb!.data as Float32Array | Float64Array, d * K);
+      return { loss: Number((res.loss!.data as Float32Array | Float64Array)[0]), grad };
+    },
+  };
+}
+
+function dotv(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function infNorm(a: Float64Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** L-BFGS with backtracking on Armijo or approximate-Wolfe acceptance. */
+export async function lbfgs(
+  obj: Objective,
+  x0: Float64Array,
+  opts: { maxIter: number; gtol: number; memory: number },
+): Promise<{ x: Float64Array; loss: number; grad: Float64Array; iterations: number; evaluations: number; status: SoftmaxFit['status'] }> {
+  let x: Float64Array = new Float64Array(x0);
+  let { loss: f, grad: g } = await obj.evaluate(x);
+  let evaluations = 1;
+  const S: Float64Array[] = [];
+  const Yv: Float64Array[] = [];
+  const rho: number[] = [];
+  let status: SoftmaxFit['status'] = 'max-iterations';
+  let iter = 0;
+  for (; iter < opts.maxIter; iter++) {
+    if (!Number.isFinite(f)) throw new RuntimeFailure('probe objective became non-finite (features too large?)');
+    if (infNorm(g) <= opts.gtol) {
+      status = 'converged';
+      break;
+    }
+    const q = new Float64Array(g);
+    const alpha = new Array<number>(S.length);
+    for (let i = S.length - 1; i >= 0; i--) {
+      alpha[i] = rho[i]! * dotv(S[i]!, q);
+      const yi = Yv[i]!;
+      for (let j = 0; j < q.length; j++) q[j]! -= alpha[i]! * yi[j]!;
+    }
+    let gamma: number;
+    if (S.length) {
+      const yl = Yv[Yv.length - 1]!;
+      gamma = dotv(S[S.length - 1]!, yl) / dotv(yl, yl);
+    } else {
+      gamma = 1 / Math.max(1, Math.sqrt(dotv(g, g)));
+    }
+    for (let j = 0; j < q.length; j++) q[j]! *= gamma;
+    for (let i = 0; i < S.length; i++) {
+      const beta = rho[i]! * dotv(Yv[i]!, q);
+      const si = S[i]!;
+      for (let j = 0; j < q.length; j++) q[j]! += si[j]! * (alpha[i]! - beta);
+    }
+    const dir = q.map((v) => -v);
+    let gd = dotv(g, dir);
+    if (!(gd < 0)) {
+      S.length = 0;
+      Yv.length = 0;
+      rho.length = 0;
+      const s = 1 / Math.max(1, Math.sqrt(dotv(g, g)));
+      for (let j = 0; j < dir.length; j++) dir[j] = -g[j]! * s;
+      gd = dotv(g, dir);
+    }
+    let t = 1;
+    let accepted: { x: Float64Array; f: number; g: Float64Array } | null = null;
+    for (let ls = 0; ls < 40; ls++) {
+      const xn = new Float64Array(x.length);
+      for (let j = 0; j < x.length; j++) xn[j] = x[j]! + t * dir[j]!;
+      const r = await obj.evaluate(xn);
+      evaluations++;
+      const armijo = r.loss <= f + 1e-4 * t * gd;
+      const slope = dotv(r.grad, dir);
+      const approxWolfe = r.loss <= f + 1e-6 * Math.abs(f) && slope >= 0.9 * gd && slope <= -0.8 * gd;
+      if (Number.isFinite(r.loss) && (armijo || approxWolfe)) {
+        accepted = { x: xn, f: r.loss, g: r.grad };
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!accepted) {
+      if (S.length) {
+        // The quasi-Newton model misled us; retry once from steepest descent.
+        S.length = 0;
+        Yv.length = 0;
+        rho.length = 0;
+        continue;
+      }
+      status = 'stalled';
+      break;
+    }
+    const s = new Float64Array(x.length);
+    const y = new Float64Array(x.length);
+    for (let j = 0; j < x.length; j++) {
+      s[j] = accepted.x[j]! - x[j]!;
+      y[j] = accepted.g[j]! - g[j]!;
+    }
+    const sy = dotv(s, y);
+    if (sy > 1e-12 * Math.sqrt(dotv(s, s) * dotv(y, y))) {
+      S.push(s);
+      Yv.push(y);
+      rho.push(1 / sy);
+      if (S.length > opts.memory) {
+        S.shift();
+        Yv.shift();
+        rho.shift();
+      }
+    }
+    x = accepted.x;
+    f = accepted.f;
+    g = accepted.g;
+  }
+  return { x, loss: f, grad: g, iterations: iter, evaluations, status };
+}
+
+/** Fit the probe's logistic regression on (already standardised) rows. */
+export async function fitSoftmaxRegression(
+  X: Float32Array | Float64Array,
+  n: number,
+  d: number,
+  labels: Int32Array,
+  K: number,
+  opts: FitOptions = {},
+): Promise<SoftmaxFit> {
+  const lambda = opts.lambda ?? 1e-3;
+  const obj = await softmaxObjective(X, n, d, labels, K, lambda, opts.dtype ?? 'float32');
+  const r = await lbfgs(obj, new Float64Array(obj.size), {
+    maxIter: opts.maxIter ?? 500,
+    gtol: opts.gtol ?? 1e-5,
+    memory: opts.memory ?? 10,
+  });
+  return {
+    W: r.x.slice(0, d * K),
+    b: r.x.slice(d * K),
+    loss: r.loss,
+    gradNorm: infNorm(r.grad),
+    iterations: r.iterations,
+    evaluations: r.evaluations,
+    status: r.status,
+  };
+}
+
+/**
+ * Seeded stratified split: within each class a shuffled round(fraction·n_k) rows go to train,
+ * keeping at least one row on each side when the class has two or more.
+ */
+export function stratifiedSplit(labels: Int32Array, K: number, trainFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
+  const rng = new Rng(seed);
+  const byClass: number[][] = Array.from({ length: K }, () => []);
+  labels.forEach((k, i) => byClass[k]!.push(i));
+  const train: number[] = [];
+  const test: number[] = [];
+  for (const rows of byClass) {
+    rng.shuffle(rows);
+    let nt = Math.round(trainFraction * rows.length);
+    if (rows.length >= 2) nt = Math.min(rows.length - 1, Math.max(1, nt));
+    train.push(...rows.slice(0, nt));
+    test.push(...rows.slice(nt));
+  }
+  return { train: Int32Array.from(train).sort(), test: Int32Array.from(test).sort() };
+}
+
+/** Per-feature mean and std (population) of the given rows; a constant feature gets std 1. */
+export function featureStandardization(X: Float32Array, d: number, rows: Int32Array): { mean: Float64Array; std: Float64Array } {
+  const mean = new Float64Array(d);
+  const std = new Float64Array(d);
+  for (const r of rows) for (let j = 0; j < d; j++) mean[j]! += X[r * d + j]!;
+  for (let j = 0; j < d; j++) mean[j]! /= Math.max(1, rows.length);
+  for (const r of rows) {
+    for (let j = 0; j < d; j++) {
+      const v = X[r * d + j]! - mean[j]!;
+      std[j]! += v * v;
+    }
+  }
+  for (let j = 0; j < d; j++) {
+    const s = Math.sqrt(std[j]! / Math.max(1, rows.length));
+    std[j] = s > 0 ? s : 1;
+  }
+  return { mean, std };
+}
+
+function standardizedRows(X: Float32Array, d: number, rows: Int32Array, st: { mean: Float64Array; std: Float64Array }): Float32Array {
+  const out = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < d; j++) out[i * d + j] = (X[r * d + j]! - st.mean[j]!) / st.std[j]!;
+  });
+  return out;
+}
+
+/** Predicted classes of standardised rows under a fitted probe. */
+export async function probePredict(Xs: Float32Array, n: number, d: number, fit: SoftmaxFit, K: number): Promise<Int32Array> {
+  const Z = await matmul(Xs, Float32Array.from(fit.W), n, d, K);
+  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) Z[i * K + k]! += fit.b[k]!;
+  return argmaxRows(Z, n, K);
+}
+
+function acc(pred: Int32Array, truth: Int32Array): number {
+  let c = 0;
+  for (let i = 0; i < pred.length; i++) if (pred[i] === truth[i]) c++;
+  return pred.length ? c / pred.length : NaN;
+}
+
+export interface ProbeReport {
+  metrics: MetricResult[];
+  trainAccuracy: number;
+  heldOutAccuracy: number;
+  control: { trainAccuracy: number; heldOutAccuracy: number; fit: SoftmaxFit } | null;
+  /** Held-out accuracy of always answering the most common training class. */
+  chance: number;
+  fit: SoftmaxFit;
+  standardization: { mean: Float64Array; std: Float64Array };
+  split: { train: Int32Array; test: Int32Array };
+}
+
+export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  const { X, d, K } = samples;
+  const trainFraction = opts.trainFraction ?? 0.7;
+  const seed = opts.seed ?? 0;
+  const split = stratifiedSplit(samples.labels, K, trainFraction, seed);
+  if (split.train.length === 0 || split.test.length === 0) {
+    throw new RuntimeFailure(`linear probe needs rows on both sides of the split (got ${split.train.length} train, ${split.test.length} held out)`);
+  }
+  const st = featureStandardization(X, d, split.train);
+  const Xtr = standardizedRows(X, d, split.train, st);
+  const Xte = standardizedRows(X, d, split.test, st);
+  const ytr = Int32Array.from(split.train, (r) => samples.labels[r]!);
+  const yte = Int32Array.from(split.test, (r) => samples.labels[r]!);
+  const nTr = ytr.length;
+  const nTe = yte.length;
+
+  const fit = await fitSoftmaxRegression(Xtr, nTr, d, ytr, K, opts);
+  const trainAccuracy = acc(await probePredict(Xtr, nTr, d, fit, K), ytr);
+  const heldOutAccuracy = acc(await probePredict(Xte, nTe, d, fit, K), yte);
+
+  const freq = new Array<number>(K).fill(0);
+  for (const y of ytr) freq[y]!++;
+  const majority = freq.indexOf(Math.max(...freq));
+  const chance = yte.reduce((s, y) => s + (y === majority ? 1 : 0), 0) / nTe;
+
+  let control: ProbeReport['control'] = null;
+  if (opts.control ?? true) {
+    const shuffled = Int32Array.from(ytr);
+    new Rng(seed ^ 0x5bd1e995).shuffle(shuffled);
+    const cfit = await fitSoftmaxRegression(Xtr, nTr, d, shuffled, K, opts);
+    control = {
+      trainAccuracy: acc(await probePredict(Xtr, nTr, d, cfit, K), shuffled),
+      heldOutAccuracy: acc(await probePredict(Xte, nTe, d, cfit, K), yte),
+      fit: cfit,
+    };
+  }
+
+  const lambda = opts.lambda ?? 1e-3;
+  const detail = { nTrain: nTr, nHeldOut: nTe, d, K, lambda, trainFraction, seed, chance, status: fit.status, iterations: fit.iterations };
+  const metrics: MetricResult[] = [
+    { name: 'probe_train_accuracy', value: trainAccuracy, definition: DEFINITIONS.probe, detail },
+    { name: 'probe_heldout_accuracy', value: heldOutAccuracy, definition: DEFINITIONS.probe, detail },
+  ];
+  if (control) {
+    const cdetail = { ...detail, status: control.fit.status, iterations: control.fit.iterations, note: 'same probe fitted on permuted training labels' };
+    metrics.push(
+      { name: 'probe_control_train_accuracy', value: control.trainAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
+      { name: 'probe_control_heldout_accuracy', value: control.heldOutAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
+    );
+  }
+  return { metrics, trainAccuracy, heldOutAccuracy, control, chance, fit, standardization: st, split };
+}
