@@ -5,6 +5,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256File } from './hash.js';
 import { checkIndices, emptyBatch } from './memory.js';
+import { LUMA } from './preprocess.js';
 import type { Dataset, DatasetSourceInfo, RawBatch } from './types.js';
 
 export interface ImageFolderOptions {
@@ -129,8 +130,9 @@ async function inspect(file: string): Promise<{ height: number; width: number; g
 }
 
 /**
- * Decodes to 8-bit, drops alpha, resizes (bilinear, stretched: an item's aspect ratio is not
- * the dataset's business) and converts channels with the same luma weights as preprocess().
+ * Decodes to 8-bit, drops alpha, resizes with libvips' linear kernel (antialiased when
+ * shrinking; stretched, since a dataset has one item shape) and converts channels with the
+ * same luma weights as preprocess().
  */
 async function decodeInto(file: string, size: [number, number], channels: 1 | 3, out: Float32Array): Promise<void> {
   let data: Buffer;
@@ -161,7 +163,7 @@ async function decodeInto(file: string, size: [number, number], channels: 1 | 3,
     for (let p = 0; p < pixels; p++) out[3 * p] = out[3 * p + 1] = out[3 * p + 2] = data[p]!;
   } else {
     for (let p = 0; p < pixels; p++) {
-      out[p] = 0.299 * data[3 * p]! + 0.587 * data[3 * p + 1]! + 0.114 * data[3 * p + 2]!;
+      out[p] = LUMA[0] * data[3 * p]! + LUMA[1] * data[3 * p + 1]! + LUMA[2] * data[3 * p + 2]!;
     }
   }
 }

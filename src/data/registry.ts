@@ -328,8 +328,8 @@ export async function openRegistryDataset(name: string, split: Split = 'test', o
     kind: name,
     detail: { split, location: images.location === labels.location ? images.location : `${images.location}+${labels.location}` },
   });
-  const detail = ds.source.detail ?? {};
-  detail.checksum = checksumStatus(ds, s.images, s.labels);
+  // Recorded, not enforced: a user's own re-packed copy may differ and still be fine to use.
+  ds.source.detail = { ...ds.source.detail, checksum: checksumStatus(ds, s.images, s.labels) };
   return ds;
 }
 
