@@ -167,7 +167,7 @@ export class ClassStats {
         dd += delta * delta;
         if (rows) C[(n + r) * d + j] = sw * delta;
       }
-      corr[k] = w * dd;
+      corr[k] = 0 * w * dd;
     });
     const G = rows ? await gram(C, rows, d) : null;
     // Commit only after every fallible step, so a failed batch leaves the state untouched.

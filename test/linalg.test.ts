@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EigenvalueDecomposition, Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
+import { crossGram, gram, matmul, outerGram } from '../src/linalg/ort-ops.js';
+import { pinvSym, singularValues, symEig, symEigenvalues, trace } from '../src/linalg/dense.js';
+import { Rng } from '../src/util/rng.js';
+
+function randArray(rng: Rng, len: number, scale = 1, offset = 0): Float64Array {
+  const a = new Float64Array(len);
+  for (let i = 0; i < len; i++) a[i] = offset + scale * rng.normal();
+  return a;
+}
+
+/** Max entry-wise error relative to the largest entry of the expected matrix. */
+function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let scale = 0;
+  let err = 0;
+  for (let i = 0; i < expected.length; i++) {
+    scale = Math.max(scale, Math.abs(expected[i]!));
+    err = Math.max(err, Math.abs(actual[i]! - expected[i]!));
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+function plainMatMul(A: ArrayLike<number>, B: ArrayLike<number>, m: number, k: number, n: number, transA = false, transB = false): Float64Array {
+  const C = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (transA ? A[p * m + i]! : A[i * k + p]!) * (transB ? B[j * k + p]! : B[p * n + j]!);
+      C[i * n + j] = s;
+    }
+  }
+  return C;
+}
+
+test('gram (float32, several row blocks) equals plain loops within 1e-5', async () => {
+  const rng = new Rng(1);
+  const n = 9000;
+  const d = 7;
+  const X64 = randArray(rng, n * d, 2, 0.5);
+  const X = Float32Array.from(X64);
+  const G = await gram(X, n, d);
+  const ref = plainMatMul(X, X, d, n, d, true, false);
+  assert.ok(relErr(G, ref) < 1e-5, `rel err ${relErr(G, ref)}`);
+});
+
+test('gram, crossGram, outerGram and matmul in float64 agree with plain loops to 1e-12', async () => {
+  const rng = new Rng(2);
+  const n = 37;
+  const d1 = 5;
+  const d2 = 9;
+  const X = randArray(rng, n * d1);
+  const Y = randArray(rng, n * d2);
+  assert.ok(relErr(await gram(X, n, d1), plainMatMul(X, X, d1, n, d1, true)) < 1e-12);
+  assert.ok(relErr(await crossGram(X, Y, n, d1, d2), plainMatMul(X, Y, d1, n, d2, true)) < 1e-12);
+  assert.ok(relErr(await outerGram(X, n, d1), plainMatMul(X, X, n, d1, n, false, true)) < 1e-12);
+  const B = randArray(rng, d1 * d2);
+  assert.ok(relErr(await matmul(X, B, n, d1, d2), plainMatMul(X, B, n, d1, d2)) < 1e-12);
+});
+
+test('crossGram and matmul in float32 agree with plain loops to 1e-5', async () => {
+  const rng = new Rng(3);
+  const n = 50;
+  const X = Float32Array.from(randArray(rng, n * 4));
+  const Y = Float32Array.from(randArray(rng, n * 6));
+  assert.ok(relErr(await crossGram(X, Y, n, 4, 6), plainMatMul(X, Y, 4, n, 6, true)) < 1e-5);
+  const B = Float32Array.from(randArray(rng, 4 * 3));
+  const C = await matmul(X, B, n, 4, 3);
+  assert.ok(C instanceof Float32Array);
+  assert.ok(relErr(C, plainMatMul(X, B, n, 4, 3)) < 1e-5);
+});
+
+test('products reject arrays whose length does not match the shape', async () => {
+  await assert.rejects(gram(new Float32Array(5), 2, 3), /shape implies 6/);
+});
+
+test('symEigenvalues matches ml-matrix on random, rank-deficient and repeated-eigenvalue matrices', () => {
+  const rng = new Rng(4);
+  const cases: [Float64Array, number][] = [];
+  for (const n of [1, 2, 3, 10, 60]) {
+    const A = randArray(rng, n * n);
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = A[i * n + j]! + A[j * n + i]!;
+    cases.push([S, n]);
+  }
+  // Rank 2 in 8 dimensions, and a multiple of the identity (all eigenvalues equal).
+  const U = randArray(rng, 8 * 2);
+  cases.push([plainMatMul(U, U, 8, 2, 8, false, true), 8]);
+  const I = new Float64Array(16);
+  for (let i = 0; i < 4; i++) I[i * 4 + i] = 3;
+  cases.push([I, 4]);
+  cases.push([new Float64Array(9), 3]);
+  for (const [S, n] of cases) {
+    const ref = new EigenvalueDecomposition(new Matrix(Array.from({ length: n }, (_, i) => Array.from(S.subarray(i * n, (i + 1) * n)))), {
+      assumeSymmetric: true,
+    }).realEigenvalues.sort((a, b) => b - a);
+    const mine = symEigenvalues(S, n);
+    const scale = Math.max(1, ...ref.map(Math.abs));
+    ref.forEach((v, i) => assert.ok(Math.abs(mine[i]! - v) <= 1e-12 * scale, `n=${n} i=${i}: ${mine[i]} vs ${v}`));
+  }
+});
+
+test('symEig reconstructs the matrix with orthonormal vectors, values descending', () => {
+  const rng = new Rng(5);
+  const n = 6;
+  const A = randArray(rng, n * n);
+  const S = plainMatMul(A, A, n, n, n, false, true);
+  const { values, vectors } = symEig(S, n);
+  for (let i = 1; i < n; i++) assert.ok(values[i - 1]! >= values[i]!);
+  const R = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) R[i * n + j]! += vectors[i * n + k]! * values[k]! * vectors[j * n + k]!;
+  assert.ok(relErr(R, S) < 1e-12);
+  const VtV = plainMatMul(vectors, vectors, n, n, n, true);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(Math.abs(VtV[i * n + j]! - (i === j ? 1 : 0)) < 1e-12);
+});
+
+test('pinvSym of a rank-deficient matrix equals the SVD pseudo-inverse and satisfies Moore–Penrose', () => {
+  const rng = new Rng(6);
+  const n = 7;
+  const r = 3;
+  const U = randArray(rng, n * r);
+  const S = plainMatMul(U, U, n, r, n, false, true);
+  const { pinv, rank } = pinvSym(S, n);
+  assert.equal(rank, r);
+  const ref = pseudoInverse(new Matrix(Array.from({ length: n }, (_, i) => Array.from(S.subarray(i * n, (i + 1) * n)))), 1e-10);
+  assert.ok(relErr(pinv, ref.to1DArray()) < 1e-9, `rel err ${relErr(pinv, ref.to1DArray())}`);
+  const SPS = plainMatMul(plainMatMul(S, pinv, n, n, n), S, n, n, n);
+  assert.ok(relErr(SPS, S) < 1e-10);
+  assert.ok(Math.abs(trace(plainMatMul(S, pinv, n, n, n), n) - r) < 1e-9);
+  assert.equal(pinvSym(S, n, { maxRank: 2 }).rank, 2);
+});
+
+test('singularValues (via the smaller Gram) match ml-matrix SVD for tall and wide matrices', async () => {
+  const rng = new Rng(7);
+  for (const [n, d] of [
+    [40, 6],
+    [5, 30],
+  ] as const) {
+    const X = randArray(rng, n * d, 1, 3);
+    const s = await singularValues(X, n, d);
+    const ref = new SingularValueDecomposition(new Matrix(Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d)))), { autoTranspose: true }).diagonal;
+    assert.equal(s.length, Math.min(n, d));
+    for (let i = 0; i < s.length; i++) assert.ok(Math.abs(s[i]! - ref[i]!) <= 1e-9 * ref[0]!, `${n}x${d} σ${i}: ${s[i]} vs ${ref[i]}`);
+  }
+});
