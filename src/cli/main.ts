@@ -72,6 +72,10 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 export async function runCli(argv: string[]): Promise<void> {
+  // `layerprobe layers m.onnx | head` closes stdout early: that is the reader's choice, not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+  });
   try {
     await main(argv);
   } catch (e) {
