@@ -102,18 +102,43 @@ test('symEigenvalues matches ml-matrix on random, rank-deficient and repeated-ei
   }
 });
 
-test('symEig reconstructs the matrix with orthonormal vectors, values descending', () => {
+test('symEig reconstructs the matrix with orthonormal vectors; values and vectors match ml-matrix', () => {
   const rng = new Rng(5);
-  const n = 6;
-  const A = randArray(rng, n * n);
-  const S = plainMatMul(A, A, n, n, n, false, true);
-  const { values, vectors } = symEig(S, n);
-  for (let i = 1; i < n; i++) assert.ok(values[i - 1]! >= values[i]!);
-  const R = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) R[i * n + j]! += vectors[i * n + k]! * values[k]! * vectors[j * n + k]!;
-  assert.ok(relErr(R, S) < 1e-12);
-  const VtV = plainMatMul(vectors, vectors, n, n, n, true);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(Math.abs(VtV[i * n + j]! - (i === j ? 1 : 0)) < 1e-12);
+  const cases: [Float64Array, number][] = [];
+  for (const n of [1, 2, 6, 40]) {
+    const A = randArray(rng, n * n);
+    cases.push([plainMatMul(A, A, n, n, n, false, true), n]);
+  }
+  const U = randArray(rng, 9 * 3);
+  cases.push([plainMatMul(U, U, 9, 3, 9, false, true), 9]); // rank 3: a 6-fold zero eigenvalue
+  const I = new Float64Array(25);
+  for (let i = 0; i < 5; i++) I[i * 5 + i] = 2;
+  cases.push([I, 5], [new Float64Array(16), 4]);
+  for (const [S, n] of cases) {
+    const { values, vectors } = symEig(S, n);
+    for (let i = 1; i < n; i++) assert.ok(values[i - 1]! >= values[i]!);
+    const R = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) R[i * n + j]! += vectors[i * n + k]! * values[k]! * vectors[j * n + k]!;
+    assert.ok(relErr(R, S) < 1e-12, `n=${n} reconstruction ${relErr(R, S)}`);
+    const VtV = plainMatMul(vectors, vectors, n, n, n, true);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(Math.abs(VtV[i * n + j]! - (i === j ? 1 : 0)) < 1e-12);
+    const ref = new EigenvalueDecomposition(new Matrix(Array.from({ length: n }, (_, i) => Array.from(S.subarray(i * n, (i + 1) * n)))), {
+      assumeSymmetric: true,
+    });
+    const order = ref.realEigenvalues.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]);
+    const scale = Math.max(1, Math.abs(order[0]![0]));
+    order.forEach(([v, src], j) => {
+      assert.ok(Math.abs(values[j]! - v) <= 1e-12 * scale);
+      // A simple eigenvalue fixes its vector up to sign.
+      const gap = Math.min(j > 0 ? order[j - 1]![0] - v : Infinity, j < n - 1 ? v - order[j + 1]![0] : Infinity);
+      if (gap > 1e-6 * scale) {
+        let dotp = 0;
+        for (let i = 0; i < n; i++) dotp += vectors[i * n + j]! * ref.eigenvectorMatrix.get(i, src);
+        assert.ok(Math.abs(Math.abs(dotp) - 1) < 1e-9, `n=${n} vector ${j}: |cos| ${Math.abs(dotp)}`);
+      }
+    });
+  }
+  assert.deepEqual(symEig(new Float64Array(0), 0), { values: new Float64Array(0), vectors: new Float64Array(0) });
 });
 
 test('pinvSym of a rank-deficient matrix equals the SVD pseudo-inverse and satisfies Moore–Penrose', () => {

@@ -302,3 +302,18 @@ test('SampleBuffer keeps predictions, merges shards into a uniform subsample, an
   // Both shards contribute (hypergeometric around half each; all-from-one is astronomically unlikely).
   assert.ok(m.ids.some((id) => id < 200) && m.ids.some((id) => id >= 200));
 });
+
+test('updates issued without awaiting are applied in order; reads in flight are refused', async () => {
+  const data = makeData(19, 300, 4, 3, 20);
+  const seq = new ClassStats(3, 4, { momentPrecision: 'float64' });
+  await feed(seq, data, 40);
+  const par = new ClassStats(3, 4, { momentPrecision: 'float64' });
+  const pending: Promise<void>[] = [];
+  for (let s = 0; s < data.n; s += 40) {
+    const e = Math.min(data.n, s + 40);
+    pending.push(par.update(data.X.subarray(s * 4, e * 4), e - s, data.labels.subarray(s, e)));
+  }
+  assert.throws(() => par.moments(), /in flight/);
+  await Promise.all(pending);
+  assert.deepEqual(par.moments(), seq.moments());
+});

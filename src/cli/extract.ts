@@ -45,7 +45,7 @@ export const extractCommand: CommandModule<object, Args> = {
       ...(a.layers ? { layers: a.layers } : {}),
       reduce: a.reduce,
       preprocess: preprocessFrom(a),
-      batchSize: a['batch-size'],
+      batchSize: a['batch-size'] ?? 64,
       out,
       force: a.force,
       command: process.argv.slice(2).join(' '),

@@ -14,6 +14,7 @@ import { loadTf } from '../runtime/backend.js';
 import { layersCommand } from './layers.js';
 import { extractCommand } from './extract.js';
 import { datasetsCommand } from './datasets.js';
+import { auditCommand } from './audit.js';
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`layerprobe: error: ${message}\n`);
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<void> {
   const cli = yargs(argv)
     .scriptName('layerprobe')
     .usage('$0 <command> [options]\n\nMeasures what the hidden layers of a trained classifier\ndo to real data, layer by layer.')
+    .command(auditCommand)
     .command(layersCommand)
     .command(extractCommand)
     .command(datasetsCommand)

@@ -12,8 +12,8 @@ export interface DataArgs {
   'item-shape'?: string;
   'per-class'?: number;
   limit?: number;
-  seed: number;
-  'batch-size': number;
+  seed?: number;
+  'batch-size'?: number;
 }
 
 export interface InputArgs {
@@ -26,17 +26,17 @@ export interface InputArgs {
   reshape?: string;
 }
 
-export function withDataOptions<T>(y: Argv<T>): Argv<T & DataArgs> {
+export function withDataOptions<T>(y: Argv<T>, opts: { requireDataset?: boolean } = {}): Argv<T & DataArgs> {
   return y
-    .option('dataset', { alias: 'd', type: 'string', demandOption: true, describe: 'registry name (fashion-mnist, mnist[:train]) or a path: IDX images file, image folder root/<class>/*, .csv, .npy', group: 'Data:' })
+    .option('dataset', { alias: 'd', type: 'string', demandOption: opts.requireDataset ?? true, describe: 'registry name (fashion-mnist, mnist[:train]) or a path: IDX images file, image folder root/<class>/*, .csv, .npy', group: 'Data:' })
     .option('split', { type: 'string', choices: ['train', 'test'], describe: 'split for registry datasets and IDX folders (default test)', group: 'Data:' })
     .option('labels', { type: 'string', describe: 'labels file for .npy or IDX images', group: 'Data:' })
     .option('csv-layout', { type: 'string', choices: ['HWC', 'CHW'], describe: 'pixel order of CSV rows (default HWC)', group: 'Data:' })
     .option('item-shape', { type: 'string', describe: 'H,W,C of CSV items when not 28×28×1 or 32×32×3', group: 'Data:' })
     .option('per-class', { type: 'number', describe: 'seeded stratified sample: at most this many items per class', group: 'Data:' })
     .option('limit', { type: 'number', describe: 'at most this many items in all (stratified)', group: 'Data:' })
-    .option('seed', { type: 'number', default: 0, describe: 'seed for sampling, projections and every random choice', group: 'Data:' })
-    .option('batch-size', { type: 'number', default: 64, describe: 'images per forward pass', group: 'Data:' }) as unknown as Argv<T & DataArgs>;
+    .option('seed', { type: 'number', describe: 'seed for sampling, projections and every random choice (default 0)', group: 'Data:' })
+    .option('batch-size', { type: 'number', describe: 'images per forward pass (default 64)', group: 'Data:' }) as unknown as Argv<T & DataArgs>;
 }
 
 export function withInputOptions<T>(y: Argv<T>): Argv<T & InputArgs> {
@@ -88,7 +88,12 @@ export function preprocessFrom(a: InputArgs): Partial<PreprocessSpec> {
   };
 }
 
-export function samplingFrom(a: DataArgs): { perClass?: number; limit?: number; seed: number } {
-  if (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1) throw new UsageError(`--batch-size must be a positive integer (got ${a['batch-size']})`);
-  return { ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}), ...(a.limit !== undefined ? { limit: a.limit } : {}), seed: a.seed };
+export function samplingFrom(a: DataArgs): { perClass?: number; limit?: number; seed?: number } {
+  const b = a['batch-size'];
+  if (b !== undefined && (!Number.isInteger(b) || b < 1)) throw new UsageError(`--batch-size must be a positive integer (got ${b})`);
+  return {
+    ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}),
+    ...(a.limit !== undefined ? { limit: a.limit } : {}),
+    ...(a.seed !== undefined ? { seed: a.seed } : {}),
+  };
 }

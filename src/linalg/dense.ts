@@ -1,13 +1,13 @@
 /**
  * Small dense linear algebra in float64 on row-major Float64Arrays.
  *
- * Eigenvectors come from ml-matrix (fine for K×K matrices). Eigenvalues alone of larger
- * symmetric matrices (Grams of width 512–2048, for ranks) use a hand-written Householder
- * tridiagonalisation + implicit QL on typed arrays: ml-matrix always accumulates the
- * eigenvectors through per-element get/set calls and needs ~2 s at 512 and ~12 s at 1024,
- * where this takes a small fraction of that.
+ * The symmetric eigensolver is written by hand on typed arrays (Householder tridiagonalisation
+ * + implicit QL, after Numerical Recipes' tred2/tqli) rather than taken from ml-matrix: ml-matrix
+ * goes through per-element get/set calls and needs ~2 s at n = 512 and ~12 s at 1024, where this
+ * runs several times faster, and eigenvalues alone skip the vector accumulation entirely. Every
+ * inner loop walks contiguous memory (the vectors are rotated as rows of Vᵀ). ml-matrix remains
+ * the independent reference in the tests.
  */
-import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { RuntimeFailure } from '../errors.js';
 import { gram, outerGram, type FloatArray } from './ort-ops.js';
 
@@ -18,27 +18,21 @@ export interface SymEig {
   vectors: Float64Array;
 }
 
-function toMatrix(A: Float64Array, rows: number, cols: number): Matrix {
-  const m = new Matrix(rows, cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, A[i * cols + j]!);
-  return m;
-}
-
 /** Eigen-decomposition of a symmetric n×n matrix (only its symmetric part is used). */
 export function symEig(A: Float64Array, n: number): SymEig {
   if (A.length !== n * n) throw new Error(`symEig: ${A.length} values for ${n}×${n}`);
-  if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
   const S = new Float64Array(A);
   symmetrize(S, n);
-  const evd = new EigenvalueDecomposition(toMatrix(S, n, n), { assumeSymmetric: true });
-  const vals = evd.realEigenvalues;
-  const V = evd.eigenvectorMatrix;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => vals[b]! - vals[a]!);
+  const { d, e, z } = tridiagonalize(S, n, true);
+  // Rotate eigenvectors as rows of zt = zᵀ, so that QL's plane rotations touch contiguous rows.
+  const zt = transpose(z, n, n);
+  tqli(d, e, n, zt);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[b]! - d[a]!);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
   order.forEach((src, j) => {
-    values[j] = vals[src]!;
-    for (let i = 0; i < n; i++) vectors[i * n + j] = V.get(i, src);
+    values[j] = d[src]!;
+    for (let i = 0; i < n; i++) vectors[i * n + j] = zt[src * n + i]!;
   });
   return { values, vectors };
 }
@@ -147,15 +141,22 @@ export function norm2(a: ArrayLike<number>, n = a.length, ao = 0): number {
   return scale * Math.sqrt(s);
 }
 
-/**
- * All eigenvalues (descending) of a symmetric n×n matrix; only the lower triangle is read.
- * Householder reduction to tridiagonal form (Numerical Recipes tred2 without vectors, with a
- * row-oriented symmetric product so every inner loop walks contiguous memory) followed by the
- * implicit QL iteration with Wilkinson-style shifts (tqli).
- */
+/** All eigenvalues (descending) of a symmetric n×n matrix; only the lower triangle is read. */
 export function symEigenvalues(A: Float64Array, n: number): Float64Array {
   if (A.length !== n * n) throw new Error(`symEigenvalues: ${A.length} values for ${n}×${n}`);
-  const a = new Float64Array(A);
+  const { d, e } = tridiagonalize(new Float64Array(A), n, false);
+  tqli(d, e, n, null);
+  return d.sort().reverse();
+}
+
+/**
+ * Householder reduction of a symmetric matrix (lower triangle read, overwritten) to tridiagonal
+ * form: diagonal d, sub-diagonal e[1..n−1]. With `vectors`, z returns the orthogonal Q with
+ * QᵀAQ tridiagonal. The symmetric product A·u reads the lower triangle row by row; the
+ * Householder vectors scaled by 1/H are parked in the unused upper triangle for the
+ * accumulation pass.
+ */
+function tridiagonalize(a: Float64Array, n: number, vectors: boolean): { d: Float64Array; e: Float64Array; z: Float64Array } {
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   const p = new Float64Array(n);
@@ -179,11 +180,11 @@ export function symEigenvalues(A: Float64Array, n: number): Float64Array {
         e[i] = scale * g;
         h -= f * g;
         a[ri + l] = f - g;
-        // p = A u / h over the leading (l+1)×(l+1) block, reading only its lower triangle.
         p.fill(0, 0, l + 1);
         for (let j = 0; j <= l; j++) {
           const rj = j * n;
           const uj = a[ri + j]!;
+          if (vectors) a[rj + i] = uj / h;
           let s = 0;
           for (let k = 0; k < j; k++) {
             const ajk = a[rj + k]!;
@@ -211,13 +212,45 @@ export function symEigenvalues(A: Float64Array, n: number): Float64Array {
     }
     d[i] = h;
   }
-  for (let i = 0; i < n; i++) d[i] = a[i * n + i]!;
-  tqli(d, e, n);
-  return d.sort().reverse();
+  if (!vectors) {
+    for (let i = 0; i < n; i++) d[i] = a[i * n + i]!;
+    return { d, e, z: a };
+  }
+  // Accumulate Q in place: for step i, Q[0..i)[0..i) ← Q − (Q u/H)… as g = uᵀQ, Q −= (u/H) g.
+  const g = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    if (d[i] !== 0) {
+      g.fill(0, 0, i);
+      for (let k = 0; k < i; k++) {
+        const uk = a[ri + k]!;
+        if (uk === 0) continue;
+        const rk = k * n;
+        for (let j = 0; j < i; j++) g[j]! += uk * a[rk + j]!;
+      }
+      for (let k = 0; k < i; k++) {
+        const rk = k * n;
+        const w = a[rk + i]!;
+        if (w === 0) continue;
+        for (let j = 0; j < i; j++) a[rk + j]! -= g[j]! * w;
+      }
+    }
+    d[i] = a[ri + i]!;
+    a[ri + i] = 1;
+    for (let j = 0; j < i; j++) {
+      a[j * n + i] = 0;
+      a[ri + j] = 0;
+    }
+  }
+  return { d, e, z: a };
 }
 
-/** Implicit QL on a symmetric tridiagonal matrix (diagonal d, sub-diagonal e[1..n-1]); d ← eigenvalues. */
-function tqli(d: Float64Array, e: Float64Array, n: number): void {
+/**
+ * Implicit QL on a symmetric tridiagonal matrix (diagonal d, sub-diagonal e[1..n−1]); d ←
+ * eigenvalues, and when zt is given (rows = the current basis vectors) it is rotated along, so
+ * that row c of zt ends as the eigenvector of d[c].
+ */
+function tqli(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | null): void {
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   if (n > 0) e[n - 1] = 0;
   for (let l = 0; l < n; l++) {
@@ -236,9 +269,8 @@ function tqli(d: Float64Array, e: Float64Array, n: number): void {
         let s = 1;
         let c = 1;
         let p = 0;
-        let i: number;
         let underflow = false;
-        for (i = m - 1; i >= l; i--) {
+        for (let i = m - 1; i >= l; i--) {
           const f = s * e[i]!;
           const b = c * e[i]!;
           r = Math.hypot(f, g);
@@ -256,6 +288,16 @@ function tqli(d: Float64Array, e: Float64Array, n: number): void {
           p = s * r;
           d[i + 1] = g + p;
           g = c * r - b;
+          if (zt) {
+            const r0 = i * n;
+            const r1 = r0 + n;
+            for (let k = 0; k < n; k++) {
+              const zf = zt[r1 + k]!;
+              const zi = zt[r0 + k]!;
+              zt[r1 + k] = s * zi + c * zf;
+              zt[r0 + k] = c * zi - s * zf;
+            }
+          }
         }
         if (underflow) continue;
         d[l]! -= p;

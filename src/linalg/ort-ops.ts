@@ -180,20 +180,26 @@ function addInto(acc: Float64Array, part: FloatArray): void {
 
 /**
  * Xᵀ X (d×d, row-major) for X [n, d] row-major. Float32 input is multiplied in float32 per
- * block of ROW_BLOCK rows and the blocks are summed in float64.
+ * block of ROW_BLOCK rows and the blocks are summed in float64. With `into`, the product is
+ * added to that d×d accumulator (and returned), which spares a d² allocation per call.
  */
-export async function gram(X: FloatArray, n: number, d: number): Promise<Float64Array> {
+export async function gram(X: FloatArray, n: number, d: number, into?: Float64Array): Promise<Float64Array> {
   checkLength('gram', X, n * d);
-  const out = new Float64Array(d * d);
+  if (into) checkLength('gram accumulator', into, d * d);
+  const out = into ?? new Float64Array(d * d);
   if (n === 0 || d === 0) return out;
   const session = await gemmSession(dtypeOf(X), 1, 0);
   const block = X instanceof Float64Array ? n : ROW_BLOCK;
+  // Several blocks go through a scratch sum first, so that a failing product never leaves a
+  // caller's accumulator holding part of the result.
+  const target = into && n > block ? new Float64Array(d * d) : out;
   for (let r0 = 0; r0 < n; r0 += block) {
     const rows = Math.min(block, n - r0);
     const part = X.subarray(r0 * d, (r0 + rows) * d);
     const t = tensor(part, [rows, d]);
-    addInto(out, await runOne(session, { A: t, B: t }, 'C'));
+    addInto(target, await runOne(session, { A: t, B: t }, 'C'));
   }
+  if (target !== out) addInto(out, target);
   return out;
 }
 

@@ -27,7 +27,7 @@ export type ProbeDtype = 'float32' | 'float64';
 export interface FitOptions {
   /** L2 weight on the mean loss. Default 1e-3. */
   lambda?: number;
-  /** Stop when the largest gradient component is at most this. Default 1e-5. */
+  /** Stop when the largest gradient component is at most this. Default 1e-6. */
   gtol?: number;
   /** Default 500. */
   maxIter?: number;
@@ -276,7 +276,7 @@ export async function fitSoftmaxRegression(
   const obj = await softmaxObjective(X, n, d, labels, K, lambda, opts.dtype ?? 'float32');
   const r = await lbfgs(obj, new Float64Array(obj.size), {
     maxIter: opts.maxIter ?? 500,
-    gtol: opts.gtol ?? 1e-5,
+    gtol: opts.gtol ?? 1e-6,
     memory: opts.memory ?? 10,
   });
   return {

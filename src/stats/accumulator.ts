@@ -103,13 +103,20 @@ export class ClassStats {
    * is left unchanged. The arrays must not be modified until the returned promise settles.
    */
   update(features: Float32Array, n: number, labels: Int32Array): Promise<void> {
-    const run = this.queue.then(() => this.apply(features, n, labels));
+    return this.enqueue(() => this.apply(features, n, labels));
+  }
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op);
     this.inFlight++;
     const done = run.finally(() => {
       this.inFlight--;
     });
-    // A failed batch must not block the batches queued after it.
-    this.queue = done.catch(() => undefined);
+    // A failed operation must not block the ones queued after it.
+    this.queue = done.then(
+      () => undefined,
+      () => undefined,
+    );
     return done;
   }
 
@@ -167,18 +174,15 @@ export class ClassStats {
         dd += delta * delta;
         if (rows) C[(n + r) * d + j] = sw * delta;
       }
-      corr[k] = 0 * w * dd;
+      corr[k] = w * dd;
     });
-    const G = rows ? await gram(C, rows, d) : null;
-    // Commit only after every fallible step, so a failed batch leaves the state untouched.
+    // The Gram is the last fallible step and only adds into the scatter once the product has
+    // succeeded; everything after it cannot fail, so a failed batch leaves the state untouched.
+    if (rows && this.scatter) await gram(C, rows, d, this.scatter);
     for (const k of present) {
       this.sswK[k]! += bSsw[k]! + corr[k]!;
       this.n[k]! += bCount[k]!;
       for (let j = 0; j < d; j++) this.sums[k * d + j]! += bSum[k * d + j]!;
-    }
-    if (G && this.scatter) {
-      const S = this.scatter;
-      for (let i = 0; i < S.length; i++) S[i]! += G[i]!;
     }
   }
 
@@ -195,15 +199,25 @@ export class ClassStats {
    * Fold another accumulator of the same layer into this one; the result equals one pass over
    * both inputs (up to rounding). The scatter survives only if both sides kept it.
    */
-  async merge(other: ClassStats): Promise<this> {
+  merge(other: ClassStats): Promise<this> {
+    if (other === this) return Promise.reject(new Error('ClassStats.merge: cannot merge an accumulator into itself'));
     if (other.K !== this.K || other.d !== this.d) {
-      throw new RuntimeFailure(`cannot merge statistics of shape K=${other.K}, d=${other.d} into K=${this.K}, d=${this.d}`);
+      return Promise.reject(
+        new RuntimeFailure(`cannot merge statistics of shape K=${other.K}, d=${other.d} into K=${this.K}, d=${this.d}`),
+      );
     }
-    await this.settled();
-    await other.settled();
+    return this.enqueue(async () => {
+      await other.settled();
+      await this.mergeSettled(other);
+      return this;
+    });
+  }
+
+  private async mergeSettled(other: ClassStats): Promise<void> {
     const { K, d } = this;
-    const corrRows: number[] = [];
+    const corrSsw = new Float64Array(K);
     const C = new Float64Array(K * d);
+    let rows = 0;
     for (let k = 0; k < K; k++) {
       const na = this.n[k]!;
       const nb = other.n[k]!;
@@ -211,17 +225,17 @@ export class ClassStats {
       const w = (na * nb) / (na + nb);
       const sw = Math.sqrt(w);
       let dd = 0;
-      const r = corrRows.length;
       for (let j = 0; j < d; j++) {
         const delta = other.sums[k * d + j]! / nb - this.sums[k * d + j]! / na;
         dd += delta * delta;
-        C[r * d + j] = sw * delta;
+        C[rows * d + j] = sw * delta;
       }
-      corrRows.push(k);
-      this.sswK[k]! += w * dd;
+      rows++;
+      corrSsw[k] = w * dd;
     }
-    if (this.scatter && other.scatter) {
-      const G = await gram(C.subarray(0, corrRows.length * d), corrRows.length, d);
+    // The correction Gram is the only fallible step: run it before changing anything.
+    const G = this.scatter && other.scatter ? await gram(C.subarray(0, rows * d), rows, d) : null;
+    if (G && this.scatter && other.scatter) {
       const S = this.scatter;
       for (let i = 0; i < S.length; i++) S[i]! += other.scatter[i]! + G[i]!;
     } else {
@@ -229,10 +243,9 @@ export class ClassStats {
     }
     for (let k = 0; k < K; k++) {
       this.n[k]! += other.n[k]!;
-      this.sswK[k]! += other.sswK[k]!;
+      this.sswK[k]! += other.sswK[k]! + corrSsw[k]!;
     }
     for (let i = 0; i < this.sums.length; i++) this.sums[i]! += other.sums[i]!;
-    return this;
   }
 
   toJSON(): ClassStatsJSON {
@@ -322,7 +335,10 @@ export class ClassStats {
     return new Float64Array(this.sums);
   }
 
-  /** The moments every metric reads (means of empty classes are 0 and flagged by count 0). */
+  /**
+   * The moments every metric reads (means of empty classes are 0 and flagged by count 0). The
+   * scatter is this accumulator's own matrix, not a copy (d² doubles): treat it as read-only.
+   */
   moments(): ClassMoments {
     this.assertSettled();
     const { K, d } = this;
@@ -337,7 +353,7 @@ export class ClassStats {
       counts: new Float64Array(this.n),
       means,
       ssw: new Float64Array(this.sswK),
-      scatter: this.scatter ? new Float64Array(this.scatter) : null,
+      scatter: this.scatter,
     };
   }
 

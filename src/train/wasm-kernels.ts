@@ -1,13 +1,19 @@
 /**
- * Kernels the TF.js wasm backend lacks for training, built from kernels it has. Without
- * Conv2DBackpropFilter a conv net cannot train on wasm at all, and the pure-JS cpu backend is
- * two orders of magnitude too slow for Fashion-MNIST; tfjs-node cannot be installed offline.
+ * Conv-net training kernels for the TF.js wasm backend, built from kernels it already has.
+ * tfjs-node cannot be installed offline and the pure-JS cpu backend trains a small CNN at a few
+ * images per second; the wasm backend lacks Conv2DBackpropFilter altogether, and its
+ * Conv2DBackpropInput is a plain C++ loop several times slower than its (XNNPACK) Conv2D. Both
+ * gradients are convolutions in disguise, so both are rewritten onto the wasm Conv2D.
  *
  * Conv2DBackpropFilter (NHWC): dW[kh,kw,ci,co] = Σ_{n,h,w} x[n, h·s+kh−pt, w·s+kw−pl, ci]·dy[n,h,w,co].
- * That sum is itself a convolution: take x transposed to [ci,H,W,n] as the "image" (batch ci,
- * channels n) and dy transposed to [h',w',n,co] as the "filter", with dilation = stride and the
- * forward pass's padding; the result [ci,kh',kw',co] (kh' ≥ kh, the excess being rows the forward
- * pass never reached) is sliced to [ci,kh,kw,co] and transposed to [kh,kw,ci,co]. XNNPACK runs it.
+ * Take x transposed to [ci,H,W,n] as the image (batch ci, channels n) and dy transposed to
+ * [h',w',n,co] as the filter, with dilation = stride and the forward pass's padding; the result
+ * [ci,kh',kw',co] (kh' ≥ kh: the excess rows are ones the forward pass never reached) is sliced to
+ * [ci,kh,kw,co] and transposed to [kh,kw,ci,co].
+ *
+ * Conv2DBackpropInput (NHWC): dx[n,i,j,ci] = Σ dy[n,h,w,co]·W[i+pt−h·s, j+pl−w·s, ci, co]. With dy
+ * dilated by the stride (zeros between rows/columns), that is a stride-1 correlation of the
+ * dilated dy with W flipped in space and transposed to [kh,kw,co,ci], padded by kh−1−pt on top.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Tf } from '../runtime/backend.js';
@@ -16,6 +22,7 @@ type TensorInfo = tfTypes.TensorInfo;
 type KernelFunc = tfTypes.KernelFunc;
 type Backend = Parameters<KernelFunc>[0]['backend'];
 type NamedAttrMap = tfTypes.NamedAttrMap;
+type Shape4 = [number, number, number, number];
 
 interface Disposable {
   disposeData(dataId: object, force?: boolean): boolean;
@@ -25,12 +32,11 @@ function hasDispose(b: Backend): b is Backend & Disposable {
   return typeof (b as Partial<Disposable>).disposeData === 'function';
 }
 
-function single(out: TensorInfo | TensorInfo[]): TensorInfo {
-  if (Array.isArray(out)) throw new Error('expected a single-output kernel');
-  return out;
-}
-
-/** Wraps the backend's own kernels so intermediate results can be freed as soon as they are used. */
+/**
+ * Calls the backend's own kernels and frees the intermediates. The wasm backend reference-counts
+ * storage (Reshape and identity Transpose share it), so every intermediate is released once,
+ * aliases included, and only the returned tensor keeps its reference.
+ */
 class KernelCalls {
   private readonly made: TensorInfo[] = [];
   constructor(
@@ -39,23 +45,18 @@ class KernelCalls {
     private readonly backend: Backend,
   ) {}
 
-  call(kernel: string, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo {
+  call(kernel: string, inputs: Record<string, TensorInfo>, attrs: object): TensorInfo {
     const cfg = this.tf.getKernel(kernel, this.backendName);
     if (!cfg) throw new Error(`backend ${this.backendName} has no ${kernel} kernel`);
-    const out = single(cfg.kernelFunc({ inputs, backend: this.backend, attrs }));
+    const out = cfg.kernelFunc({ inputs, backend: this.backend, attrs: attrs as NamedAttrMap });
+    if (Array.isArray(out)) throw new Error(`${kernel} returned several tensors`);
     this.made.push(out);
     return out;
   }
 
-  /** Frees every intermediate except `keep` (and anything sharing its storage). */
-  release(keep: TensorInfo, inputs: readonly TensorInfo[]): void {
-    if (!hasDispose(this.backend)) return;
-    const spare = new Set<object>([keep.dataId, ...inputs.map((t) => t.dataId)]);
-    for (const t of this.made) {
-      if (spare.has(t.dataId)) continue;
-      spare.add(t.dataId);
-      this.backend.disposeData(t.dataId);
-    }
+  finish(keep: TensorInfo): TensorInfo {
+    if (hasDispose(this.backend)) for (const t of this.made) if (t !== keep) this.backend.disposeData(t.dataId);
+    return keep;
   }
 }
 
@@ -65,59 +66,131 @@ function pair(v: number | [number, number]): [number, number] {
 
 export function conv2dBackpropFilterKernel(tf: Tf, backendName: string): KernelFunc {
   return ({ inputs, backend, attrs }) => {
-    const x = inputs.x;
-    const dy = inputs.dy;
+    const { x, dy } = inputs;
     if (!x || !dy || !attrs) throw new Error('Conv2DBackpropFilter needs x, dy and attributes');
     const a = attrs as unknown as tfTypes.Conv2DBackpropFilterAttrs;
-    if (a.dataFormat === 'NCHW') throw new Error(`backend ${backendName} Conv2DBackpropFilter supports NHWC only`);
-    const filterShape = a.filterShape;
-    const [kh, kw, ci, co] = filterShape;
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filterShape,
-      a.strides,
-      1,
-      a.pad,
-      a.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    if (a.dataFormat === 'NCHW') throw new Error(`Conv2DBackpropFilter on ${backendName} supports NHWC only`);
+    const [kh, kw, ci, co] = a.filterShape;
+    const info = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
     const [sh, sw] = pair(a.strides);
     const { top, bottom, left, right } = info.padInfo;
-    const calls = new KernelCalls(tf, backendName, backend);
-    const xT = calls.call('Transpose', { x }, { perm: [3, 1, 2, 0] });
-    const dyT = calls.call('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
-    const conv = calls.call(
-      'Conv2D',
-      { x: xT, filter: dyT },
-      {
-        strides: [1, 1],
-        pad: [
-          [0, 0],
-          [top, bottom],
-          [left, right],
-          [0, 0],
-        ],
-        dataFormat: 'NHWC',
-        dilations: [sh, sw],
-      } as unknown as NamedAttrMap,
-    );
-    let cut = conv;
-    if (conv.shape[1] !== kh || conv.shape[2] !== kw) {
-      cut = calls.call('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
-    }
-    const out = calls.call('Transpose', { x: cut }, { perm: [1, 2, 0, 3] });
-    calls.release(out, [x, dy]);
-    return out;
+    const k = new KernelCalls(tf, backendName, backend);
+    const xT = k.call('Transpose', { x }, { perm: [3, 1, 2, 0] });
+    const dyT = k.call('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+    const pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+    let g = k.call('Conv2D', { x: xT, filter: dyT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [sh, sw] });
+    if (g.shape[1] !== kh || g.shape[2] !== kw) g = k.call('Slice', { x: g }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
+    return k.finish(k.call('Transpose', { x: g }, { perm: [1, 2, 0, 3] }));
   };
 }
 
-/** Register the missing training kernels on `backendName` (default wasm); idempotent. */
-export function registerTrainingKernels(tf: Tf, backendName = 'wasm'): void {
-  if (tf.getKernel('Conv2DBackpropFilter', backendName)) return;
-  tf.registerKernel({
-    kernelName: 'Conv2DBackpropFilter',
-    backendName,
-    kernelFunc: conv2dBackpropFilterKernel(tf, backendName),
+export function conv2dBackpropInputKernel(tf: Tf, backendName: string, fallback: KernelFunc | null): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { dy, filter } = inputs;
+    if (!dy || !filter || !attrs) throw new Error('Conv2DBackpropInput needs dy, filter and attributes');
+    const a = attrs as unknown as tfTypes.Conv2DBackpropInputAttrs;
+    if (a.dataFormat === 'NCHW') {
+      if (fallback) return fallback(args);
+      throw new Error(`Conv2DBackpropInput on ${backendName} supports NHWC only`);
+    }
+    const [n, h, w, ci] = a.inputShape;
+    const [kh, kw] = filter.shape as Shape4;
+    const co = dy.shape[3]!;
+    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+    const [sh, sw] = pair(a.strides);
+    const [oh, ow] = [dy.shape[1]!, dy.shape[2]!];
+    const k = new KernelCalls(tf, backendName, backend);
+    let d = dy;
+    if (sh > 1 || sw > 1) {
+      // Zeros after every row/column: [n,oh,1,ow,1,co] padded to [n,oh,sh,ow,sw,co].
+      const r = k.call('Reshape', { x: dy }, { shape: [n, oh, 1, ow, 1, co] });
+      const p = k.call('PadV2', { x: r }, { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 });
+      d = k.call('Reshape', { x: p }, { shape: [n, oh * sh, ow * sw, co] });
+    }
+    const flipped = k.call('Reverse', { x: filter }, { dims: [0, 1] });
+    const wT = k.call('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+    const top = kh - 1 - info.padInfo.top;
+    const left = kw - 1 - info.padInfo.left;
+    // Rows past H come out only when the dilated dy is longer than needed; they are cut below.
+    const bottom = Math.max(0, h + kh - 1 - d.shape[1]! - top);
+    const right = Math.max(0, w + kw - 1 - d.shape[2]! - left);
+    const pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+    let g = k.call('Conv2D', { x: d, filter: wT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] });
+    if (g.shape[1] !== h || g.shape[2] !== w) g = k.call('Slice', { x: g }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] });
+    return k.finish(g);
+  };
+}
+
+/**
+ * BatchMatMul with transposeA/transposeB: the wasm kernel takes a slow scalar path for those
+ * (≈1 GFLOP/s against ≈10 without), and every matmul gradient asks for one. An explicit
+ * Transpose followed by the plain product is an order of magnitude faster.
+ */
+export function batchMatMulKernel(tf: Tf, backendName: string, original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { a, b } = inputs;
+    const t = (attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
+    if (!a || !b || (!t.transposeA && !t.transposeB)) return original(args);
+    const k = new KernelCalls(tf, backendName, backend);
+    const swapLast = (x: TensorInfo): TensorInfo => {
+      const r = x.shape.length;
+      const perm = Array.from({ length: r }, (_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+      return k.call('Transpose', { x }, { perm });
+    };
+    const a2 = t.transposeA ? swapLast(a) : a;
+    const b2 = t.transposeB ? swapLast(b) : b;
+    const out = original({ inputs: { a: a2, b: b2 }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
+    if (Array.isArray(out)) throw new Error('BatchMatMul returned several tensors');
+    return k.finish(out);
+  };
+}
+
+/**
+ * Gradient of Tile as one reshape and one sum: dy viewed as [r0,s0,r1,s1,…] summed over the
+ * r axes. TF.js's own adds one slice per repetition, thousands of kernel calls per step for a
+ * broadcast class token or a LayerNormalization (which tiles its scale to the input shape).
+ */
+function registerTileGradient(tf: Tf): void {
+  tf.registerGradient({
+    kernelName: 'Tile',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const reps = (attrs as unknown as { reps: number[] }).reps;
+      const g = Array.isArray(dy) ? dy[0]! : dy;
+      return {
+        x: () => {
+          const shape = x!.shape;
+          const split = shape.flatMap((s, i) => [reps[i]!, s]);
+          const axes = shape.map((_, i) => 2 * i);
+          return tf.sum(tf.reshape(g, split), axes);
+        },
+      };
+    },
   });
+}
+
+const registered = new Set<string>();
+
+function replaceKernel(tf: Tf, backendName: string, kernelName: string, make: (original: KernelFunc | null) => KernelFunc): void {
+  const original = tf.getKernel(kernelName, backendName);
+  if (original) tf.unregisterKernel(kernelName, backendName);
+  tf.registerKernel({ kernelName, backendName, kernelFunc: make(original?.kernelFunc ?? null) });
+}
+
+/**
+ * Register the training kernels on `backendName` (default wasm) and the Tile gradient;
+ * idempotent. Other backends keep their own kernels (tfjs-node has native ones, cpu is exact
+ * but slow). Results agree with the original kernels to float rounding (test/train-kernels).
+ */
+export function registerTrainingKernels(tf: Tf, backendName = 'wasm'): void {
+  if (registered.has(backendName)) return;
+  registered.add(backendName);
+  registerTileGradient(tf);
+  replaceKernel(tf, backendName, 'Conv2DBackpropInput', (orig) => conv2dBackpropInputKernel(tf, backendName, orig));
+  replaceKernel(tf, backendName, 'Conv2DBackpropFilter', () => conv2dBackpropFilterKernel(tf, backendName));
+  const bmm = tf.getKernel('BatchMatMul', backendName);
+  if (bmm) replaceKernel(tf, backendName, 'BatchMatMul', () => batchMatMulKernel(tf, backendName, bmm.kernelFunc));
 }

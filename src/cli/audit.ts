@@ -1,0 +1,141 @@
+import type { Argv, CommandModule } from 'yargs';
+import { audit, DEFAULT_BUFFER_PER_CLASS, type AuditOptions } from '../pipeline/audit.js';
+import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../spec/probe-spec.js';
+import { renderSummary } from '../report/summary.js';
+import { ThresholdFailure, UsageError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
+import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
+import { makeProgress } from './progress.js';
+
+interface Args extends DataArgs, InputArgs {
+  spec?: string;
+  model?: string[];
+  layers?: string;
+  reduce?: string;
+  metrics?: string;
+  'buffer-per-class'?: number;
+  ci?: number;
+  'fail-under'?: string[];
+  'fail-over'?: string[];
+  out?: string;
+  force: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
+export function parseMetrics(text: string | undefined): MetricGroup[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.includes('all')) return [...METRIC_GROUPS];
+  for (const m of items) {
+    if (!(METRIC_GROUPS as readonly string[]).includes(m)) {
+      throw new UsageError(`unknown metric group \`${m}\`; ${didYouMean(m, METRIC_GROUPS)}`.replace(/; $/, ''), `choose from ${METRIC_GROUPS.join(', ')}, all`);
+    }
+  }
+  return items as MetricGroup[];
+}
+
+/** Merge a probe spec (if any) with the flags; flags win. */
+export async function auditOptionsFrom(a: Args): Promise<AuditOptions> {
+  const spec = a.spec ? await loadProbeSpec(a.spec) : undefined;
+  const preprocess = preprocessFrom(a);
+  const models: AuditOptions['models'] = a.model?.length
+    ? a.model.map((p) => ({ path: p, preprocess, ...(a.layers ? { layers: a.layers } : {}), ...(a.reduce ? { reduce: a.reduce } : {}) }))
+    : (spec?.models ?? []).map((m) => ({
+        path: m.path,
+        ...(m.name ? { name: m.name } : {}),
+        preprocess: { ...(m.input ?? {}), ...preprocess },
+        ...(a.layers ?? m.layers ? { layers: a.layers ?? m.layers } : {}),
+        ...(a.reduce ?? m.reduce ? { reduce: a.reduce ?? m.reduce } : {}),
+      }));
+  if (models.length === 0) throw new UsageError('audit needs --model (or a probe spec file)', 'e.g. layerprobe audit --model model.onnx --dataset fashion-mnist');
+  const dataset = a.dataset ?? spec?.dataset.name;
+  if (!dataset) throw new UsageError('audit needs --dataset (or a probe spec file)');
+  const sampling = samplingFrom(a);
+  const ds = spec && !a.dataset ? spec.dataset : undefined;
+  const datasetOptions = datasetOptionsFrom(a);
+  if (ds?.split && !datasetOptions.split) datasetOptions.split = ds.split;
+  if (ds?.labels && !datasetOptions.labels) datasetOptions.labels = ds.labels;
+  const metrics = parseMetrics(a.metrics) ?? spec?.metrics;
+  const bufferPerClass = a['buffer-per-class'] ?? spec?.bufferPerClass;
+  const ci = a.ci ?? spec?.ci;
+  const reduce = spec?.reduce;
+  const perClass = sampling.perClass ?? ds?.perClass;
+  const limit = sampling.limit ?? ds?.limit;
+  const seed = sampling.seed ?? ds?.seed ?? spec?.dataset.seed;
+  if (ci !== undefined && !(ci > 0 && ci < 1)) throw new UsageError(`--ci must be a level between 0 and 1, e.g. 0.95 (got ${ci})`);
+  return {
+    models,
+    dataset,
+    datasetOptions,
+    ...(perClass !== undefined ? { perClass } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+    ...(metrics ? { metrics } : {}),
+    ...(reduce ? { reduce } : {}),
+    ...(bufferPerClass !== undefined ? { bufferPerClass } : {}),
+    ...(ci !== undefined ? { ci } : {}),
+    batchSize: a['batch-size'] ?? spec?.batchSize ?? 64,
+    ...(a.out ? { out: a.out } : {}),
+    force: a.force,
+    failUnder: a['fail-under'] ?? [],
+    failOver: a['fail-over'] ?? [],
+    ...(spec?.name ? { name: spec.name } : {}),
+    command: ['audit', ...process.argv.slice(3)].join(' '),
+  };
+}
+
+export const auditCommand: CommandModule<object, Args> = {
+  command: 'audit [spec]',
+  describe: 'per-layer compression, discrimination, collapse, rank and linear probes in one pass',
+  builder: (y: Argv) =>
+    withInputOptions(
+      withDataOptions(
+        y
+          .positional('spec', { type: 'string', describe: 'probe spec (YAML or JSON) naming dataset, models, layers, metrics' })
+          .option('model', { alias: 'm', type: 'string', array: true, describe: 'model file(s): .onnx, TF.js model.json, or a folder' })
+          .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all'" })
+          .option('reduce', { type: 'string', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto)' })
+          .option('metrics', { type: 'string', describe: `comma-separated groups: ${METRIC_GROUPS.join(', ')}, all (default geometry,collapse,rank,probe)` })
+          .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for probes, ranks, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
+          .option('ci', { type: 'number', describe: 'bootstrap confidence intervals at this level, e.g. 0.95' })
+          .option('fail-under', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is below the value, e.g. probe_heldout_accuracy=0.9' })
+          .option('fail-over', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is above the value, e.g. compression@last=0.5' })
+          .option('out', { alias: 'o', type: 'string', describe: 'run folder (default runs/<time>-audit-<model>)' })
+          .option('force', { type: 'boolean', default: false, describe: 'replace an existing run folder' })
+          .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or table' }),
+        { requireDataset: false },
+      ),
+    )
+      .example('$0 audit -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 200', 'geometry of every default layer of an ONNX CNN')
+      .example('$0 audit probes/fmnist-zoo.yaml', 'the probe spec of the shipped models')
+      .example('$0 audit -m model.json -d fashion-mnist --fail-under probe_heldout_accuracy=0.85 --json', 'a CI gate: exit 3 when the last layer is not linearly decodable')
+      .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals') as unknown as Argv<Args>,
+  handler: async (a) => {
+    const opts = await auditOptionsFrom(a);
+    const quiet = a.quiet || a.json;
+    let progress: ReturnType<typeof makeProgress> | null = null;
+    let current = '';
+    const result = await audit({
+      ...opts,
+      onProgress: (model, d, t) => {
+        if (model !== current) {
+          progress?.stop();
+          progress = makeProgress(`audit ${model}`, { quiet });
+          current = model;
+        }
+        progress?.update(d, t);
+      },
+      onStage: (msg) => {
+        if (!quiet) process.stderr.write(msg + '\n');
+      },
+    }).finally(() => progress?.stop());
+    if (a.json) process.stdout.write(JSON.stringify(result.report, null, 2) + '\n');
+    else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.json\n`);
+    if (!result.passed) {
+      const failed = result.gates.filter((g) => !g.passed);
+      throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
+    }
+  },
+};

@@ -1,0 +1,249 @@
+/**
+ * `audit`: the main job. One pass over the data per model captures every selected layer; each
+ * layer feeds exact streaming statistics (ClassStats) and a bounded stratified sample
+ * (SampleBuffer); the metrics of SCIENCE.md §§1–3 are computed from those at the end; the report
+ * is validated against its schema and written atomically with its manifest.
+ */
+import path from 'node:path';
+import type { OpenDatasetOptions } from '../data/open.js';
+import { UsageError, RuntimeFailure } from '../errors.js';
+import { ClassStats } from '../stats/accumulator.js';
+import { SampleBuffer } from '../stats/sample-buffer.js';
+import { argmaxRows } from '../metrics/accuracy.js';
+import { DEFINITIONS, type MetricResult } from '../metrics/types.js';
+import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-folder.js';
+import { baseManifest, describeDataset, describeModel, type ManifestModel } from '../report/manifest.js';
+import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
+import { evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
+import { renderSummary } from '../report/summary.js';
+import type { MetricGroup } from '../spec/probe-spec.js';
+import { capture } from './capture.js';
+import { computeLayerMetrics, type LayerMetricOptions } from './layer-metrics.js';
+import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
+
+export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
+/** Rows kept per class and layer for the sample-based metrics. */
+export const DEFAULT_BUFFER_PER_CLASS = 200;
+/** Widest layer the audit keeps samples of without a reduction; wider layers must be reduced. */
+export const MAX_AUDIT_DIM = 8192;
+
+export interface AuditModel extends ModelOptions {
+  path: string;
+}
+
+export interface AuditOptions extends SamplingOptions {
+  models: AuditModel[];
+  dataset: string;
+  datasetOptions?: OpenDatasetOptions;
+  metrics?: MetricGroup[];
+  /** Default reduction for models that do not set their own (default auto). */
+  reduce?: string;
+  bufferPerClass?: number;
+  /** Bootstrap confidence level, e.g. 0.95; off when undefined. */
+  ci?: number;
+  bootstrapReps?: number;
+  probeLambda?: number;
+  batchSize?: number;
+  /** Output folder; default runs/<time>-<name>. */
+  out?: string;
+  force?: boolean;
+  failUnder?: string[];
+  failOver?: string[];
+  name?: string;
+  command?: string;
+  onProgress?(model: string, done: number, total: number): void;
+  onStage?(message: string): void;
+}
+
+export interface AuditResult {
+  outDir: string;
+  report: Report;
+  gates: GateResult[];
+  /** True when every gate held. */
+  passed: boolean;
+}
+
+function checkClassCounts(data: PreparedData): void {
+  const counts = new Array<number>(data.dataset.classes.length).fill(0);
+  for (const i of data.indices) counts[data.dataset.labels[i]!]! += 1;
+  const present = counts.filter((c) => c > 0).length;
+  if (present < 2) throw new UsageError(`only ${present} class has items in the selection; layer geometry needs at least two classes`);
+  const single = counts.findIndex((c) => c === 1);
+  if (single >= 0) {
+    throw new UsageError(
+      `class \`${data.dataset.classes[single]}\` has a single item in the selection; within-class spread needs at least two per class`,
+      'raise --per-class / --limit, or remove that class from the data',
+    );
+  }
+}
+
+interface ModelRun {
+  report: ModelReport;
+  manifest: ManifestModel;
+}
+
+async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[]): Promise<ModelRun> {
+  const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
+  try {
+    const K = data.dataset.classes.length;
+    for (const p of model.plans) {
+      if (p.reducer.dim > MAX_AUDIT_DIM) {
+        const fits = p.layer.kind === 'conv' ? 'gap' : p.layer.kind === 'tokens' ? 'cls or mean-token' : `project:${Math.min(1024, MAX_AUDIT_DIM)}`;
+        throw new UsageError(
+          `layer \`${p.layer.id}\` of ${model.name} is ${p.reducer.dim} wide after ${p.reducer.name}, above the audit limit of ${MAX_AUDIT_DIM}`,
+          `use --reduce auto, or --reduce ${fits}, which fits`,
+        );
+      }
+    }
+    const perClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
+    const stats = new Map(model.plans.map((p) => [p.layer.id, new ClassStats(K, p.reducer.dim)]));
+    const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
+    const out = model.output;
+    const outWidth = out ? out.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1) : 0;
+    const classifier = out !== undefined && outWidth === K;
+    if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
+    let correct = 0;
+    let seen = 0;
+    const timings = await capture({
+      dataset: data.dataset,
+      indices: data.indices,
+      runner: model.runner,
+      plans: model.plans,
+      preprocess: model.preprocess,
+      batchSize: opts.batchSize ?? 64,
+      ...(classifier ? { outputLayerId: out.id } : {}),
+      onProgress: (d, t) => opts.onProgress?.(model.name, d, t),
+      async onBatch(b) {
+        const n = b.raw.shape[0];
+        let preds: Int32Array | undefined;
+        if (classifier && b.output) {
+          preds = argmaxRows(b.output.data, n, K);
+          for (let i = 0; i < n; i++) if (preds[i] === b.raw.labels[i]) correct++;
+          seen += n;
+        }
+        for (const plan of model.plans) {
+          const feats = b.features.get(plan.layer.id)!;
+          await stats.get(plan.layer.id)!.update(feats, n, b.raw.labels).catch((e: unknown) => {
+            throw e instanceof RuntimeFailure ? new RuntimeFailure(`layer \`${plan.layer.id}\`: ${e.message}`, e.hint) : e;
+          });
+          buffers.get(plan.layer.id)!.add(feats, n, plan.reducer.dim, b.raw.labels, b.raw.indices, preds);
+        }
+      },
+    });
+    opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
+    const t0 = performance.now();
+    const layerOpts: LayerMetricOptions = {
+      metrics,
+      seed: data.seed,
+      ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
+      ...(opts.bootstrapReps !== undefined ? { bootstrapReps: opts.bootstrapReps } : {}),
+      ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
+      hasPredictions: classifier,
+    };
+    const layers: LayerReport[] = [];
+    const n = model.plans.length;
+    for (const [i, plan] of model.plans.entries()) {
+      const buffer = buffers.get(plan.layer.id)!;
+      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, buffer.matrix(), layerOpts);
+      layers.push({
+        id: plan.layer.id,
+        op: plan.layer.op,
+        shape: plan.layer.shape,
+        index: plan.layer.index,
+        position: i,
+        depth: n > 1 ? i / (n - 1) : 1,
+        reduction: plan.reducer.describe,
+        dim: plan.reducer.dim,
+        samples: { streamed: data.indices.length, buffered: buffer.size },
+        metrics: Object.fromEntries(results.map((r) => [r.name, toRecord(r)])),
+      });
+    }
+    const metricsMs = performance.now() - t0;
+    const manifest = await describeModel(model.name, model.runner, model.preprocess, model.plans, undefined, out?.id);
+    const accuracy: MetricResult | undefined = classifier
+      ? { name: 'accuracy', value: seen ? correct / seen : NaN, definition: DEFINITIONS.accuracy, detail: { n: seen, correct, output: out.id } }
+      : undefined;
+    return {
+      manifest,
+      report: {
+        name: model.name,
+        path: manifest.path,
+        sha256: manifest.sha256,
+        format: manifest.format,
+        backend: manifest.backend,
+        preprocess: { ...model.preprocess },
+        ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
+        layers,
+        timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, totalMs: timings.totalMs + metricsMs },
+      },
+    };
+  } finally {
+    await model.runner.dispose();
+  }
+}
+
+/** JSON cannot hold NaN: a metric that is undefined for this layer is reported as null. */
+function toRecord(r: MetricResult): Report['models'][number]['layers'][number]['metrics'][string] {
+  return {
+    name: r.name,
+    value: Number.isFinite(r.value) ? r.value : null,
+    definition: r.definition,
+    ...(r.ci ? { ci: r.ci } : {}),
+    ...(r.detail ? { detail: JSON.parse(JSON.stringify(r.detail, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as Record<string, unknown> } : {}),
+  };
+}
+
+export async function audit(opts: AuditOptions): Promise<AuditResult> {
+  if (opts.models.length === 0) throw new UsageError('audit needs at least one model (--model or a probe spec)');
+  const gates: Gate[] = [...(opts.failUnder ?? []).map((g) => parseGate(g, 'under')), ...(opts.failOver ?? []).map((g) => parseGate(g, 'over'))];
+  const metrics = opts.metrics ?? DEFAULT_METRICS;
+  const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
+  checkClassCounts(data);
+  const names = new Set<string>();
+  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), { force: opts.force ?? false });
+  try {
+    const warnings: string[] = [];
+    const runs: ModelRun[] = [];
+    for (const m of opts.models) {
+      const run = await auditModel(m, data, opts, metrics, warnings);
+      let name = run.report.name;
+      for (let i = 2; names.has(name); i++) name = `${run.report.name}-${i}`;
+      names.add(name);
+      run.report.name = name;
+      run.manifest.name = name;
+      runs.push(run);
+    }
+    const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);
+    const manifest = baseManifest(opts.command ?? 'audit', data.seed, dataset, runs.map((r) => r.manifest));
+    const draft: Report = {
+      schema: REPORT_SCHEMA,
+      createdAt: manifest.createdAt,
+      command: manifest.command,
+      seed: data.seed,
+      versions: manifest.versions,
+      dataset: { ref: data.ref, name: dataset.name, classes: dataset.classes, selectedItems: dataset.selectedItems, perClassCounts: dataset.perClassCounts },
+      options: {
+        metrics,
+        bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
+        ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
+        sampling: data.sampling,
+        batchSize: opts.batchSize ?? 64,
+      },
+      models: runs.map((r) => r.report),
+      warnings,
+    };
+    const gateResults = evaluateGates(draft, gates);
+    if (gateResults.length) draft.gates = gateResults;
+    const parsed = reportSchema.safeParse(draft);
+    if (!parsed.success) throw new RuntimeFailure(`internal: report does not match its schema: ${parsed.error.issues[0]?.message ?? ''}`);
+    const report = parsed.data;
+    await writeFileAtomic(path.join(folder.workDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await writeFileAtomic(path.join(folder.workDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+    await writeFileAtomic(path.join(folder.workDir, 'summary.txt'), renderSummary(report) + '\n');
+    const outDir = await folder.commit();
+    return { outDir, report, gates: gateResults, passed: gateResults.every((g) => g.passed) };
+  } catch (e) {
+    await folder.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The metrics of one layer, from its streaming statistics (exact) and its sample buffer
+ * (probes, ranks, bootstraps). Which groups run is the caller's choice; each result carries
+ * the SCIENCE.md definition it follows.
+ */
+import type { ClassStats } from '../stats/accumulator.js';
+import type { SampleMatrix } from '../stats/sample-buffer.js';
+import { compression, compressionFromSamples, discrimination, discriminationFromSamples } from '../metrics/geometry.js';
+import { cdnv, nc1, nc2, nc4 } from '../metrics/collapse.js';
+import { rank } from '../metrics/rank.js';
+import { linearProbe } from '../metrics/probe.js';
+import { bootstrapCi } from '../metrics/bootstrap.js';
+import type { MetricResult } from '../metrics/types.js';
+import type { MetricGroup } from '../spec/probe-spec.js';
+
+export interface LayerMetricOptions {
+  metrics: readonly MetricGroup[];
+  seed: number;
+  ci?: number;
+  bootstrapReps?: number;
+  probeLambda?: number;
+  /** Whether the buffer rows carry the model's predictions (NC4). */
+  hasPredictions: boolean;
+}
+
+async function withCi(r: MetricResult, fn: (m: SampleMatrix) => number, samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult> {
+  if (opts.ci === undefined) return r;
+  const b = await bootstrapCi(fn, samples, { level: opts.ci, reps: opts.bootstrapReps ?? 200, seed: opts.seed });
+  return { ...r, ci: b.ci, detail: { ...r.detail, ciMethod: `percentile bootstrap over the ${samples.n} buffered samples, ${b.reps} stratified resamples, level ${b.level}` } };
+}
+
+export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult[]> {
+  const out: MetricResult[] = [];
+  const want = new Set(opts.metrics);
+  if (want.has('geometry')) {
+    out.push(await withCi(compression(stats), (m) => compressionFromSamples(m).value, samples, opts));
+    out.push(await withCi(discrimination(stats), (m) => discriminationFromSamples(m).value, samples, opts));
+  }
+  if (want.has('collapse')) {
+    out.push(await nc1(stats, samples));
+    out.push(...nc2(stats));
+    if (opts.hasPredictions && samples.predictions) out.push(await nc4(stats, samples, samples.predictions));
+    out.push(cdnv(stats));
+  }
+  if (want.has('rank')) out.push(...(await rank(samples)));
+  if (want.has('probe')) {
+    const p = await linearProbe(samples, { seed: opts.seed, ...(opts.probeLambda !== undefined ? { lambda: opts.probeLambda } : {}) });
+    out.push(...p.metrics);
+  }
+  return out;
+}

@@ -1,0 +1,4 @@
+/** Streaming statistics and sample buffers of layer features. */
+export * from './moments.js';
+export * from './accumulator.js';
+export * from './sample-buffer.js';
