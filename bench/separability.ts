@@ -16,9 +16,9 @@ function classStructured(K: number, perClass: number, d: number, seed: number): 
   const sub = 32;
   const basis = Float64Array.from({ length: sub * d }, () => rng.normal() / Math.sqrt(d));
   const means = Array.from({ length: K }, () => {
-    const c = Array.from({ length: sub }, () => rng.normal() * 0.6);
+    const c = Array.from({ length: sub }, () => rng.normal() * 0.3);
     const mu = new Float64Array(d);
-    for (let s = 0; s < sub; s++) for (let j = 0; j < d; j++) mu[j]! += c[s]! * basis[s * d + j]! * Math.sqrt(d);
+    for (let s = 0; s < sub; s++) for (let j = 0; j < d; j++) mu[j]! += c[s]! * basis[s * d + j]!;
     return mu;
   });
   const n = K * perClass;

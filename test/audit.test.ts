@@ -1,0 +1,211 @@
+/**
+ * The audit end to end: numbers checked against a plain computation from extracted activations,
+ * invariance to batch size, gates, specs, bad input, and a real pretrained CNN.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { audit } from '../src/pipeline/audit.js';
+import { extract } from '../src/pipeline/extract.js';
+import { readNpy } from '../src/data/npy.js';
+import { reportSchema, type Report } from '../src/report/schema.js';
+import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
+import { cli, hasShared, randomMlp, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
+
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
+
+/** Plain float64 compression and discrimination from an n×d matrix, written from SCIENCE.md §1. */
+function plainGeometry(X: Float32Array, n: number, d: number, y: ArrayLike<number>, K: number): { C: number; D: number } {
+  const mu = Array.from({ length: K }, () => new Float64Array(d));
+  const cnt = new Array<number>(K).fill(0);
+  const g = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const k = Number(y[i]);
+    cnt[k]!++;
+    for (let j = 0; j < d; j++) {
+      mu[k]![j]! += X[i * d + j]!;
+      g[j]! += X[i * d + j]!;
+    }
+  }
+  for (let k = 0; k < K; k++) for (let j = 0; j < d; j++) mu[k]![j]! /= cnt[k]!;
+  for (let j = 0; j < d; j++) g[j]! /= n;
+  let trW = 0;
+  for (let i = 0; i < n; i++) {
+    const k = Number(y[i]);
+    for (let j = 0; j < d; j++) trW += (X[i * d + j]! - mu[k]![j]!) ** 2;
+  }
+  trW /= n;
+  let trB = 0;
+  for (let k = 0; k < K; k++) for (let j = 0; j < d; j++) trB += (mu[k]![j]! - g[j]!) ** 2;
+  trB /= K;
+  let maxCos = -Infinity;
+  for (let k = 0; k < K; k++)
+    for (let l = 0; l < K; l++) {
+      if (k === l) continue;
+      let dot = 0, nk = 0, nl = 0;
+      for (let j = 0; j < d; j++) {
+        dot += mu[k]![j]! * mu[l]![j]!;
+        nk += mu[k]![j]! ** 2;
+        nl += mu[l]![j]! ** 2;
+      }
+      maxCos = Math.max(maxCos, dot / Math.sqrt(nk * nl));
+    }
+  return { C: trW / trB, D: 1 - maxCos };
+}
+
+async function fixture() {
+  const dir = await tempDir();
+  const data = await writeIdxDataset(path.join(dir, 'data'), 240, 4, { seed: 5 });
+  const model = path.join(dir, 'mlp.onnx');
+  await writeOnnxMlp(model, randomMlp([64, 16, 8, 4], 11));
+  return { dir, data, model };
+}
+
+test('audit compression and discrimination equal a plain computation on the extracted activations', async () => {
+  const { dir, data, model } = await fixture();
+  const ex = await extract({ model, dataset: data.images, out: path.join(dir, 'acts') });
+  const y = (await readNpy(path.join(dir, 'acts/labels.npy'))).data as Int32Array;
+  const res = await audit({ models: [{ path: model }], dataset: data.images, out: path.join(dir, 'run') });
+  assert.equal(res.report.models[0]!.layers.length, 2);
+  for (const layer of res.report.models[0]!.layers) {
+    const file = ex.manifest.models[0]!.layers.find((l) => l.id === layer.id)!.file!;
+    const a = await readNpy(path.join(dir, 'acts', file));
+    const [n, d] = a.shape as [number, number];
+    const ref = plainGeometry(a.data as Float32Array, n, d, y, 4);
+    assert.ok(rel(layer.metrics.compression!.value!, ref.C) < 1e-6, `${layer.id} C ${layer.metrics.compression!.value} vs ${ref.C}`);
+    assert.ok(rel(layer.metrics.discrimination!.value!, ref.D) < 1e-6, `${layer.id} D ${layer.metrics.discrimination!.value} vs ${ref.D}`);
+  }
+  // The files of a run: a schema-valid report, a manifest and a summary.
+  const report = JSON.parse(await readFile(path.join(res.outDir, 'report.json'), 'utf8')) as unknown;
+  assert.equal(reportSchema.safeParse(report).success, true);
+  for (const f of ['manifest.json', 'summary.txt']) assert.ok(existsSync(path.join(res.outDir, f)), f);
+});
+
+test('the same numbers come out for batches of 1, 7 and 256', async () => {
+  const { dir, data, model } = await fixture();
+  const runs: Report[] = [];
+  for (const batchSize of [1, 7, 256]) {
+    runs.push((await audit({ models: [{ path: model }], dataset: data.images, batchSize, out: path.join(dir, `b${batchSize}`) })).report);
+  }
+  const [a, ...rest] = runs;
+  for (const b of rest) {
+    for (const [li, la] of a!.models[0]!.layers.entries()) {
+      const lb = b.models[0]!.layers[li]!;
+      for (const [name, ma] of Object.entries(la.metrics)) {
+        const vb = lb.metrics[name]!.value;
+        if (ma.value === null) assert.equal(vb, null);
+        else assert.ok(Math.abs(ma.value - vb!) <= 1e-6 * Math.max(1, Math.abs(ma.value)), `${la.id} ${name}: ${ma.value} vs ${vb}`);
+      }
+    }
+  }
+});
+
+test('gates exit 3 and still write the complete report; --json is the report', async () => {
+  const { dir, data, model } = await fixture();
+  const out = path.join(dir, 'gated');
+  const r = cli(['audit', '-m', model, '-d', data.images, '-o', out, '--json', '--fail-under', 'probe_heldout_accuracy=1.01', '--fail-over', 'compression@first=1e9']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /1 gate failed: --fail-under probe_heldout_accuracy=1.01/);
+  const report = reportSchema.parse(JSON.parse(r.stdout));
+  assert.equal(report.gates?.length, 2);
+  assert.deepEqual(report.gates?.map((g) => g.passed), [false, true]);
+  assert.ok(existsSync(path.join(out, 'report.json')));
+  const ok = cli(['audit', '-m', model, '-d', data.images, '-o', path.join(dir, 'g2'), '-q', '--fail-under', 'accuracy=0']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const bad = cli(['audit', '-m', model, '-d', data.images, '-o', path.join(dir, 'g3'), '-q', '--fail-under', 'compresion=1']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /did you mean `compression`/);
+  assert.equal(existsSync(path.join(dir, 'g3')), false, 'no report on a usage error');
+});
+
+test('bootstrap intervals bracket the estimate', async () => {
+  const { dir, data, model } = await fixture();
+  const res = await audit({ models: [{ path: model }], dataset: data.images, ci: 0.9, bootstrapReps: 50, metrics: ['geometry'], out: path.join(dir, 'ci') });
+  for (const l of res.report.models[0]!.layers) {
+    const c = l.metrics.compression!;
+    assert.ok(c.ci && c.ci[0] <= c.ci[1], 'interval');
+    assert.ok(c.ci![0] < c.value! * 1.5 && c.ci![1] > c.value! / 1.5, `${c.value} in a plausible interval ${c.ci}`);
+  }
+});
+
+test('a probe spec drives the audit; a bad key is named', async () => {
+  const { dir, data, model } = await fixture();
+  const spec = path.join(dir, 'probe.yaml');
+  await writeFile(spec, `dataset: { name: ${path.relative(dir, data.images)}, perClass: 30, seed: 2 }\nmodels:\n  - { name: tiny, path: mlp.onnx, layers: h2 }\nmetrics: [geometry, rank]\n`);
+  const r = cli(['audit', spec, '-o', path.join(dir, 'spec-run'), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = reportSchema.parse(JSON.parse(r.stdout));
+  assert.equal(report.models[0]!.name, 'tiny');
+  assert.deepEqual(report.models[0]!.layers.map((l) => l.id), ['h2']);
+  assert.deepEqual(Object.keys(report.models[0]!.layers[0]!.metrics).sort(), ['compression', 'discrimination', 'effective_rank', 'numerical_rank']);
+  assert.deepEqual(report.dataset.perClassCounts, [30, 30, 30, 30]);
+  await writeFile(spec, `dataset: { name: x, perclass: 30 }\nmodels: [{ path: mlp.onnx }]\n`);
+  const bad = cli(['audit', spec, '-o', path.join(dir, 'bad-spec')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown key `dataset.perclass`/);
+});
+
+test('bad input: NaN activations, a one-item class, a layer too wide to keep', async (t) => {
+  const dir = await tempDir();
+  const data = await writeIdxDataset(path.join(dir, 'data'), 60, 3);
+  await t.test('NaN names the layer and the first bad item (exit 1, no report)', async () => {
+    const g = new OnnxGraphBuilder();
+    g.input('x', ['N', 64]);
+    g.initializer('shift', new Float32Array(64).fill(0.5), [64]);
+    g.node('Sub', ['x', 'shift'], ['centred']);
+    g.node('Log', ['centred'], ['logged']);
+    g.node('Relu', ['logged'], ['h']);
+    g.node('ReduceSum', ['h'], ['out'], { axes: [1], keepdims: 1 });
+    g.output('out', ['N', 1]);
+    const model = path.join(dir, 'nan.onnx');
+    await writeFile(model, g.toBytes(11));
+    const r = cli(['audit', '-m', model, '-d', data.images, '--layers', 'h', '-o', path.join(dir, 'nan-run')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /layer `h` produced NaN for dataset item \d+/);
+    assert.equal(existsSync(path.join(dir, 'nan-run')), false);
+  });
+  await t.test('a class with one item → exit 2', async () => {
+    const { images, labels } = syntheticImages(21, 3, 4);
+    const y = Uint8Array.from(labels, (v, i) => (i === 20 ? 2 : v === 2 ? 1 : v));
+    const b = idxBytes(images, 21, 8, 8, y);
+    await writeFile(path.join(dir, 'one-images-idx3-ubyte'), b.images);
+    await writeFile(path.join(dir, 'one-labels-idx1-ubyte'), b.labels);
+    const model = path.join(dir, 'mlp.onnx');
+    await writeOnnxMlp(model, randomMlp([64, 8, 8, 3]));
+    const r = cli(['audit', '-m', model, '-d', path.join(dir, 'one-images-idx3-ubyte'), '-o', path.join(dir, 'one-run')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /class `2` has a single item/);
+  });
+  await t.test('a layer too wide after flatten says which reduction fits (exit 2)', async () => {
+    const wide = path.join(dir, 'wide.onnx');
+    await writeOnnxMlp(wide, randomMlp([64, 9000, 4, 3]));
+    const r = cli(['audit', '-m', wide, '-d', data.images, '--layers', 'h1', '--reduce', 'flatten', '-o', path.join(dir, 'wide-run')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /9000 wide after flatten.*\n.*project:1024/);
+  });
+});
+
+test('DeepEverest CNN on MNIST: compression falls and probe accuracy rises with depth', async (t) => {
+  if (!hasShared('models/mnist-cnn-deepeverest.onnx') || !hasShared('data/mnist/t10k-images-idx3-ubyte.gz')) {
+    t.skip('needs ../shared/assets/models/mnist-cnn-deepeverest.onnx and data/mnist (absent)');
+    return;
+  }
+  const dir = await tempDir();
+  const res = await audit({
+    models: [{ path: sharedPath('models/mnist-cnn-deepeverest.onnx') }],
+    dataset: sharedPath('data/mnist/t10k-images-idx3-ubyte.gz'),
+    perClass: 100,
+    bufferPerClass: 100,
+    out: path.join(dir, 'de'),
+  });
+  const m = res.report.models[0]!;
+  const first = m.layers[0]!;
+  const last = m.layers[m.layers.length - 1]!;
+  t.diagnostic(`accuracy ${m.accuracy?.value}; C ${m.layers.map((l) => l.metrics.compression!.value!.toFixed(3)).join(' → ')}; probe ${m.layers.map((l) => l.metrics.probe_heldout_accuracy!.value!.toFixed(3)).join(' → ')}`);
+  assert.ok(m.accuracy!.value! >= 0.97);
+  assert.ok(last.metrics.compression!.value! < first.metrics.compression!.value!, 'C falls');
+  assert.ok(last.metrics.probe_heldout_accuracy!.value! > first.metrics.probe_heldout_accuracy!.value!, 'probe accuracy rises');
+  assert.ok(last.metrics.probe_control_heldout_accuracy!.value! < 0.3, 'shuffled-label control stays near chance');
+});
