@@ -4,27 +4,35 @@
  */
 import { rm } from 'node:fs/promises';
 import { extract, type ExtractOptions } from '../src/pipeline/extract.js';
+import { audit, type AuditOptions } from '../src/pipeline/audit.js';
 
-interface Case {
-  kind: 'extract';
-  options: ExtractOptions;
-}
+type Case = { kind: 'extract'; options: ExtractOptions } | { kind: 'audit'; options: AuditOptions };
 
 const c = JSON.parse(process.argv[2] ?? '{}') as Case;
 const t0 = performance.now();
-const result = await extract({ ...c.options, force: true });
-const wallMs = performance.now() - t0;
-await rm(result.outDir, { recursive: true, force: true });
-const images = result.manifest.dataset.selectedItems;
-process.stdout.write(
-  JSON.stringify({
-    images,
+let row: Record<string, number>;
+if (c.kind === 'extract') {
+  const result = await extract({ ...c.options, force: true });
+  await rm(result.outDir, { recursive: true, force: true });
+  row = {
+    images: result.manifest.dataset.selectedItems,
     layers: result.manifest.models[0]!.layers.length,
-    wallMs,
     forwardMs: result.timings.forwardMs,
     reduceMs: result.timings.reduceMs,
     writeMs: result.timings.sinkMs,
-    imagesPerSecond: images / (wallMs / 1000),
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
-  }) + '\n',
-);
+  };
+} else {
+  const result = await audit({ ...c.options, force: true });
+  await rm(result.outDir, { recursive: true, force: true });
+  const t = result.report.models[0]!.timings;
+  row = {
+    images: result.report.dataset.selectedItems,
+    layers: result.report.models[0]!.layers.length,
+    forwardMs: t.forwardMs,
+    reduceMs: t.reduceMs,
+    statsMs: t.statsMs,
+    metricsMs: t.metricsMs,
+  };
+}
+const wallMs = performance.now() - t0;
+process.stdout.write(JSON.stringify({ ...row, wallMs, imagesPerSecond: row.images! / (wallMs / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');

@@ -1,91 +1,125 @@
 /**
- * `npm run bench`: throughput and peak memory of the data path. Each case runs in a fresh
- * process; memory is compared across dataset sizes to show it does not grow with the number of
- * images. Results print as a table and are written to bench/results.json.
+ * `npm run bench`: throughput, the split of time between model forward and the rest, and peak
+ * memory. Each case runs in a fresh process; the same case at two dataset sizes shows whether
+ * memory grows with the number of images. Results print as tables and go to bench/results.json.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatTable } from '../src/cli/table.js';
+import { writeBenchCnn, writeBenchMlp } from './models.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SHARED = path.resolve(ROOT, '../shared/assets');
 const FMNIST = '/usr/share/datasets/fashion-mnist';
 const tmp = path.join(os.tmpdir(), 'layerprobe-bench');
+const only = process.argv[2];
 
 interface Row {
   name: string;
+  group: string;
+  kind: string;
   images: number;
   layers: number;
   wallMs: number;
   forwardMs: number;
   reduceMs: number;
-  writeMs: number;
+  writeMs?: number;
+  statsMs?: number;
+  metricsMs?: number;
   imagesPerSecond: number;
   peakRssMiB: number;
 }
 
-function runCase(name: string, kind: string, options: Record<string, unknown>): Row | null {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/child.ts'), JSON.stringify({ kind, options })], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
+function runNode(args: string[]): string | null {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) {
-    process.stderr.write(`bench ${name} failed:\n${r.stderr}\n`);
+    process.stderr.write(`failed: ${args.join(' ')}\n${r.stderr}\n`);
     return null;
   }
-  const row = JSON.parse(r.stdout.trim().split('\n').pop()!) as Omit<Row, 'name'>;
-  process.stderr.write(`${name}: ${row.imagesPerSecond.toFixed(0)} img/s, peak RSS ${row.peakRssMiB.toFixed(0)} MiB\n`);
-  return { name, ...row };
+  return r.stdout.trim().split('\n').pop() ?? null;
 }
 
-const rows: Row[] = [];
-const cases: [string, string, Record<string, unknown>][] = [];
+function runCase(name: string, group: string, kind: 'extract' | 'audit', options: Record<string, unknown>): Row | null {
+  const line = runNode([path.join(ROOT, 'bench/child.ts'), JSON.stringify({ kind, options })]);
+  if (!line) return null;
+  const row = { name, group, kind, ...(JSON.parse(line) as Omit<Row, 'name' | 'group' | 'kind'>) };
+  process.stderr.write(`${name}: ${row.imagesPerSecond.toFixed(0)} img/s, peak RSS ${row.peakRssMiB.toFixed(0)} MiB\n`);
+  return row;
+}
+
+await mkdir(tmp, { recursive: true });
+const cases: [string, string, 'extract' | 'audit', Record<string, unknown>][] = [];
 const deepEverest = path.join(SHARED, 'models/mnist-cnn-deepeverest.onnx');
 const mnist = path.join(SHARED, 'data/mnist/t10k-images-idx3-ubyte.gz');
 const lenet = path.join(SHARED, 'models/lenet-keras-layers/model.json');
 if (existsSync(deepEverest) && existsSync(mnist)) {
-  for (const limit of [2000, 10000]) {
-    cases.push([`extract DeepEverest CNN, all layers, ${limit} MNIST`, 'extract', { model: deepEverest, dataset: mnist, layers: 'all', limit, out: path.join(tmp, 'de') }]);
-  }
+  for (const limit of [2000, 10000]) cases.push([`DeepEverest CNN, all layers, ${limit} MNIST`, 'extract DeepEverest', 'extract', { model: deepEverest, dataset: mnist, layers: 'all', limit, out: path.join(tmp, 'de') }]);
 }
 if (existsSync(lenet) && existsSync(mnist)) {
-  for (const limit of [2000, 10000]) {
-    cases.push([`extract TF.js LeNet (keras), all layers, ${limit} MNIST`, 'extract', { model: lenet, dataset: mnist, layers: 'all', limit, out: path.join(tmp, 'lenet') }]);
-  }
+  for (const limit of [2000, 10000]) cases.push([`TF.js LeNet (keras), all layers, ${limit} MNIST`, 'extract LeNet', 'extract', { model: lenet, dataset: mnist, layers: 'all', limit, out: path.join(tmp, 'lenet') }]);
 }
-if (existsSync(deepEverest) && existsSync(FMNIST)) {
+if (existsSync(FMNIST)) {
+  const mlp = path.join(tmp, 'mlp-4x512.onnx');
+  const cnn = path.join(tmp, 'cnn-small.onnx');
+  await writeBenchMlp(mlp);
+  await writeBenchCnn(cnn);
   for (const limit of [10000, 60000]) {
-    cases.push([`extract DeepEverest CNN, default layers, ${limit} Fashion-MNIST train`, 'extract', { model: deepEverest, dataset: 'fashion-mnist:train', limit, out: path.join(tmp, 'de-f') }]);
+    cases.push([`4×512 MLP, full audit, ${limit} Fashion-MNIST`, 'audit MLP', 'audit', { models: [{ path: mlp }], dataset: 'fashion-mnist:train', limit, metrics: ['geometry', 'collapse', 'rank', 'probe'], out: path.join(tmp, 'a-mlp') }]);
+    cases.push([`small CNN, full audit, ${limit} Fashion-MNIST`, 'audit CNN', 'audit', { models: [{ path: cnn }], dataset: 'fashion-mnist:train', limit, metrics: ['geometry', 'collapse', 'rank', 'probe'], out: path.join(tmp, 'a-cnn') }]);
   }
 }
 if (cases.length === 0) process.stderr.write('bench: no benchmark inputs found (needs ../shared/assets or the dataset-fashion-mnist package)\n');
-for (const [name, kind, options] of cases) {
-  const row = runCase(name, kind, options);
+
+const rows: Row[] = [];
+for (const [name, group, kind, options] of cases) {
+  if (only && !name.toLowerCase().includes(only.toLowerCase())) continue;
+  const row = runCase(name, group, kind, options);
   if (row) rows.push(row);
 }
 
-const fmt = (v: number, d = 0) => v.toFixed(d);
-process.stdout.write(
-  formatTable(
-    ['case', 'images', 'layers', 'img/s', 'forward s', 'reduce s', 'write s', 'wall s', 'peak RSS MiB'],
-    rows.map((r) => [r.name, String(r.images), String(r.layers), fmt(r.imagesPerSecond), fmt(r.forwardMs / 1000, 2), fmt(r.reduceMs / 1000, 2), fmt(r.writeMs / 1000, 2), fmt(r.wallMs / 1000, 2), fmt(r.peakRssMiB)]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-  ) + '\n',
-);
-// Memory must not grow with the number of images: compare the same model at two sizes.
-const pairs = new Map<string, Row[]>();
-for (const r of rows) {
-  const key = r.name.replace(/\d+ (MNIST|Fashion)/, '$1');
-  pairs.set(key, [...(pairs.get(key) ?? []), r]);
+const s = (ms: number | undefined) => (ms === undefined ? '' : (ms / 1000).toFixed(2));
+for (const kind of ['extract', 'audit']) {
+  const rs = rows.filter((r) => r.kind === kind);
+  if (!rs.length) continue;
+  const extra = kind === 'extract' ? ['write s'] : ['stats s', 'metrics s', 'metrics/forward'];
+  process.stdout.write(
+    `\n${kind}\n` +
+      formatTable(
+        ['case', 'images', 'layers', 'img/s', 'forward s', 'reduce s', ...extra, 'wall s', 'peak RSS MiB'],
+        rs.map((r) => [
+          r.name,
+          String(r.images),
+          String(r.layers),
+          r.imagesPerSecond.toFixed(0),
+          s(r.forwardMs),
+          s(r.reduceMs),
+          ...(kind === 'extract' ? [s(r.writeMs)] : [s(r.statsMs), s(r.metricsMs), ((r.metricsMs ?? 0) / r.forwardMs).toFixed(1)]),
+          s(r.wallMs),
+          r.peakRssMiB.toFixed(0),
+        ]),
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ) +
+      '\n',
+  );
 }
-for (const [key, rs] of pairs) {
+for (const group of new Set(rows.map((r) => r.group))) {
+  const rs = rows.filter((r) => r.group === group).sort((a, b) => a.images - b.images);
   if (rs.length < 2) continue;
   const [a, b] = [rs[0]!, rs[rs.length - 1]!];
-  process.stdout.write(`RSS ratio ${b.images}/${a.images} images, ${key}: ${(b.peakRssMiB / a.peakRssMiB).toFixed(2)}\n`);
+  process.stdout.write(`peak RSS ratio ${group}, ${b.images} vs ${a.images} images: ${(b.peakRssMiB / a.peakRssMiB).toFixed(2)}\n`);
 }
-await writeFile(path.join(ROOT, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, rows }, null, 2) + '\n');
+
+const extras: Record<string, unknown>[] = [];
+const sepBench = path.join(ROOT, 'bench/separability.ts');
+if (existsSync(sepBench) && (!only || 'separability mdlsm'.includes(only.toLowerCase()))) {
+  const line = runNode([sepBench]);
+  if (line) {
+    extras.push(JSON.parse(line) as Record<string, unknown>);
+    process.stdout.write(`\nseparability: ${line}\n`);
+  }
+}
+await writeFile(path.join(ROOT, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, rows, extras }, null, 2) + '\n');

@@ -25,8 +25,8 @@ export interface Reducer {
   apply(t: LayerTensor): Promise<Float32Array>;
 }
 
-/** Default width above which `auto` pools or projects instead of flattening. */
-export const AUTO_MAX_DIM = 4096;
+/** Default width above which `auto` pools or projects instead of flattening: the widest layer whose d×d within-class scatter the statistics keep (exact NC1). */
+export const AUTO_MAX_DIM = 2048;
 
 export function parseReduction(text: string): ReductionSpec {
   const [head, arg] = text.split(':', 2) as [string, string | undefined];

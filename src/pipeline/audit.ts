@@ -18,6 +18,7 @@ import { evaluateGates, parseGate, type Gate, type GateResult } from '../report/
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture } from './capture.js';
+import { RowChunker } from './chunk.js';
 import { computeLayerMetrics, type LayerMetricOptions } from './layer-metrics.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 
@@ -26,6 +27,12 @@ export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', '
 export const DEFAULT_BUFFER_PER_CLASS = 200;
 /** Widest layer the audit keeps samples of without a reduction; wider layers must be reduced. */
 export const MAX_AUDIT_DIM = 8192;
+/** Values (rows × width) gathered per layer before a statistics update. */
+const STATS_CHUNK_VALUES = 1 << 20;
+
+function p0dim(plans: readonly { reducer: { dim: number } }[]): number {
+  return Math.max(...plans.map((p) => p.reducer.dim));
+}
 
 export interface AuditModel extends ModelOptions {
   path: string;
@@ -97,6 +104,17 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     }
     const perClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
     const stats = new Map(model.plans.map((p) => [p.layer.id, new ClassStats(K, p.reducer.dim)]));
+    const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(model.plans)))));
+    const chunkers = new Map(
+      model.plans.map((p) => [
+        p.layer.id,
+        new RowChunker(p.reducer.dim, chunkRows, (X, n, labels) =>
+          stats.get(p.layer.id)!.update(X, n, labels).catch((e: unknown) => {
+            throw e instanceof RuntimeFailure ? new RuntimeFailure(`layer \`${p.layer.id}\`: ${e.message}`, e.hint) : e;
+          }),
+        ),
+      ]),
+    );
     const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
     const out = model.output;
     const outWidth = out ? out.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1) : 0;
@@ -123,13 +141,14 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         }
         for (const plan of model.plans) {
           const feats = b.features.get(plan.layer.id)!;
-          await stats.get(plan.layer.id)!.update(feats, n, b.raw.labels).catch((e: unknown) => {
-            throw e instanceof RuntimeFailure ? new RuntimeFailure(`layer \`${plan.layer.id}\`: ${e.message}`, e.hint) : e;
-          });
+          await chunkers.get(plan.layer.id)!.push(feats, n, b.raw.labels);
           buffers.get(plan.layer.id)!.add(feats, n, plan.reducer.dim, b.raw.labels, b.raw.indices, preds);
         }
       },
     });
+    const tFlush = performance.now();
+    for (const c of chunkers.values()) await c.finish();
+    timings.sinkMs += performance.now() - tFlush;
     opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
     const t0 = performance.now();
     const layerOpts: LayerMetricOptions = {

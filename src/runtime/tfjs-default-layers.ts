@@ -45,9 +45,10 @@ export const POOLING_LAYER_CLASSES: ReadonlySet<string> = new Set([
 
 /**
  * Custom layer classes whose output is one residual/transformer block; each such block contributes
- * its output to the default selection. Empty until the project ships its own transformer layers.
+ * its output to the default selection. `TransformerBlock` is layerprobe's own ViT block
+ * (src/train/layers/vit-layers.ts).
  */
-export const TRANSFORMER_BLOCK_CLASSES: Set<string> = new Set();
+export const TRANSFORMER_BLOCK_CLASSES: Set<string> = new Set(['TransformerBlock']);
 
 /** Activation names that do not make a hidden representation nonlinear (or are not hidden features). */
 const NOT_HIDDEN_ACTIVATIONS: ReadonlySet<string> = new Set(['linear', 'softmax', '']);

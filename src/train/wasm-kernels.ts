@@ -166,6 +166,69 @@ export function tileKernel(tf: Tf, backendName: string, original: KernelFunc): K
   };
 }
 
+/** The part of the wasm backend's own API that the JS kernel below uses (TF.js 4.x BackendWasm). */
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+function isHeapBackend(b: Backend): b is Backend & HeapBackend {
+  const o = b as Partial<HeapBackend>;
+  return typeof o.makeOutput === 'function' && typeof o.typedArrayFromHeap === 'function';
+}
+
+/**
+ * MaxPoolGrad for non-overlapping NHWC windows (stride = window, valid padding: every conv net's
+ * 2×2 pool). The wasm kernel is a generic scalar loop (≈23 ms for a 64×26×26×32 map); composing
+ * kernels does not help (wasm's broadcasting Equal is slower still), but a plain loop over the
+ * wasm heap is a few ms. As in TF, each window's gradient goes to its first maximum in row-major
+ * order (strict >). Other pool shapes use the original kernel.
+ */
+export function maxPoolGradKernel(original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { dy, input: x } = inputs;
+    const a = (attrs ?? {}) as { filterSize?: number | [number, number]; strides?: number | [number, number]; pad?: unknown };
+    if (!dy || !x || x.dtype !== 'float32' || dy.dtype !== 'float32' || x.shape.length !== 4 || !isHeapBackend(backend)) return original(args);
+    if (a.filterSize === undefined || a.strides === undefined || a.pad !== 'valid') return original(args);
+    const [p, q] = pair(a.filterSize);
+    const [sp, sq] = pair(a.strides);
+    if (sp !== p || sq !== q) return original(args);
+    const [n, h, w, c] = x.shape as Shape4;
+    const [oh, ow] = [dy.shape[1]!, dy.shape[2]!];
+    const out = backend.makeOutput([n, h, w, c], 'float32');
+    // Views only after the allocation: growing the heap detaches earlier ones.
+    const dx = backend.typedArrayFromHeap(out) as Float32Array;
+    const xv = backend.typedArrayFromHeap(x) as Float32Array;
+    const g = backend.typedArrayFromHeap(dy) as Float32Array;
+    dx.fill(0);
+    for (let b = 0; b < n; b++) {
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          const o = ((b * oh + i) * ow + j) * c;
+          for (let ch = 0; ch < c; ch++) {
+            let best = -Infinity;
+            let at = -1;
+            for (let di = 0; di < p; di++) {
+              const row = (b * h + i * p + di) * w;
+              for (let dj = 0; dj < q; dj++) {
+                const idx = (row + j * q + dj) * c + ch;
+                const v = xv[idx]!;
+                if (v > best || at < 0) {
+                  best = v;
+                  at = idx;
+                }
+              }
+            }
+            dx[at] = dx[at]! + g[o + ch]!;
+          }
+        }
+      }
+    }
+    return out;
+  };
+}
+
 /**
  * Gradient of Tile as one reshape and one sum: dy viewed as [r0,s0,r1,s1,…] summed over the
  * r axes. TF.js's own adds one slice per repetition, thousands of kernel calls per step for a
@@ -217,4 +280,6 @@ export function registerTrainingKernels(tf: Tf, backendName = 'wasm'): void {
     const orig = tf.getKernel(name, backendName);
     if (orig) replaceKernel(tf, backendName, name, () => make(tf, backendName, orig.kernelFunc));
   }
+  const pool = tf.getKernel('MaxPoolGrad', backendName);
+  if (pool) replaceKernel(tf, backendName, 'MaxPoolGrad', () => maxPoolGradKernel(pool.kernelFunc));
 }

@@ -26,7 +26,7 @@
 import { crossGram, gram, matmul } from '../../linalg/ort-ops.js';
 import { Rng } from '../../util/rng.js';
 import { pairCounts } from './auc.js';
-import { cholesky, cholSolve, dot64 } from './small.js';
+import { cholesky, cholSolve, dot64, transposeSquare } from './small.js';
 
 export interface EngineParams {
   /** LDA ridge λ relative to the mean eigenvalue of the pooled within-class covariance: λ = ridge·tr(S_W)/r. */
@@ -49,14 +49,14 @@ export interface EngineParams {
 
 export const DEFAULT_ENGINE_PARAMS: EngineParams = {
   ridge: 1e-3,
-  logisticSteps: 100,
+  logisticSteps: 30,
   randomDirections: 4,
   refineSteps: 100,
   refinePairs: 4096,
   tauStart: 2,
-  tauEnd: 50,
-  stepStart: 0.2,
-  stepEnd: 0.002,
+  tauEnd: 200,
+  stepStart: 0.5,
+  stepEnd: 0.001,
 };
 
 /** Rows of one class (or other block) in whitened coordinates, n×r row-major. */
@@ -280,8 +280,9 @@ interface Setup {
   delta: Float64Array;
   /** Mean of the problem's rows. */
   mu: Float64Array;
-  /** Cholesky factor of S_W + λI. */
+  /** Cholesky factor of S_W + λI, and its transpose. */
   L: Float64Array;
+  Lt: Float64Array;
   lambda: number;
   /** LDA direction (S_W + λI)⁻¹ Δ. */
   lda: Float64Array;
@@ -314,8 +315,9 @@ function setupProblem(pr: Problem, groups: Group[], mom: { mean: Float64Array; s
   const lambda = ridge * (tr > 0 ? tr / r : 1);
   for (let i = 0; i < r; i++) M[i * r + i]! += lambda;
   const L = cholesky(M, r);
-  const lda = cholSolve(L, r, delta);
-  return { m: A.n, n: B.n, N, delta, mu, L, lambda, lda, c: (A.n * B.n) / (N * N), rng };
+  const Lt = transposeSquare(L, r);
+  const lda = cholSolve(L, r, delta, Lt);
+  return { m: A.n, n: B.n, N, delta, mu, L, Lt, lambda, lda, c: (A.n * B.n) / (N * N), rng };
 }
 
 function norm(v: Float64Array, o = 0, r = v.length): number {
@@ -382,7 +384,7 @@ async function logisticAll(groups: Group[], r: number, lay: Layout, setups: (Set
       if (!st || !grad || !y) continue;
       const alpha = st.lambda / 4;
       for (let j = 0; j < r; j++) grad[j] = grad[j]! - gsum[p]! * st.mu[j]! + alpha * y[j]!;
-      const v = cholSolve(st.L, r, grad);
+      const v = cholSolve(st.L, r, grad, st.Lt);
       const k = (st.c * dot64(st.lda, grad, r)) / (1 + st.c * dot64(st.delta, st.lda, r));
       const w = W[p]!;
       Wprev[p]!.set(w);
@@ -498,6 +500,9 @@ export async function fitProblems(groups: Group[], r: number, problems: Problem[
   });
 }
 
+/** Surrogate pairs with τ|δ| beyond this have weight σ'(τδ) < e^{−36} ≈ 2e-16: ignored. */
+const CUT = 36;
+
 /**
  * Projected gradient ascent on the unit sphere of the smooth pairwise surrogate
  * F(w) = mean σ(τ (s_a_i − s_b_j)) over sampled pairs, from the best candidate. τ and the step
@@ -556,15 +561,30 @@ async function refineAll(
       const tau = tau0 / sd;
       const c = new Float64Array(st.N);
       const m = st.m;
-      const all = st.m * st.n <= params.refinePairs;
-      const pairs = all ? st.m * st.n : params.refinePairs;
+      // Only pairs with τ|s_a − s_b| ≤ CUT carry weight (σ' < e^{−CUT} beyond), and every such
+      // pair has its a below max(s_B) + CUT/τ and its b above min(s_A) − CUT/τ: sampling from
+      // those rows alone gives the full-pair gradient, with the samples where they matter.
+      let minA = Infinity;
+      let maxB = -Infinity;
+      for (let i = 0; i < m; i++) minA = Math.min(minA, s[i]!);
+      for (let j = 0; j < st.n; j++) maxB = Math.max(maxB, s[m + j]!);
+      const ia: number[] = [];
+      const jb: number[] = [];
+      for (let i = 0; i < m; i++) if (s[i]! <= maxB + CUT / tau) ia.push(i);
+      for (let j = 0; j < st.n; j++) if (s[m + j]! >= minA - CUT / tau) jb.push(j);
+      const na = ia.length;
+      const nb = jb.length;
+      const all = na * nb <= params.refinePairs;
+      const pairs = all ? na * nb : params.refinePairs;
       for (let q = 0; q < pairs; q++) {
-        const i = all ? Math.floor(q / st.n) : st.rng.int(st.m);
-        const j = all ? q - i * st.n : st.rng.int(st.n);
+        const pick = all ? q : st.rng.int(na * nb);
+        const qa = Math.floor(pick / nb);
+        const i = ia[qa]!;
+        const j = jb[pick - qa * nb]!;
         const x = tau * Math.abs(s[i]! - s[m + j]!);
         // dσ(τδ)/dw = τ σ'(τδ) (a_i − b_j), σ'(x) = e^{−|x|}/(1 + e^{−|x|})²; τ drops out of the
-        // normalised step, and beyond |x| = 36 the weight is below 1e-15 of the largest.
-        if (x > 36) continue;
+        // normalised step.
+        if (x > CUT) continue;
         const e = Math.exp(-x);
         const wgt = e / ((1 + e) * (1 + e));
         c[i]! += wgt;

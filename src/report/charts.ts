@@ -1,0 +1,466 @@
+/**
+ * The report's charts: which metrics go into which chart, the vega-lite specs, and server-side
+ * rendering to SVG (vega-lite → vega → SVG string, no canvas, no browser). The page must open
+ * offline and show the same thing everywhere, so nothing is left for a browser to draw.
+ *
+ * A chart exists only when the report holds at least one finite value for it: a report without
+ * MD-LSM has no κ chart rather than an empty one.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import type { LayerReport, MetricRecord, ModelReport, Report } from './schema.js';
+import { RuntimeFailure } from '../errors.js';
+
+export type Dash = 'solid' | 'dashed' | 'dotted';
+
+export interface SeriesDef {
+  key: string;
+  label: string;
+  dash?: Dash;
+}
+
+export interface ChartDef {
+  id: string;
+  title: string;
+  yTitle: string;
+  log?: boolean;
+  /** Fixed y range where the metric has one (accuracies), so charts of different runs compare. */
+  yDomain?: [number, number];
+  series: SeriesDef[];
+  /** One sentence under the chart: how to read it. */
+  note: string;
+}
+
+/** Table/legend labels of the metrics the pipeline knows; unknown keys show their own name. */
+export const METRIC_LABELS: Record<string, string> = {
+  compression: 'C',
+  discrimination: 'D',
+  nc1: 'NC1',
+  nc2_equinorm: 'NC2 equinorm',
+  nc2_equiangularity: 'NC2 equiangularity',
+  nc2_max_angle: 'NC2 max-angle',
+  nc4: 'NC4',
+  cdnv: 'CDNV',
+  numerical_rank: 'rank95',
+  effective_rank: 'eff. rank',
+  probe_train_accuracy: 'probe train',
+  probe_heldout_accuracy: 'probe held-out',
+  probe_control_train_accuracy: 'shuffled train',
+  probe_control_heldout_accuracy: 'shuffled held-out',
+  mdlsm_kappa: 'κ',
+  mdlsm_heldout_kappa: 'κ held-out',
+  mdlsm_null_kappa: 'κ null',
+  lp_separable_fraction: 'LP separable',
+};
+
+export const KAPPA_KEYS = ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa'] as const;
+
+/** The fixed charts, in page order. Series whose key is absent from the report are dropped. */
+export const CHART_CATALOGUE: ChartDef[] = [
+  {
+    id: 'compression',
+    title: 'Within-class compression C',
+    yTitle: 'C = tr(Σ_W)/tr(Σ_B) (log)',
+    log: true,
+    series: [{ key: 'compression', label: 'C' }],
+    note: 'Smaller is more compressed; the deep-linear theory predicts a straight (geometric) decline on this log axis.',
+  },
+  {
+    id: 'discrimination',
+    title: 'Between-class discrimination D',
+    yTitle: 'D = 1 − max cos(μ_k, μ_l)',
+    series: [{ key: 'discrimination', label: 'D' }],
+    note: 'Larger is more separated class means; the deep-linear theory predicts linear growth with depth.',
+  },
+  {
+    id: 'nc1',
+    title: 'Neural collapse NC1',
+    yTitle: 'NC1 = tr(Σ_W Σ_B⁺)/K (log)',
+    log: true,
+    series: [{ key: 'nc1', label: 'NC1' }],
+    note: 'Within-class variability relative to the class-mean spread; falls towards 0 as features collapse.',
+  },
+  {
+    id: 'probe',
+    title: 'Linear probe accuracy',
+    yTitle: 'accuracy',
+    yDomain: [0, 1],
+    series: [
+      { key: 'probe_train_accuracy', label: 'train' },
+      { key: 'probe_heldout_accuracy', label: 'held-out' },
+      { key: 'probe_control_train_accuracy', label: 'shuffled labels, train', dash: 'dashed' },
+      { key: 'probe_control_heldout_accuracy', label: 'shuffled labels, held-out', dash: 'dashed' },
+    ],
+    note: 'Held-out accuracy of a linear read-out of the layer; the dashed shuffled-label control shows how much a probe can memorise.',
+  },
+  {
+    id: 'rank',
+    title: 'Numerical rank',
+    yTitle: 'rank',
+    series: [
+      { key: 'numerical_rank', label: 'rank95' },
+      { key: 'effective_rank', label: 'effective rank', dash: 'dashed' },
+    ],
+    note: 'rank95: singular values holding 95% of the singular-value sum of the centred features; effective rank: exp(entropy).',
+  },
+  {
+    id: 'mdlsm',
+    title: 'MD-LSM linear separability κ',
+    yTitle: 'κ (mean over class pairs)',
+    series: [
+      { key: 'mdlsm_kappa', label: 'κ in-sample' },
+      { key: 'mdlsm_heldout_kappa', label: 'κ held-out' },
+      { key: 'mdlsm_null_kappa', label: 'κ null (permuted labels)', dash: 'dotted' },
+    ],
+    note: 'κ is ½ for inseparable and 1 for separable classes (a lower bound); the shaded null band is what maximising over directions gives on permuted labels.',
+  },
+  {
+    id: 'lp',
+    title: 'Exact linear separability (LP)',
+    yTitle: 'fraction of class pairs separable',
+    yDomain: [0, 1],
+    series: [{ key: 'lp_separable_fraction', label: 'LP separable' }],
+    note: 'Fraction of class pairs an LP proves strictly linearly separable.',
+  },
+  {
+    id: 'cdnv',
+    title: 'Class-distance normalised variance CDNV',
+    yTitle: 'CDNV (log)',
+    log: true,
+    series: [{ key: 'cdnv', label: 'CDNV' }],
+    note: 'Mean over class pairs of (Var_k + Var_l)/(2‖μ_k − μ_l‖²); smaller is better separated.',
+  },
+  {
+    id: 'nc2',
+    title: 'Neural collapse NC2 (simplex geometry of the class means)',
+    yTitle: 'deviation from a simplex ETF',
+    series: [
+      { key: 'nc2_equinorm', label: 'equinorm' },
+      { key: 'nc2_equiangularity', label: 'equiangularity', dash: 'dashed' },
+      { key: 'nc2_max_angle', label: 'max-angle', dash: 'dotted' },
+    ],
+    note: 'All three fall to 0 when the centred class means form a simplex equiangular tight frame.',
+  },
+  {
+    id: 'nc4',
+    title: 'Neural collapse NC4',
+    yTitle: 'nearest-mean ≠ prediction',
+    series: [{ key: 'nc4', label: 'NC4' }],
+    note: 'Fraction of samples whose nearest class mean disagrees with the network’s prediction.',
+  },
+];
+
+/** κ-like keys the catalogue does not name still belong in the κ chart. */
+function isKappaKey(key: string): boolean {
+  return key.startsWith('mdlsm_') && key.includes('kappa');
+}
+
+export interface ChartPoint {
+  model: string;
+  layer: string;
+  depth: number;
+  series: string;
+  value: number;
+  lo?: number;
+  hi?: number;
+}
+
+export interface ChartData {
+  def: ChartDef;
+  points: ChartPoint[];
+  /** How the shaded bands were obtained, for the caption; empty when there are none. */
+  bands: string[];
+}
+
+export function metricLabel(key: string): string {
+  return METRIC_LABELS[key] ?? key;
+}
+
+/** Every metric key in the report, in catalogue order and then alphabetically. */
+export function metricKeys(report: Report): string[] {
+  const seen = new Set<string>();
+  for (const m of report.models) for (const l of m.layers) for (const k of Object.keys(l.metrics)) seen.add(k);
+  const order = new Map<string, number>();
+  for (const c of CHART_CATALOGUE) for (const s of c.series) if (!order.has(s.key)) order.set(s.key, order.size);
+  return [...seen].sort((a, b) => {
+    const base = (k: string) => (k.startsWith('baseline_') ? k.slice('baseline_'.length) : k);
+    const oa = order.get(base(a)) ?? Infinity;
+    const ob = order.get(base(b)) ?? Infinity;
+    if (oa !== ob) return oa - ob;
+    if (base(a) !== base(b)) return base(a) < base(b) ? -1 : 1;
+    return a.startsWith('baseline_') === b.startsWith('baseline_') ? 0 : a.startsWith('baseline_') ? 1 : -1;
+  });
+}
+
+function finite(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/**
+ * The band of one value: its confidence interval when it has one; for the permutation null
+ * (which reports a spread, not an interval) mean ± 2 sd.
+ */
+function band(r: MetricRecord): { lo: number; hi: number; how: string } | undefined {
+  if (r.ci && finite(r.ci[0]) && finite(r.ci[1])) return { lo: r.ci[0], hi: r.ci[1], how: 'ci' };
+  const sd = r.detail?.sd;
+  if (finite(r.value) && finite(sd)) return { lo: r.value - 2 * sd, hi: r.value + 2 * sd, how: 'sd' };
+  return undefined;
+}
+
+/**
+ * The charts this report can fill. Beyond the catalogue: extra κ keys join the κ chart;
+ * `baseline_X` (a random-layer baseline of X) joins the chart of X as a dotted curve, or gets a
+ * chart of its own; any other metric with numbers gets a plain chart, so every metric is drawn.
+ */
+export function planCharts(report: Report, ciLevel?: number): ChartData[] {
+  const keys = metricKeys(report);
+  const defs: ChartDef[] = CHART_CATALOGUE.map((c) => ({ ...c, series: [...c.series] }));
+  const placed = new Set(defs.flatMap((c) => c.series.map((s) => s.key)));
+  const kappa = defs.find((c) => c.id === 'mdlsm')!;
+  for (const k of keys) {
+    if (!placed.has(k) && isKappaKey(k)) {
+      kappa.series.push({ key: k, label: k.replace(/^mdlsm_/, '').replace(/_/g, ' '), dash: 'dashed' });
+      placed.add(k);
+    }
+  }
+  for (const k of keys) {
+    if (!k.startsWith('baseline_') || placed.has(k)) continue;
+    const base = k.slice('baseline_'.length);
+    const host = defs.find((c) => c.series.some((s) => s.key === base));
+    if (host) {
+      const of = host.series.find((s) => s.key === base)!;
+      host.series.push({ key: k, label: `random layer: ${of.label}`, dash: 'dotted' });
+    } else {
+      defs.push({
+        id: k,
+        title: `Random-layer baseline: ${base}`,
+        yTitle: base,
+        series: [
+          { key: base, label: 'trained layer' },
+          { key: k, label: 'random layer', dash: 'dotted' },
+        ],
+        note: 'The same measurement on a random Gaussian layer of the same width and activation applied to the same input (SCIENCE.md §4).',
+      });
+      placed.add(base);
+    }
+    placed.add(k);
+  }
+  for (const k of keys) {
+    if (placed.has(k)) continue;
+    defs.push({ id: k, title: k, yTitle: k, series: [{ key: k, label: metricLabel(k) }], note: 'A metric this page has no dedicated chart for; its definition is listed below.' });
+    placed.add(k);
+  }
+  const out: ChartData[] = [];
+  for (const def of defs) {
+    const points: ChartPoint[] = [];
+    const hows = new Set<string>();
+    const present = def.series.filter((s) => report.models.some((m) => m.layers.some((l) => l.metrics[s.key] !== undefined)));
+    for (const s of present) {
+      for (const m of report.models) {
+        for (const l of m.layers) {
+          const r = l.metrics[s.key];
+          if (!r || !finite(r.value) || (def.log && r.value <= 0)) continue;
+          const p: ChartPoint = { model: m.name, layer: l.id, depth: l.depth, series: s.label, value: r.value };
+          const b = band(r);
+          if (b && !(def.log && b.lo <= 0)) {
+            p.lo = b.lo;
+            p.hi = b.hi;
+            hows.add(b.how === 'ci' ? `shaded: ${ciLevel !== undefined ? `${Math.round(ciLevel * 100)}% ` : ''}confidence interval (${s.label})` : `shaded: mean ± 2 sd over the label permutations (${s.label})`);
+          }
+          points.push(p);
+        }
+      }
+    }
+    if (points.length === 0) continue;
+    const used = new Set(points.map((p) => p.series));
+    out.push({ def: { ...def, series: present.filter((s) => used.has(s.label)) }, points, bands: [...hows] });
+  }
+  return out;
+}
+
+const DASHES: Record<Dash, number[]> = { solid: [1, 0], dashed: [6, 4], dotted: [1.5, 3] };
+const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'triangle-down', 'cross'];
+const WIDTH = 380;
+const HEIGHT = 220;
+
+const CONFIG = {
+  font: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
+  view: { stroke: '#d0d7de' },
+  axis: { labelFontSize: 11, titleFontSize: 11, titleFontWeight: 'normal' as const, gridColor: '#eef1f4', domainColor: '#8c959f', tickColor: '#8c959f' },
+  legend: { labelFontSize: 11, titleFontSize: 11, labelLimit: 320, symbolOpacity: 1, orient: 'bottom' as const, direction: 'vertical' as const, symbolStrokeWidth: 2 },
+  background: 'white',
+};
+
+export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelSpec {
+  const { def } = chart;
+  const multi = def.series.length > 1;
+  const colour = {
+    field: 'model',
+    type: 'nominal' as const,
+    title: 'model',
+    scale: { domain: [...models] },
+    // One model: the page already names it, and a one-entry legend only takes room.
+    legend: models.length > 1 ? {} : null,
+  };
+  const seriesDomain = def.series.map((s) => s.label);
+  const dash = multi
+    ? { strokeDash: { field: 'series', type: 'nominal' as const, title: 'series', scale: { domain: seriesDomain, range: def.series.map((s) => DASHES[s.dash ?? 'solid']) } } }
+    : {};
+  const shape = multi ? { shape: { field: 'series', type: 'nominal' as const, title: 'series', scale: { domain: seriesDomain, range: def.series.map((_, i) => SHAPES[i % SHAPES.length]!) } } } : {};
+  const y = {
+    field: 'value',
+    type: 'quantitative' as const,
+    title: def.yTitle,
+    scale: def.log ? { type: 'log' as const } : def.yDomain ? { domain: def.yDomain } : { zero: false },
+  };
+  const x = { field: 'depth', type: 'quantitative' as const, title: 'layer depth (0 = first measured layer, 1 = last)', scale: { domain: [0, 1] } };
+  const hasBands = chart.points.some((p) => p.lo !== undefined);
+  const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> = [];
+  if (hasBands) {
+    layers.push({
+      transform: [{ filter: 'isValid(datum.lo)' }],
+      mark: { type: 'area', opacity: 0.16, interpolate: 'linear' },
+      encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: colour, detail: { field: 'series' } },
+    });
+  }
+  layers.push({
+    mark: { type: 'line', strokeWidth: 2 },
+    encoding: { x, y, color: colour, ...(multi ? dash : {}), detail: { field: 'series' }, order: { field: 'depth' } },
+  });
+  layers.push({
+    mark: { type: 'point', filled: true, size: 40, opacity: 1 },
+    encoding: { x, y, color: colour, ...shape },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values: chart.points.map((p) => ({ ...p })) },
+    layer: layers,
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+export interface KappaMatrix {
+  model: string;
+  layer: LayerReport;
+  matrix: (number | null)[][];
+}
+
+/** The K×K pairwise κ of a layer, if the report carries one (`detail.matrix`, or mdlsm's `pairs`). */
+export function kappaMatrix(layer: LayerReport, K: number): (number | null)[][] | undefined {
+  const d = layer.metrics.mdlsm_kappa?.detail;
+  const m = d?.matrix ?? d?.pairs;
+  if (!Array.isArray(m) || m.length !== K || K < 2) return undefined;
+  const out: (number | null)[][] = [];
+  for (const row of m) {
+    if (!Array.isArray(row) || row.length !== K) return undefined;
+    out.push(row.map((v: unknown) => (finite(v) ? v : null)));
+  }
+  return out.some((r) => r.some((v) => v !== null)) ? out : undefined;
+}
+
+export function kappaMatrices(model: ModelReport, K: number): KappaMatrix[] {
+  const out: KappaMatrix[] = [];
+  for (const l of model.layers) {
+    const m = kappaMatrix(l, K);
+    if (m) out.push({ model: model.name, layer: l, matrix: m });
+  }
+  return out;
+}
+
+/** Class names as axis values must be distinct even when the dataset repeats a name. */
+export function uniqueNames(names: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((n) => {
+    const c = (seen.get(n) ?? 0) + 1;
+    seen.set(n, c);
+    return c === 1 ? n : `${n} (${c})`;
+  });
+}
+
+export function heatmapSpec(km: KappaMatrix, classes: readonly string[]): TopLevelSpec {
+  const K = classes.length;
+  const names = uniqueNames(classes);
+  const cells: { a: string; b: string; kappa: number }[] = [];
+  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) if (i !== j && km.matrix[i]![j] !== null) cells.push({ a: names[i]!, b: names[j]!, kappa: km.matrix[i]![j]! });
+  const cell = K <= 12 ? 30 : Math.max(4, Math.floor(420 / K));
+  const axis = { labelLimit: 90, ...(K > 40 ? { labels: false, ticks: false } : {}) };
+  const x = { field: 'b', type: 'ordinal' as const, title: 'class', sort: names, scale: { domain: names }, axis: { ...axis, labelAngle: -45 } };
+  const y = { field: 'a', type: 'ordinal' as const, title: 'class', sort: names, scale: { domain: names }, axis };
+  const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> = [
+    {
+      mark: { type: 'rect' },
+      encoding: { x, y, color: { field: 'kappa', type: 'quantitative', title: 'κ', scale: { domain: [0.5, 1], scheme: 'viridis', clamp: true }, legend: { orient: 'right', direction: 'vertical', gradientLength: Math.min(200, cell * K) } } },
+    },
+  ];
+  if (K <= 12) {
+    layers.push({
+      mark: { type: 'text', fontSize: 9 },
+      encoding: {
+        x,
+        y,
+        text: { field: 'kappa', type: 'quantitative', format: '.2f' },
+        color: { condition: { test: 'datum.kappa > 0.8', value: 'black' }, value: 'white' },
+      },
+    });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: cell * K,
+    height: cell * K,
+    data: { values: cells },
+    layer: layers,
+    config: { ...CONFIG, legend: { ...CONFIG.legend, orient: 'right' } },
+  } as TopLevelSpec;
+}
+
+type VegaModule = typeof import('vega');
+type VegaLiteModule = typeof import('vega-lite');
+let modules: Promise<[VegaModule, VegaLiteModule]> | undefined;
+
+/** vega is large; load it only when a report is rendered, not whenever the CLI starts. */
+function loadVega(): Promise<[VegaModule, VegaLiteModule]> {
+  modules ??= Promise.all([import('vega'), import('vega-lite')]);
+  return modules;
+}
+
+const SVG_TAGS = new Set(['svg', 'g', 'path', 'rect', 'text', 'tspan', 'line', 'circle', 'ellipse', 'polygon', 'polyline', 'defs', 'clippath', 'lineargradient', 'radialgradient', 'stop', 'title', 'desc']);
+
+/**
+ * vega escapes the text it renders; this is the check that it still does. Any element outside
+ * plain SVG drawing, any event-handler or link attribute, is refused rather than embedded.
+ */
+export function assertSafeSvg(svg: string): void {
+  const tag = /<\/?([A-Za-z][\w:-]*)((?:\s+[\w:-]+(?:="[^"]*")?)*)\s*\/?>/g;
+  let m: RegExpExecArray | null;
+  let covered = 0;
+  while ((m = tag.exec(svg)) !== null) {
+    if (/[<>]/.test(svg.slice(covered, m.index))) throw new RuntimeFailure('internal: rendered chart has markup that is not well-formed SVG');
+    covered = tag.lastIndex;
+    const name = m[1]!.toLowerCase();
+    if (!SVG_TAGS.has(name)) throw new RuntimeFailure(`internal: rendered chart contains a <${name}> element`);
+    for (const a of (m[2] ?? '').matchAll(/\s+([\w:-]+)(?:="([^"]*)")?/g)) {
+      const attr = a[1]!.toLowerCase();
+      if (attr.startsWith('on') || attr === 'href' || attr === 'xlink:href' || attr === 'style') throw new RuntimeFailure(`internal: rendered chart contains a ${attr} attribute`);
+    }
+  }
+  if (/[<>]/.test(svg.slice(covered))) throw new RuntimeFailure('internal: rendered chart has markup that is not well-formed SVG');
+}
+
+/**
+ * vega-lite spec → standalone SVG string, checked by assertSafeSvg. Element ids (gradients, clip
+ * paths) get `idPrefix`: many SVGs share one HTML document, where an id must be unique.
+ */
+export async function renderSvg(spec: TopLevelSpec, idPrefix = ''): Promise<string> {
+  const [vega, vl] = await loadVega();
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    let svg = await view.toSVG();
+    if (idPrefix) svg = svg.replace(/ id="([^"]+)"/g, ` id="${idPrefix}$1"`).replace(/url\(#([^)]+)\)/g, `url(#${idPrefix}$1)`);
+    assertSafeSvg(svg);
+    return svg;
+  } finally {
+    view.finalize();
+  }
+}
