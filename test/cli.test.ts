@@ -232,3 +232,21 @@ test('the DeepEverest CNN extracts through the CLI with ≥97% accuracy on MNIST
   const shapes = m.models[0]!.layers.map((l) => l.shape.slice(1).join('x'));
   for (const s of ['10x24x24', '10x12x12', '20x8x8', '20x4x4', '320', '50']) assert.ok(shapes.includes(s), `missing a ${s} tensor: ${shapes.join(' ')}`);
 });
+
+test('schema prints the report JSON Schema; --version --verbose names the TF.js backend; datasets list works', () => {
+  const s = cli(['schema']);
+  assert.equal(s.code, 0, s.stderr);
+  const schema = JSON.parse(s.stdout) as { $id: string; properties: Record<string, unknown> };
+  assert.equal(schema.$id, 'layerprobe.report/1');
+  for (const k of ['schema', 'dataset', 'models', 'warnings']) assert.ok(k in schema.properties, k);
+  const v = cli(['--version', '--verbose']);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backend in use: (wasm|cpu|tensorflow)/);
+  const d = cli(['datasets', 'list', '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  const names = (JSON.parse(d.stdout) as { name: string }[]).map((r) => r.name);
+  assert.deepEqual(names.sort(), ['fashion-mnist', 'mnist']);
+  const info = cli(['datasets', 'info', 'fashoin-mnist']);
+  assert.equal(info.code, 2);
+  assert.match(info.stderr, /fashion-mnist/);
+});

@@ -15,6 +15,7 @@ import { layersCommand } from './layers.js';
 import { extractCommand } from './extract.js';
 import { datasetsCommand } from './datasets.js';
 import { auditCommand } from './audit.js';
+import { schemaCommand } from './schema.js';
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`layerprobe: error: ${message}\n`);
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(layersCommand)
     .command(extractCommand)
     .command(datasetsCommand)
+    .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()
     .version(false)
