@@ -126,8 +126,8 @@ test('the report opens offline: no requests but itself, no console errors, every
     const select = page.locator('select[data-heatmap]').first();
     const first = await select.locator('option').first().getAttribute('value');
     await select.selectOption(first!);
-    const visible = await page.$$eval('.heatmaps', (boxes) => boxes.map((b) => Array.from(b.querySelectorAll('figure[data-layer-index]')).filter((f) => !(f as HTMLElement).hidden).map((f) => f.getAttribute('data-layer-index'))));
-    assert.deepEqual(visible[0], [first]);
+    const visible = await page.locator('.heatmaps').first().locator('figure[data-layer-index]:not([hidden])').evaluateAll((figs) => figs.map((f) => f.getAttribute('data-layer-index')));
+    assert.deepEqual(visible, [first]);
 
     await mkdir(path.dirname(SCREENSHOT), { recursive: true });
     await page.locator('select[data-heatmap]').first().selectOption({ index: (await select.locator('option').count()) - 1 });

@@ -64,6 +64,7 @@ function evil(r: Report): Report {
   out.models[1]!.path = 'javascript:alert(3)';
   out.warnings.push('<b onmouseover=alert(4)>warning</b>');
   out.models[0]!.layers[0]!.metrics.compression!.definition = '<style>body{display:none}</style>';
+  out.gates = [{ spec: `--fail-under compression@${EVIL_LAYER}=1`, passed: false, detail: `${EVIL_CLASS} failed` }];
   return out;
 }
 
@@ -183,6 +184,21 @@ test('charts exist only for metrics in the report; κ, its heat map and baseline
   // Only the chosen heat map is embedded when all of them would be too many cells.
   const capped = await renderHtml(sep, { maxHeatmapCells: 10 });
   assert.equal(tags(capped).filter((t) => t.attrs.get('data-chart') === 'kappa-heatmap').length, sep.models.length);
+});
+
+test('over 100 classes the κ heat map gives way to a table of the least separable pairs', async () => {
+  const r = structuredClone(report);
+  const K = 120;
+  r.dataset.classes = Array.from({ length: K }, (_, i) => `class-${i}`);
+  r.dataset.perClassCounts = new Array<number>(K).fill(1);
+  const l = r.models[0]!.layers.at(-1)!;
+  const matrix = Array.from({ length: K }, (_, i) => Array.from({ length: K }, (_, j) => (i === j ? null : 0.9 + 0.0001 * (i + j))));
+  matrix[3]![7] = matrix[7]![3] = 0.51;
+  l.metrics.mdlsm_kappa = { name: 'mdlsm_kappa', value: 0.9, definition: 'κ', detail: { matrix } };
+  const page = await renderHtml(r);
+  assert.doesNotMatch(page, /data-chart="kappa-heatmap"/);
+  assert.match(page, /120 classes are too many for a heat map/);
+  assert.match(page, /<tr><td>class-3<\/td><td>class-7<\/td><td class="num" data-v="0.51">/);
 });
 
 test('no empty charts: null values, non-positive values on log axes, models without layers', async () => {

@@ -16,6 +16,7 @@ import { extractCommand } from './extract.js';
 import { datasetsCommand } from './datasets.js';
 import { auditCommand } from './audit.js';
 import { schemaCommand } from './schema.js';
+import { reportCommand } from './report.js';
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`layerprobe: error: ${message}\n`);
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(layersCommand)
     .command(extractCommand)
     .command(datasetsCommand)
+    .command(reportCommand)
     .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()

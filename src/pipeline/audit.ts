@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import type { OpenDatasetOptions } from '../data/open.js';
-import { UsageError, RuntimeFailure } from '../errors.js';
+import { UsageError, RuntimeFailure, errorMessage } from '../errors.js';
+import { writeReportHtml } from '../report/html.js';
 import { ClassStats } from '../stats/accumulator.js';
 import { SampleBuffer } from '../stats/sample-buffer.js';
 import { argmaxRows } from '../metrics/accuracy.js';
@@ -18,6 +19,10 @@ import { evaluateGates, parseGate, type Gate, type GateResult } from '../report/
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture } from './capture.js';
+import { modelTrend } from './trends.js';
+import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
+import { metricsCsv } from '../report/records.js';
+import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { computeLayerMetrics, type LayerMetricOptions } from './layer-metrics.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
@@ -46,6 +51,8 @@ export interface AuditOptions extends SamplingOptions {
   /** Default reduction for models that do not set their own (default auto). */
   reduce?: string;
   bufferPerClass?: number;
+  /** Representation similarity between every pair of layers (of all models) on the buffered samples. */
+  similarity?: CkaMethod;
   /** Bootstrap confidence level, e.g. 0.95; off when undefined. */
   ci?: number;
   bootstrapReps?: number;
@@ -87,6 +94,8 @@ function checkClassCounts(data: PreparedData): void {
 interface ModelRun {
   report: ModelReport;
   manifest: ManifestModel;
+  /** Buffered samples per layer, kept only when similarity is wanted. */
+  samples: SampleMatrix[];
 }
 
 async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[]): Promise<ModelRun> {
@@ -160,10 +169,13 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       hasPredictions: classifier,
     };
     const layers: LayerReport[] = [];
+    const kept: SampleMatrix[] = [];
     const n = model.plans.length;
     for (const [i, plan] of model.plans.entries()) {
       const buffer = buffers.get(plan.layer.id)!;
-      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, buffer.matrix(), layerOpts);
+      const matrix = buffer.matrix();
+      if (opts.similarity) kept.push(matrix);
+      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, layerOpts);
       layers.push({
         id: plan.layer.id,
         op: plan.layer.op,
@@ -184,6 +196,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       : undefined;
     return {
       manifest,
+      samples: kept,
       report: {
         name: model.name,
         path: manifest.path,
@@ -193,6 +206,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         preprocess: { ...model.preprocess },
         ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
         layers,
+        trend: modelTrend({ layers, ...(accuracy ? { accuracy: toRecord(accuracy) } : {}) }),
         timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, totalMs: timings.totalMs + metricsMs },
       },
     };
@@ -209,6 +223,25 @@ function toRecord(r: MetricResult): Report['models'][number]['layers'][number]['
     definition: r.definition,
     ...(r.ci ? { ci: r.ci } : {}),
     ...(r.detail ? { detail: JSON.parse(JSON.stringify(r.detail, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as Record<string, unknown> } : {}),
+  };
+}
+
+/** CKA between every pair of layers of every model; the buffers hold the same items in the same order. */
+async function layerSimilarity(runs: ModelRun[], method: CkaMethod): Promise<NonNullable<Report['similarity']>> {
+  const entries = runs.flatMap((r) => r.report.layers.map((l, i) => ({ model: r.report.name, layer: l.id, depth: l.depth, m: r.samples[i]! })));
+  const ref = entries[0]!.m.ids;
+  for (const e of entries) {
+    if (e.m.n !== ref.length || e.m.ids.some((id, i) => id !== ref[i])) {
+      throw new RuntimeFailure(`internal: sample buffers of ${e.model} ${e.layer} hold other items than the first layer's; CKA needs the same samples`);
+    }
+  }
+  const matrix = await ckaMatrix(entries.map((e) => ({ X: e.m.X, n: e.m.n, d: e.m.d })), method);
+  return {
+    method,
+    definition: CKA_DEFINITION[method],
+    n: ref.length,
+    layers: entries.map(({ model, layer, depth }) => ({ model, layer, depth })),
+    matrix: matrix.map((row) => row.map((v) => (Number.isFinite(v) ? v : null))),
   };
 }
 
@@ -232,6 +265,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
       run.manifest.name = name;
       runs.push(run);
     }
+    const similarity = opts.similarity ? await layerSimilarity(runs, opts.similarity) : undefined;
     const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);
     const manifest = baseManifest(opts.command ?? 'audit', data.seed, dataset, runs.map((r) => r.manifest));
     const draft: Report = {
@@ -244,11 +278,13 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
       options: {
         metrics,
         bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
+        ...(opts.similarity ? { similarity: opts.similarity } : {}),
         ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,
       },
       models: runs.map((r) => r.report),
+      ...(similarity ? { similarity } : {}),
       warnings,
     };
     const gateResults = evaluateGates(draft, gates);
@@ -259,6 +295,13 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     await writeFileAtomic(path.join(folder.workDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await writeFileAtomic(path.join(folder.workDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     await writeFileAtomic(path.join(folder.workDir, 'summary.txt'), renderSummary(report) + '\n');
+    await writeFileAtomic(path.join(folder.workDir, 'metrics.csv'), metricsCsv(report));
+    try {
+      await writeReportHtml(folder.workDir, report);
+    } catch (e) {
+      // The numbers are the product; a page that fails to render must not cost the run.
+      opts.onStage?.(`warning: report.html could not be rendered (${errorMessage(e)}); rerun \`layerprobe report\` on the run folder`);
+    }
     const outDir = await folder.commit();
     return { outDir, report, gates: gateResults, passed: gateResults.every((g) => g.passed) };
   } catch (e) {

@@ -293,15 +293,13 @@ const CONFIG = {
 export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelSpec {
   const { def } = chart;
   const multi = def.series.length > 1;
-  const colour = {
-    field: 'model',
-    type: 'nominal' as const,
-    title: 'model',
-    scale: { domain: [...models] },
-    // One model: the page already names it, and a one-entry legend only takes room.
-    legend: models.length > 1 ? {} : null,
-  };
   const seriesDomain = def.series.map((s) => s.label);
+  // Several models: colour tells models apart, dash and shape the series. One model: the page
+  // already names it, so colour goes to the series (and a one-entry legend would only take room).
+  const colour =
+    models.length > 1 || !multi
+      ? { field: 'model', type: 'nominal' as const, title: 'model', scale: { domain: [...models] }, legend: models.length > 1 ? {} : null }
+      : { field: 'series', type: 'nominal' as const, title: 'series', scale: { domain: seriesDomain } };
   const dash = multi
     ? { strokeDash: { field: 'series', type: 'nominal' as const, title: 'series', scale: { domain: seriesDomain, range: def.series.map((s) => DASHES[s.dash ?? 'solid']) } } }
     : {};
@@ -389,7 +387,8 @@ export function heatmapSpec(km: KappaMatrix, classes: readonly string[]): TopLev
   const y = { field: 'a', type: 'ordinal' as const, title: 'class', sort: names, scale: { domain: names }, axis };
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> = [
     {
-      mark: { type: 'rect' },
+      // Per-cell aria labels would be most of the file at K = 100; the numbers are in the caption.
+      mark: { type: 'rect', aria: false },
       encoding: { x, y, color: { field: 'kappa', type: 'quantitative', title: 'κ', scale: { domain: [0.5, 1], scheme: 'viridis', clamp: true }, legend: { orient: 'right', direction: 'vertical', gradientLength: Math.min(200, cell * K) } } },
     },
   ];

@@ -28,7 +28,9 @@ export interface HtmlOptions {
 
 export const REPORT_HTML = 'report.html';
 
-const DEFAULT_MAX_HEATMAP_CELLS = 40_000;
+const DEFAULT_MAX_HEATMAP_CELLS = 20_000;
+/** Above this many classes a heat map is unreadable (and huge); the worst pairs are listed instead. */
+export const MAX_HEATMAP_CLASSES = 100;
 
 /** Sorting: numbers by data-v, text by locale; empty cells last either way. Heat maps: one layer shown. */
 const SCRIPT = `(() => {
@@ -241,9 +243,8 @@ async function charts(report: Report): Promise<SafeHtml> {
   const figures: SafeHtml[] = [];
   for (const c of plans) {
     const svg = await renderSvg(lineSpec(c, names), `c${figures.length}-`);
-    const legend = c.def.series.length > 1 || names.length > 1 ? '' : ` (${c.def.series[0]!.label})`;
     figures.push(html`<figure class="chart" data-chart="${c.def.id}" id="chart-${c.def.id}">
-<figcaption><h3>${c.def.title}${legend}</h3></figcaption>
+<figcaption><h3>${c.def.title}</h3></figcaption>
 ${trusted(svg)}
 <p class="note">${c.def.note}${c.bands.length ? html` ${c.bands.map((b) => `${b[0]!.toUpperCase()}${b.slice(1)}.`).join(' ')}` : ''}</p>
 </figure>`);
@@ -254,21 +255,30 @@ ${figures.length ? html`<div class="charts">${figures}</div>` : html`<p class="s
 </section>`;
 }
 
-function worstPair(km: KappaMatrix, classes: readonly string[]): string {
-  let best: [number, number, number] | undefined;
-  let sum = 0;
-  let n = 0;
+/** The class pairs k < l with a κ, least separable first. */
+function pairsByKappa(km: KappaMatrix): [number, number, number][] {
+  const pairs: [number, number, number][] = [];
   for (let i = 0; i < km.matrix.length; i++) {
     for (let j = i + 1; j < km.matrix.length; j++) {
       const v = km.matrix[i]![j];
-      if (v === null || v === undefined) continue;
-      sum += v;
-      n++;
-      if (!best || v < best[2]) best = [i, j, v];
+      if (v !== null && v !== undefined) pairs.push([i, j, v]);
     }
   }
-  if (!best) return '';
-  return `mean κ ${fmtNumber(sum / n)} over ${n} pairs; worst pair ${classes[best[0]]} vs ${classes[best[1]]} (κ ${fmtNumber(best[2])})`;
+  return pairs.sort((a, b) => a[2] - b[2]);
+}
+
+function worstPair(km: KappaMatrix, classes: readonly string[]): string {
+  const pairs = pairsByKappa(km);
+  const w = pairs[0];
+  if (!w) return '';
+  const mean = pairs.reduce((s, p) => s + p[2], 0) / pairs.length;
+  return `mean κ ${fmtNumber(mean)} over ${pairs.length} pairs; worst pair ${classes[w[0]]} vs ${classes[w[1]]} (κ ${fmtNumber(w[2])})`;
+}
+
+function worstPairsTable(km: KappaMatrix, classes: readonly string[], n = 25): SafeHtml {
+  return html`<table class="sortable"><thead><tr><th data-type="text">class</th><th data-type="text">class</th><th class="num" data-type="num">κ</th></tr></thead><tbody>${pairsByKappa(km)
+    .slice(0, n)
+    .map(([i, j, v]) => html`<tr><td>${classes[i]}</td><td>${classes[j]}</td>${numCell(v)}</tr>`)}</tbody></table>`;
 }
 
 async function heatmaps(report: Report, opts: HtmlOptions): Promise<SafeHtml> {
@@ -282,6 +292,11 @@ async function heatmaps(report: Report, opts: HtmlOptions): Promise<SafeHtml> {
     const chosen = all.find((k) => k.layer.id === opts.kappaLayer) ?? all[all.length - 1]!;
     const maxCells = opts.maxHeatmapCells ?? DEFAULT_MAX_HEATMAP_CELLS;
     const shown = all.length * K * K <= maxCells ? all : [chosen];
+    if (K > MAX_HEATMAP_CLASSES) {
+      blocks.push(html`<div class="heatmaps" data-model="${m.name}"><h3>${m.name} — layer <span class="mono">${chosen.layer.id}</span></h3>
+<p class="note">${K} classes are too many for a heat map; the 25 least separable pairs of this layer (choose another with <span class="mono">layerprobe report --kappa-layer ID</span>). ${worstPair(chosen, names)}</p>${worstPairsTable(chosen, names)}</div>`);
+      continue;
+    }
     const figures: SafeHtml[] = [];
     for (const km of shown) {
       const svg = await renderSvg(heatmapSpec(km, classes), `h${mi}-${figures.length}-`);

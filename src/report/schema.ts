@@ -38,6 +38,16 @@ export const modelReportSchema = z.object({
   preprocess: z.record(z.string(), z.unknown()),
   accuracy: metricSchema.optional(),
   layers: z.array(layerReportSchema),
+  /** How the geometry moves with depth; see src/pipeline/trends.ts for the definitions. */
+  trend: z
+    .object({
+      compressionRatioPerLayer: z.number().nullable(),
+      discriminationSlopePerLayer: z.number().nullable(),
+      probeReachesDepth: z.number().nullable(),
+      separableDepth: z.number().nullable(),
+      definitions: z.record(z.string(), z.string()),
+    })
+    .optional(),
   timings: z.object({ forwardMs: z.number(), reduceMs: z.number(), statsMs: z.number(), metricsMs: z.number(), totalMs: z.number() }),
 });
 
@@ -56,6 +66,15 @@ export const reportSchema = z.object({
   }),
   options: z.record(z.string(), z.unknown()),
   models: z.array(modelReportSchema),
+  similarity: z
+    .object({
+      method: z.enum(['linear', 'debiased']),
+      definition: z.string(),
+      n: z.number().int(),
+      layers: z.array(z.object({ model: z.string(), layer: z.string(), depth: z.number() })),
+      matrix: z.array(z.array(z.number().nullable())),
+    })
+    .optional(),
   gates: z.array(z.object({ spec: z.string(), passed: z.boolean(), detail: z.string() })).optional(),
   warnings: z.array(z.string()),
 });

@@ -1,0 +1,43 @@
+/** Flat records, one per (model, layer, metric): for `--json` streams of compare and metrics.csv. */
+import type { Report } from './schema.js';
+
+export interface MetricRow {
+  model: string;
+  layer: string;
+  position: number;
+  depth: number;
+  reduction: string;
+  metric: string;
+  value: number | null;
+  ciLow: number | null;
+  ciHigh: number | null;
+}
+
+export function metricRows(report: Report): MetricRow[] {
+  const rows: MetricRow[] = [];
+  for (const m of report.models) {
+    if (m.accuracy) {
+      rows.push({ model: m.name, layer: '(output)', position: m.layers.length, depth: 1, reduction: '', metric: 'accuracy', value: m.accuracy.value, ciLow: null, ciHigh: null });
+    }
+    for (const l of m.layers) {
+      for (const [name, r] of Object.entries(l.metrics)) {
+        rows.push({ model: m.name, layer: l.id, position: l.position, depth: l.depth, reduction: l.reduction, metric: name, value: r.value, ciLow: r.ci?.[0] ?? null, ciHigh: r.ci?.[1] ?? null });
+      }
+    }
+  }
+  return rows;
+}
+
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  const s = String(v);
+  // Quote anything a spreadsheet could misread; a leading = + - @ would be a formula.
+  return /[",\n\r]|^[=+\-@]/.test(s) && typeof v === 'string' ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function metricsCsv(report: Report): string {
+  const cols: (keyof MetricRow)[] = ['model', 'layer', 'position', 'depth', 'reduction', 'metric', 'value', 'ciLow', 'ciHigh'];
+  const lines = [cols.join(',')];
+  for (const r of metricRows(report)) lines.push(cols.map((c) => csvCell(r[c])).join(','));
+  return lines.join('\n') + '\n';
+}
