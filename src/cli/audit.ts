@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { audit, DEFAULT_BUFFER_PER_CLASS, type AuditOptions } from '../pipeline/audit.js';
+import { audit, DEFAULT_BUFFER_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
 import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../spec/probe-spec.js';
 import { renderSummary } from '../report/summary.js';
 import { ThresholdFailure, UsageError } from '../errors.js';
@@ -7,7 +7,7 @@ import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
 import { makeProgress } from './progress.js';
 
-interface Args extends DataArgs, InputArgs {
+export interface AuditArgs extends DataArgs, InputArgs {
   spec?: string;
   model?: string[];
   layers?: string;
@@ -36,7 +36,7 @@ export function parseMetrics(text: string | undefined): MetricGroup[] | undefine
 }
 
 /** Merge a probe spec (if any) with the flags; flags win. */
-export async function auditOptionsFrom(a: Args): Promise<AuditOptions> {
+export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Promise<AuditOptions> {
   const spec = a.spec ? await loadProbeSpec(a.spec) : undefined;
   const preprocess = preprocessFrom(a);
   const models: AuditOptions['models'] = a.model?.length
@@ -81,14 +81,13 @@ export async function auditOptionsFrom(a: Args): Promise<AuditOptions> {
     failUnder: a['fail-under'] ?? [],
     failOver: a['fail-over'] ?? [],
     ...(spec?.name ? { name: spec.name } : {}),
-    command: ['audit', ...process.argv.slice(3)].join(' '),
+    command: [commandName, ...process.argv.slice(3)].join(' '),
   };
 }
 
-export const auditCommand: CommandModule<object, Args> = {
-  command: 'audit [spec]',
-  describe: 'per-layer compression, discrimination, collapse, rank and linear probes in one pass',
-  builder: (y: Argv) =>
+/** Options shared by audit and compare. */
+export function auditBuilder(y: Argv): Argv<AuditArgs> {
+  return (
     withInputOptions(
       withDataOptions(
         y
@@ -108,10 +107,25 @@ export const auditCommand: CommandModule<object, Args> = {
         { requireDataset: false },
       ),
     )
+  ) as unknown as Argv<AuditArgs>;
+}
+
+/** Exit 3 after the report is written and printed, when a --fail-under/--fail-over gate did not hold. */
+export function throwIfGatesFailed(result: AuditResult): void {
+  if (result.passed) return;
+  const failed = result.gates.filter((g) => !g.passed);
+  throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
+}
+
+export const auditCommand: CommandModule<object, AuditArgs> = {
+  command: 'audit [spec]',
+  describe: 'per-layer compression, discrimination, collapse, rank and linear probes in one pass',
+  builder: (y: Argv) =>
+    (auditBuilder(y) as unknown as Argv<AuditArgs>)
       .example('$0 audit -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 200', 'geometry of every default layer of an ONNX CNN')
       .example('$0 audit probes/fmnist-zoo.yaml', 'the probe spec of the shipped models')
       .example('$0 audit -m model.json -d fashion-mnist --fail-under probe_heldout_accuracy=0.85 --json', 'a CI gate: exit 3 when the last layer is not linearly decodable')
-      .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals') as unknown as Argv<Args>,
+      .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals') as unknown as Argv<AuditArgs>,
   handler: async (a) => {
     const opts = await auditOptionsFrom(a);
     const quiet = a.quiet || a.json;
@@ -133,9 +147,6 @@ export const auditCommand: CommandModule<object, Args> = {
     }).finally(() => progress?.stop());
     if (a.json) process.stdout.write(JSON.stringify(result.report, null, 2) + '\n');
     else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.json\n`);
-    if (!result.passed) {
-      const failed = result.gates.filter((g) => !g.passed);
-      throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
-    }
+    throwIfGatesFailed(result);
   },
 };

@@ -16,6 +16,7 @@ import { extractCommand } from './extract.js';
 import { datasetsCommand } from './datasets.js';
 import { auditCommand } from './audit.js';
 import { schemaCommand } from './schema.js';
+import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
 
 function fail(message: string, hint: string | undefined, code: number): never {
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('layerprobe')
     .usage('$0 <command> [options]\n\nMeasures what the hidden layers of a trained classifier\ndo to real data, layer by layer.')
     .command(auditCommand)
+    .command(compareCommand)
     .command(layersCommand)
     .command(extractCommand)
     .command(datasetsCommand)

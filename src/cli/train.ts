@@ -101,7 +101,7 @@ export const trainCommand: CommandModule<object, Args> = {
       .option('onnx', { type: 'boolean', default: false, describe: 'also export model.onnx into the folder (checked against TF.js)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the model card as JSON on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' })
-      .example('$0 train --arch mlp --epochs 10 --out models/my-mlp', 'a 2×256 ReLU MLP on Fashion-MNIST (about 40 s per epoch on wasm)')
+      .example('$0 train --arch mlp --out models/my-mlp', 'a 2×256 ReLU MLP on Fashion-MNIST (about 20 s per epoch on wasm)')
       .example('$0 train --arch cnn --epochs 8 --onnx --out models/my-cnn', 'the reference CNN, with model.onnx beside model.json')
       .example('$0 train --arch vit --width 64 --depth 4 --heads 4 --patch 7 --out models/my-vit', 'a small vision transformer')
       .example('$0 train --arch mlp --activation tanh --seed 3 --out runs/mlp-tanh-3', 'another seed and activation, for comparisons'),
