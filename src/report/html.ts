@@ -10,6 +10,7 @@ import type { LayerReport, MetricRecord, Report } from './schema.js';
 import { fmtNumber } from './summary.js';
 import { writeFileAtomic } from './run-folder.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
+import { comparisonSection } from './html-similarity.js';
 import { heatmapSpec, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
 
 export { escapeHtml } from './html-escape.js';
@@ -382,6 +383,7 @@ ${header(report, title)}
 ${summary(report)}
 ${await charts(report)}
 ${await heatmaps(report, opts)}
+${await comparisonSection(report)}
 ${definitions(report)}
 ${numbers(report)}
 </main>
