@@ -254,22 +254,32 @@ test('κ = 1 exactly when the LP is feasible, over random and constructed cases'
   assert.equal(lp.status, 'Infeasible');
   assert.equal(lp.margin, undefined);
   const k = await pairKappa(A, B, 2);
-  // The best line separates one cluster pair fully and half of the rest: κ ≈ 3/4.
-  assert.ok(k.kappa! < 1 && k.kappa! > 0.7, `XOR κ=${k.kappa}`);
-  assert.ok(k.kappa! <= exactKappa2d(A, B) + 1e-12);
+  // Any line orders two of the four cluster pairs and splits the rest: κ ≈ ½ plus noise.
+  const exact = exactKappa2d(A, B);
+  assert.ok(exact < 0.7, `XOR exact κ=${exact}`);
+  // XOR's κ_w landscape is many-peaked; the bound still lands within 2 points of the optimum.
+  assert.ok(k.kappa! <= exact + 1e-12 && exact - k.kappa! <= 0.02, `XOR κ=${k.kappa}, exact ${exact}`);
 });
 
 test('exact: true decides κ = 1 by the LP where the candidates fall short', async () => {
-  // Few points in 3-D with random labels: often separable with tiny margins.
+  // 5 + 5 points in 3-D (guard off: this is about the LP): separable about half the time, often
+  // with small margins. With the candidates crippled, the LP must supply the missing κ = 1.
   const rng = new Rng(4);
   let lpWins = 0;
-  for (let trial = 0; trial < 6; trial++) {
-    const A = Float64Array.from({ length: 8 * 3 }, () => rng.normal());
-    const B = Float64Array.from({ length: 8 * 3 }, () => rng.normal());
+  for (let trial = 0; trial < 8; trial++) {
+    const A = Float64Array.from({ length: 5 * 3 }, (_, i) => rng.normal() + (i % 3 === 0 ? 1.5 : 0));
+    const B = Float64Array.from({ length: 5 * 3 }, () => rng.normal());
     const lp = await lpSeparable(A, B, 3, { margin: false });
-    const k = await pairKappa(A, B, 3, { exact: true, refineSteps: 0, logisticSteps: 1, randomDirections: 0 });
+    const crippled = { reduce: 'none', refineSteps: 0, logisticSteps: 1, randomDirections: 0 } as const;
+    const k = await pairKappa(A, B, 3, { ...crippled, exact: true });
     assert.equal(k.kappa === 1, lp.separable, `trial ${trial}`);
-    if (k.winner === 'lp') lpWins++;
+    const plain = await pairKappa(A, B, 3, crippled);
+    if (k.winner === 'lp') {
+      lpWins++;
+      assert.ok(plain.kappa! < 1);
+    } else {
+      assert.equal(k.kappa, plain.kappa);
+    }
   }
   assert.ok(lpWins >= 1, 'the LP direction should have been needed at least once with crippled candidates');
 });
@@ -540,7 +550,8 @@ test('mdlsm: symmetric matrix, mean and worst pair, one-vs-rest agreeing with th
       assert.equal(sm.matrix[k]![l], sm.matrix[l]![k]);
     }
   }
-  assert.ok(sm.matrix[0]![3]!.margin! > 30);
+  // Class 3 sits ~34 away along x (minus the spread of both): half of that gap is the margin.
+  assert.ok(sm.matrix[0]![3]!.margin! > 10 && sm.matrix[0]![3]!.margin! < 20);
 });
 
 test('controls: stratified split and permutations keep class sizes; empty classes give nulls', async () => {

@@ -44,7 +44,8 @@ export function activate(ctx: ExportContext, x: Value, activation: string, name:
       const p = tmp('Add', [e, ctx.scalar(`${name}/one`, 1)], 'one_plus');
       return out('Mul', [tmp('Mul', [x.name, p], 'x_times'), ctx.scalar(`${name}/half`, 0.5)]);
     }
-    case 'gelu_new': {
+    case 'gelu_new':
+    case 'geluNew': {
       // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
       const cube = tmp('Mul', [tmp('Mul', [x.name, x.name], 'sq'), x.name], 'cube');
       const inner = tmp('Add', [x.name, tmp('Mul', [cube, ctx.scalar(`${name}/c`, 0.044715)], 'cube_c')], 'inner');

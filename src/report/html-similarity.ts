@@ -16,7 +16,7 @@ function ckaSpec(report: Report): TopLevelSpec | null {
   for (let i = 0; i < names.length; i++) for (let j = 0; j < names.length; j++) if (s.matrix[i]![j] !== null) cells.push({ a: names[i]!, b: names[j]!, cka: s.matrix[i]![j]! });
   const L = names.length;
   const cell = L <= 16 ? 28 : Math.max(4, Math.floor(480 / L));
-  const axis = { labelLimit: 160, ...(L > 48 ? { labels: false, ticks: false } : {}) };
+  const axis = { labelLimit: 300, ...(L > 48 ? { labels: false, ticks: false } : {}) };
   const x = { field: 'b', type: 'ordinal' as const, title: 'layer', sort: names, scale: { domain: names }, axis: { ...axis, labelAngle: -45 } };
   const y = { field: 'a', type: 'ordinal' as const, title: 'layer', sort: names, scale: { domain: names }, axis };
   return {

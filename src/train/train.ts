@@ -62,7 +62,7 @@ export interface TrainResult {
 }
 
 export const RECIPE_DEFAULTS: Record<Arch, { epochs: number; lr: number; batchSize: number; warmupSteps: number }> = {
-  mlp: { epochs: 10, lr: 1e-3, batchSize: 64, warmupSteps: 0 },
+  mlp: { epochs: 15, lr: 1e-3, batchSize: 64, warmupSteps: 0 },
   cnn: { epochs: 8, lr: 1e-3, batchSize: 64, warmupSteps: 0 },
   vit: { epochs: 10, lr: 1e-3, batchSize: 64, warmupSteps: 500 },
 };
@@ -119,13 +119,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   if (!Number.isInteger(recipe.warmupSteps) || recipe.warmupSteps < 0) throw new UsageError(`warm-up steps must be a non-negative integer`);
 
-  const splits = await openSplits(opts.dataset);
-  checkArchOptions(arch, archOpts, splits.train.itemShape);
-  if (splits.train.classes.length !== splits.test.classes.length) {
-    throw new UsageError(`dataset \`${opts.dataset}\`: train has ${splits.train.classes.length} classes, test ${splits.test.classes.length}`);
-  }
+  // The output folder first: it is the cheapest check, and opening a dataset reads and hashes it.
   const folder = await createRunFolder(opts.out, { force: opts.force ?? false });
   try {
+    const splits = await openSplits(opts.dataset);
+    checkArchOptions(arch, archOpts, splits.train.itemShape);
+    if (splits.train.classes.length !== splits.test.classes.length) {
+      throw new UsageError(`dataset \`${opts.dataset}\`: train has ${splits.train.classes.length} classes, test ${splits.test.classes.length}`);
+    }
     const { tf, backend, version } = await loadTf();
     if (backend === 'wasm') registerTrainingKernels(tf);
     registerVitLayers(tf);
