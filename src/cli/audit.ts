@@ -146,7 +146,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       },
     }).finally(() => progress?.stop());
     if (a.json) process.stdout.write(JSON.stringify(result.report, null, 2) + '\n');
-    else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.json\n`);
+    else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.html (data: report.json, metrics.csv)\n`);
     throwIfGatesFailed(result);
   },
 };

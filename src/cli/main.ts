@@ -4,7 +4,8 @@
  * Errors: a LayerprobeError prints one line (plus a hint) and exits with its code; yargs usage
  * errors exit 2; anything else is a bug and says so.
  */
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LayerprobeError, errorMessage } from '../errors.js';
@@ -48,6 +49,12 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
     void abortAllRunFolders().finally(() => process.exit(130));
   });
+  if (argv.length === 0) {
+    // The main job: audit the shipped reference models on the shipped test set.
+    const spec = fileURLToPath(new URL('../../probes/fmnist-zoo.yaml', import.meta.url));
+    process.stderr.write(`layerprobe: no command given; running the default audit ${path.relative(process.cwd(), spec)} (see --help for commands)\n`);
+    argv = ['audit', spec];
+  }
   if (argv.includes('--version') || argv.includes('-V')) {
     await printVersion(argv.includes('--verbose'));
     return;
