@@ -12,11 +12,13 @@ import {
   kappaForDirection,
   lpSeparable,
   mdlsm,
+  mdlsmMetrics,
   pairCounts,
   pairKappa,
   saturationGuard,
   separabilityLpText,
   separabilityMatrix,
+  separabilityMetrics,
 } from '../src/metrics/separability/index.js';
 import { meanSd, permutedLabels, stratifiedSplit } from '../src/metrics/separability/controls.js';
 import { prepareFeatures, topEigen } from '../src/metrics/separability/reduce-pca.js';
@@ -552,6 +554,18 @@ test('mdlsm: symmetric matrix, mean and worst pair, one-vs-rest agreeing with th
   }
   // Class 3 sits ~34 away along x (minus the spread of both): half of that gap is the margin.
   assert.ok(sm.matrix[0]![3]!.margin! > 10 && sm.matrix[0]![3]!.margin! < 20);
+  // Three of the six pairs involve the far class; the others overlap.
+  const fraction = [0, 1, 2, 3].flatMap((k) => [0, 1, 2, 3].filter((l) => l > k).map((l) => sm.matrix[k]![l]!.separable)).filter(Boolean).length / 6;
+  assert.equal(sm.separableFraction, fraction);
+  assert.deepEqual(separabilityMetrics(sm).map((m) => [m.name, m.value]), [['lp_separable_fraction', fraction]]);
+  const metrics = mdlsmMetrics(r);
+  assert.deepEqual(metrics.map((m) => [m.name, m.value]), [
+    ['mdlsm_kappa', r.mean],
+    ['mdlsm_heldout_kappa', r.heldOut!.mean],
+    ['mdlsm_null_kappa', r.null!.mean],
+  ]);
+  assert.deepEqual(metrics[0]!.detail!.matrix, r.pairs);
+  assert.deepEqual(mdlsmMetrics(other).map((m) => m.name), ['mdlsm_kappa', 'mdlsm_null_kappa']);
 });
 
 test('controls: stratified split and permutations keep class sizes; empty classes give nulls', async () => {

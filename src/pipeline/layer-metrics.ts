@@ -11,6 +11,7 @@ import { rank } from '../metrics/rank.js';
 import { linearProbe } from '../metrics/probe.js';
 import { bootstrapCi } from '../metrics/bootstrap.js';
 import type { MetricResult } from '../metrics/types.js';
+import { mdlsm, mdlsmMetrics, separabilityMatrix, separabilityMetrics } from '../metrics/separability/index.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 
 export interface LayerMetricOptions {
@@ -43,6 +44,8 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     out.push(cdnv(stats));
   }
   if (want.has('rank')) out.push(...(await rank(samples)));
+  if (want.has('mdlsm')) out.push(...mdlsmMetrics(await mdlsm(samples, { seed: opts.seed })));
+  if (want.has('separable')) out.push(...separabilityMetrics(await separabilityMatrix(samples, { seed: opts.seed })));
   if (want.has('probe')) {
     const p = await linearProbe(samples, { seed: opts.seed, ...(opts.probeLambda !== undefined ? { lambda: opts.probeLambda } : {}) });
     out.push(...p.metrics);

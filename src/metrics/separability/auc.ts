@@ -20,7 +20,8 @@ export interface PairCounts {
 }
 
 function sortedCopy(s: ArrayLike<number>, what: string): Float64Array {
-  const out = Float64Array.from(s);
+  // Float64Array.from walks a typed array through its iterator; slice() is a memcpy.
+  const out = s instanceof Float64Array ? s.slice() : Float64Array.from(s);
   for (let i = 0; i < out.length; i++) {
     if (Number.isNaN(out[i]!)) throw new RuntimeFailure(`κ_w: score ${i} of ${what} is NaN`, 'the features or the direction contain NaN');
   }

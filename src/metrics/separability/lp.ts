@@ -125,6 +125,8 @@ function solve(highs: Highs, text: string, timeLimitS: number, what: string): So
   try {
     return highs.solve(text, { output_flag: false, time_limit: timeLimitS });
   } catch (e) {
+    // highs-js can be left in a broken state after an internal error: load a fresh instance next time.
+    highsPromise = null;
     throw new RuntimeFailure(`HiGHS failed on the ${what}: ${errorMessage(e)}`);
   }
 }
@@ -190,7 +192,14 @@ export async function lpSeparable(A: FloatArray, B: FloatArray, d: number, opts:
   const res: LpResult = { separable: true, status: lp.Status, minSlack: minSlack(A, B, m, n, d, dir.w, dir.b), w: dir.w, b: dir.b, m, n, d };
 
   if (opts.margin ?? true) {
-    const qp = solve(highs, separabilityLpText(A, B, m, n, d, 'margin'), timeLimit, 'hard-margin SVM QP');
+    let qp: Solution;
+    try {
+      qp = solve(highs, separabilityLpText(A, B, m, n, d, 'margin'), timeLimit, 'hard-margin SVM QP');
+    } catch (e) {
+      // The margin is an extra: the LP has already decided separability, so report the QP's failure instead of failing the pair.
+      res.marginStatus = `solver error: ${errorMessage(e)}`;
+      return res;
+    }
     res.marginStatus = qp.Status;
     if (qp.Status === 'Optimal') {
       const sv = readDirection(qp, d);

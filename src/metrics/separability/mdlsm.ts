@@ -11,6 +11,7 @@
 import { RuntimeFailure, UsageError } from '../../errors.js';
 import type { FloatArray } from '../../linalg/ort-ops.js';
 import type { SampleMatrix } from '../../stats/sample-buffer.js';
+import type { MetricResult } from '../types.js';
 import { Rng } from '../../util/rng.js';
 import { pairCounts } from './auc.js';
 import { CANDIDATES, DEFAULT_ENGINE_PARAMS, fitProblems, evaluateDirections, type EngineParams, type Group, type Problem, type ProblemFit } from './candidates.js';
@@ -458,4 +459,45 @@ export async function separabilityMatrix(samples: SampleMatrix, opts: GuardOptio
     separableFraction: decided > 0 ? separable / decided : null,
     reduction: { reduction: g.reduction, reason: g.reason, inputDim: d, dim, minPairRows: minRows, whitenedRank: rank },
   };
+}
+
+/**
+ * The report's per-layer numbers (keys `mdlsm_kappa`, `mdlsm_heldout_kappa`, `mdlsm_null_kappa`):
+ * each is a one-vs-one mean, with its matrix, worst pair and the reduction in `detail`. Controls
+ * that were not run are left out rather than reported as 0.
+ */
+export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
+  const out: MetricResult[] = [];
+  const common = { reduction: r.reduction, classCounts: r.classCounts };
+  if (r.mean !== null) {
+    out.push({
+      name: 'mdlsm_kappa',
+      value: r.mean,
+      definition: r.definition,
+      detail: { matrix: r.pairs, worst: r.worst, winners: r.winners, winnerCounts: r.winnerCounts, ...(r.oneVsRest ? { oneVsRest: r.oneVsRest } : {}), ...common, params: r.params },
+    });
+  }
+  if (r.heldOut && r.heldOut.mean !== null) {
+    out.push({
+      name: 'mdlsm_heldout_kappa',
+      value: r.heldOut.mean,
+      definition: `${r.definition}; held-out: directions fitted on a stratified ${r.heldOut.trainFraction} split, κ_w counted on the rest`,
+      detail: { matrix: r.heldOut.matrix, worst: r.heldOut.worst, trainFraction: r.heldOut.trainFraction, ...common },
+    });
+  }
+  if (r.null && r.null.mean !== null) {
+    out.push({
+      name: 'mdlsm_null_kappa',
+      value: r.null.mean,
+      definition: `${r.definition}; baseline: the same procedure on permuted labels`,
+      detail: { sd: r.null.sd, permutations: r.null.permutations, values: r.null.values, ...common },
+    });
+  }
+  return out;
+}
+
+/** The report's `lp_separable_fraction`, with the K×K LP verdicts and margins in `detail`. */
+export function separabilityMetrics(r: SeparabilityMatrixResult): MetricResult[] {
+  if (r.separableFraction === null) return [];
+  return [{ name: 'lp_separable_fraction', value: r.separableFraction, definition: r.definition, detail: { matrix: r.matrix, reduction: r.reduction } }];
 }

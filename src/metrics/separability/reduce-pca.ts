@@ -3,7 +3,7 @@
  *
  * Saturation: with d ≥ m + n − 1, points in general position are always separable, so κ = 1
  * even for identical classes; and well before that, maximising over w is optimistic. The guard
- * asks for d ≤ maxDimFraction·(m + n) for the smallest class pair (default ¼) and otherwise
+ * asks for d ≤ maxDimFraction·(m + n) for the smallest class pair (default 1/20) and otherwise
  * reduces by PCA to k = min(d, ⌊maxDimFraction·(m + n)_min⌋), or refuses.
  *
  * PCA is fitted on the whole sample matrix (all classes, no labels): the top-k eigenvectors of
@@ -26,10 +26,17 @@ import { lowerInverse, orthonormalRows, pivotedCholesky } from './small.js';
 
 export type ReduceMode = 'pca' | 'refuse' | 'none';
 
+/**
+ * At ¼, in-sample κ sat at 0.98–0.999 for every layer with a permutation baseline of ~0.83, so it
+ * could not tell layers apart; at 1/20 in-sample, held-out and null κ separate coherently
+ * (0.86 / 0.81 / 0.64 on the bench data).
+ */
+export const DEFAULT_MAX_DIM_FRACTION = 0.05;
+
 export interface GuardOptions {
   /** What to do when d is not well below the per-pair sample count. Default 'pca'. */
   reduce?: ReduceMode;
-  /** d must be at most this fraction of the smallest pair's rows. Default 0.25. */
+  /** d must be at most this fraction of the smallest pair's rows. Default 0.05. */
   maxDimFraction?: number;
   /** PCA target dimension; default ⌊maxDimFraction·(m+n)_min⌋. */
   pcaDim?: number;
@@ -57,7 +64,7 @@ export interface GuardDecision {
 
 /** Decides the reduction from d and the smallest pair's row count; throws for reduce: 'refuse'. */
 export function saturationGuard(d: number, minPairRows: number, opts: GuardOptions = {}): GuardDecision {
-  const frac = opts.maxDimFraction ?? 0.25;
+  const frac = opts.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
   if (!(frac > 0 && frac <= 1)) throw new UsageError(`maxDimFraction must be in (0, 1], got ${frac}`);
   const mode = opts.reduce ?? 'pca';
   const limit = Math.max(1, Math.floor(frac * minPairRows));
