@@ -6,7 +6,8 @@
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
-import yargs from 'yargs';
+import { createRequire } from 'node:module';
+import type yargsType from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LayerprobeError, errorMessage } from '../errors.js';
 import { abortAllRunFolders } from '../report/run-folder.js';
@@ -18,7 +19,14 @@ import { datasetsCommand } from './datasets.js';
 import { auditCommand } from './audit.js';
 import { schemaCommand } from './schema.js';
 import { compareCommand } from './compare.js';
+import { trainCommand } from './train.js';
+import { exportCommand } from './export.js';
+import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
+
+// yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
+// build wraps on word boundaries (wrap-ansi).
+const yargs = createRequire(import.meta.url)('yargs') as typeof yargsType;
 
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`layerprobe: error: ${message}\n`);
@@ -68,6 +76,9 @@ export async function main(argv: string[]): Promise<void> {
     .command(extractCommand)
     .command(datasetsCommand)
     .command(reportCommand)
+    .command(trainCommand)
+    .command(exportCommand)
+    .command(theoryCommand)
     .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .strict()
