@@ -209,3 +209,21 @@ test('DeepEverest CNN on MNIST: compression falls and probe accuracy rises with 
   assert.ok(last.metrics.probe_heldout_accuracy!.value! > first.metrics.probe_heldout_accuracy!.value!, 'probe accuracy rises');
   assert.ok(last.metrics.probe_control_heldout_accuracy!.value! < 0.3, 'shuffled-label control stays near chance');
 });
+
+test('random-layer baseline: a seeded random twin per layer, excess = trained − random', async () => {
+  const { dir, data, model } = await fixture();
+  const run = async (out: string) =>
+    (await audit({ models: [{ path: model }], dataset: data.images, baseline: 'random-layer', metrics: ['probe'], out: path.join(dir, out) })).report.models[0]!.layers;
+  const a = await run('bl1');
+  const b = await run('bl2');
+  for (const [i, l] of a.entries()) {
+    const m = l.metrics;
+    assert.ok(m.baseline_probe_heldout_accuracy && m.baseline_width_ratio, `${l.id} has baseline metrics`);
+    assert.ok(Math.abs(m.excess_probe_heldout_accuracy!.value! - (m.probe_heldout_accuracy!.value! - m.baseline_probe_heldout_accuracy!.value!)) < 1e-12);
+    const detail = m.baseline_width_ratio!.detail as { width: number; inputDim: number; rHat: number; predictedThreshold: number };
+    assert.equal(detail.width, l.dim);
+    assert.equal(detail.inputDim, i === 0 ? 64 : a[i - 1]!.dim, 'the input of layer l is layer l−1 (the model input for the first)');
+    assert.ok(Math.abs(m.baseline_width_ratio!.value! - l.dim / detail.predictedThreshold) < 1e-9);
+    assert.equal(m.baseline_probe_heldout_accuracy!.value, b[i]!.metrics.baseline_probe_heldout_accuracy!.value, 'seeded: same twin, same number');
+  }
+});

@@ -14,6 +14,7 @@ export interface AuditArgs extends DataArgs, InputArgs {
   reduce?: string;
   metrics?: string;
   'buffer-per-class'?: number;
+  baseline?: string;
   ci?: number;
   'fail-under'?: string[];
   'fail-over'?: string[];
@@ -59,6 +60,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
   const metrics = parseMetrics(a.metrics) ?? spec?.metrics;
   const bufferPerClass = a['buffer-per-class'] ?? spec?.bufferPerClass;
   const ci = a.ci ?? spec?.ci;
+  const baseline = (a.baseline ?? spec?.baseline) as AuditOptions['baseline'];
   const reduce = spec?.reduce;
   const perClass = sampling.perClass ?? ds?.perClass;
   const limit = sampling.limit ?? ds?.limit;
@@ -75,6 +77,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ...(reduce ? { reduce } : {}),
     ...(bufferPerClass !== undefined ? { bufferPerClass } : {}),
     ...(ci !== undefined ? { ci } : {}),
+    ...(baseline ? { baseline } : {}),
     batchSize: a['batch-size'] ?? spec?.batchSize ?? 64,
     ...(a.out ? { out: a.out } : {}),
     force: a.force,
@@ -97,6 +100,7 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('reduce', { type: 'string', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto)' })
           .option('metrics', { type: 'string', describe: `comma-separated groups: ${METRIC_GROUPS.join(', ')}, all (default geometry,collapse,rank,probe)` })
           .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for probes, ranks, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
+          .option('baseline', { type: 'string', choices: ['none', 'random-layer'], describe: 'also measure a random Gaussian layer of the same width on the same input (SCIENCE.md §4)' })
           .option('ci', { type: 'number', describe: 'bootstrap confidence intervals at this level, e.g. 0.95' })
           .option('fail-under', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is below the value, e.g. probe_heldout_accuracy=0.9' })
           .option('fail-over', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is above the value, e.g. compression@last=0.5' })

@@ -24,6 +24,7 @@ import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
+import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions } from './layer-metrics.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 
@@ -51,6 +52,8 @@ export interface AuditOptions extends SamplingOptions {
   /** Default reduction for models that do not set their own (default auto). */
   reduce?: string;
   bufferPerClass?: number;
+  /** Measure each layer beside a random Gaussian layer of the same width on the same input (SCIENCE.md §4). */
+  baseline?: 'none' | 'random-layer';
   /** Representation similarity between every pair of layers (of all models) on the buffered samples. */
   similarity?: CkaMethod;
   /** Bootstrap confidence level, e.g. 0.95; off when undefined. */
@@ -129,6 +132,8 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     const outWidth = out ? out.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1) : 0;
     const classifier = out !== undefined && outWidth === K;
     if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
+    const inputDim = model.runner.inputShape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+    const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
     let correct = 0;
     let seen = 0;
     const timings = await capture({
@@ -148,6 +153,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
           for (let i = 0; i < n; i++) if (preds[i] === b.raw.labels[i]) correct++;
           seen += n;
         }
+        if (inputBuffer) inputBuffer.add(b.input.data, n, b.input.data.length / n, b.raw.labels, b.raw.indices, preds);
         for (const plan of model.plans) {
           const feats = b.features.get(plan.layer.id)!;
           await chunkers.get(plan.layer.id)!.push(feats, n, b.raw.labels);
@@ -171,11 +177,16 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     const layers: LayerReport[] = [];
     const kept: SampleMatrix[] = [];
     const n = model.plans.length;
+    let previous = inputBuffer?.matrix();
     for (const [i, plan] of model.plans.entries()) {
       const buffer = buffers.get(plan.layer.id)!;
       const matrix = buffer.matrix();
       if (opts.similarity) kept.push(matrix);
       const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, layerOpts);
+      if (previous) {
+        results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+        previous = matrix;
+      }
       layers.push({
         id: plan.layer.id,
         op: plan.layer.op,
@@ -279,6 +290,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
         metrics,
         bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
         ...(opts.similarity ? { similarity: opts.similarity } : {}),
+        ...(opts.baseline === 'random-layer' ? { baseline: 'random-layer' } : {}),
         ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,

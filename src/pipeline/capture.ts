@@ -22,6 +22,8 @@ export interface CapturedBatch {
   features: Map<string, Float32Array>;
   /** The model's output for this batch when asked for (logits or probabilities). */
   output?: LayerTensor;
+  /** The preprocessed model input of this batch. */
+  input: { data: Float32Array; shape: number[] };
 }
 
 export interface CaptureTimings {
@@ -87,7 +89,7 @@ export async function capture(opts: CaptureOptions): Promise<CaptureTimings> {
     t.reduceMs += performance.now() - t0;
     t0 = performance.now();
     const output = opts.outputLayerId ? tensors.get(opts.outputLayerId) : undefined;
-    await opts.onBatch({ raw, features, ...(output ? { output } : {}) });
+    await opts.onBatch({ raw, features, input, ...(output ? { output } : {}) });
     t.sinkMs += performance.now() - t0;
     t.images += raw.shape[0];
     t.batches += 1;

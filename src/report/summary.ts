@@ -14,6 +14,9 @@ const COLUMNS: [key: string, title: string][] = [
   ['mdlsm_heldout_kappa', 'κ held'],
   ['mdlsm_null_kappa', 'κ null'],
   ['lp_separable_fraction', 'LP sep'],
+  ['baseline_probe_heldout_accuracy', 'rand probe'],
+  ['baseline_mdlsm_heldout_kappa', 'rand κ'],
+  ['baseline_width_ratio', 'D/D*'],
 ];
 
 export function fmtNumber(v: number | null | undefined): string {

@@ -1,0 +1,64 @@
+/**
+ * Random-layer theory (SCIENCE.md §4): union-of-subspaces data, random layers, the exact
+ * (quadratic, semidefinite) and sample (LP) separability tests, phase-transition maps with the
+ * threshold D*(r), per-class energy ranks of real data, and the random-layer baseline for a
+ * trained layer.
+ */
+export {
+  columns,
+  orthonormalColumns,
+  pairwiseAngles,
+  principalAngles,
+  randomSubspace,
+  subspacePairAtAngle,
+  unionOfSubspaces,
+  uosBases,
+  type PairAngles,
+  type UnionOfSubspaces,
+  type UosOptions,
+} from './subspaces.js';
+export {
+  ACTIVATIONS,
+  ELU_ALPHA,
+  LEAKY_SLOPE,
+  activationFn,
+  erf,
+  gaussianLayerWeights,
+  parseActivation,
+  projectedWeights,
+  randomLayer,
+  type Activation,
+  type RandomLayer,
+  type RandomLayerOptions,
+} from './layer.js';
+export { blockMatrix, type ExactProof, type ExactResult, type ExactStatus, type QuadBlock } from './quad-block.js';
+export { barrierSeparable, type BarrierOptions } from './barrier.js';
+export { cuttingPlaneSeparable, type ExactOptions } from './cutting-plane.js';
+export { exactSeparable, type ExactMethod, type ExactTestInput, type ExactTestResult } from './exact.js';
+export { coverCapacity, sampleLp, sampleSeparable, type SampleLp, type SampleLpVerdict, type SampleTestOptions, type SampleTestResult } from './sample-lp.js';
+export {
+  PHASE_AXES,
+  PHASE_DEFINITION,
+  cdfAt,
+  halfCrossing,
+  logLogFit,
+  phaseTransition,
+  type LogLogFit,
+  type PhaseAxis,
+  type PhaseColumn,
+  type PhaseOptions,
+  type PhaseResult,
+} from './phase.js';
+export { makeTrial, trialThreshold, type SeparabilityTest, type TrialProblem, type TrialSpec, type TrialThreshold } from './trial.js';
+export { dStarSpec, heatmapSpec, phaseCsv, phaseHtml } from './phase-report.js';
+export { RANK_DEFINITION, classEnergyRanks, classRank, datasetClassRanks, energyRank, energyRankFromSquares, type ClassRank, type DatasetRankOptions, type DatasetRankResult } from './rank.js';
+export {
+  BASELINE_DEFINITION,
+  predictedThreshold,
+  randomLayerBaseline,
+  type BaselineInput,
+  type PairAngleSummary,
+  type RandomLayerBaseline,
+  type RandomLayerBaselineOptions,
+} from './baseline.js';
+export { deriveSeed } from './seed.js';
