@@ -114,12 +114,12 @@ for (const group of new Set(rows.map((r) => r.group))) {
 }
 
 const extras: Record<string, unknown>[] = [];
-const sepBench = path.join(ROOT, 'bench/separability.ts');
-if (existsSync(sepBench) && (!only || 'separability mdlsm'.includes(only.toLowerCase()))) {
-  const line = runNode([sepBench]);
+for (const [file, key] of [['bench/separability.ts', 'separability mdlsm'], ['bench/theory.ts', 'theory phase']] as const) {
+  if (!existsSync(path.join(ROOT, file)) || (only && !key.includes(only.toLowerCase()))) continue;
+  const line = runNode([path.join(ROOT, file)]);
   if (line) {
     extras.push(JSON.parse(line) as Record<string, unknown>);
-    process.stdout.write(`\nseparability: ${line}\n`);
+    process.stdout.write(`\n${key}: ${line}\n`);
   }
 }
 await writeFile(path.join(ROOT, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, rows, extras }, null, 2) + '\n');
