@@ -102,6 +102,20 @@ describe('other replaced kernels', () => {
     assertClose(r.wasm[1]!, r.cpu[1]!, 'tile gradient');
   });
 
+  test('MaxPoolGrad: first maximum of each window; odd sizes, overlapping windows, same padding', async () => {
+    // Rounded ReLU outputs tie often, so the choice among equal maxima is exercised.
+    const data = Float32Array.from(randn(2 * 9 * 7 * 3, 6), (v) => Math.max(0, Math.round(v * 2) / 2));
+    for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 3, 'valid'], [3, 2, 'valid'], [2, 2, 'same'], [3, 2, 'same']] as const) {
+      const pool = (a: Tensor): Tensor => tf.maxPool(a as tfTypes.Tensor4D, size, stride, pad);
+      const r = await onBoth([{ data, shape: [2, 9, 7, 3] }], (x) => {
+        // Distinct upstream gradients per output cell, so a misrouted one shows.
+        const weights = tf.range(1, 1 + pool(x!).size).reshape(pool(x!).shape);
+        return [tf.grad((a: Tensor) => tf.sum(tf.mul(pool(a), weights)))(x!)];
+      });
+      assert.deepEqual(r.wasm[0], r.cpu[0], `pool ${size}, stride ${stride}, ${pad}`);
+    }
+  });
+
   test('no tensors leak from the composed kernels', async () => {
     const x = tf.randomNormal([2, 8, 8, 2]);
     const k = tf.randomNormal([3, 3, 2, 4]);
