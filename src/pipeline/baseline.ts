@@ -11,6 +11,7 @@ import { mdlsm } from '../metrics/separability/index.js';
 import type { MetricResult } from '../metrics/types.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
+import { AUDIT_MAX_DIM_FRACTION } from './layer-metrics.js';
 
 /** The activation a random twin of this layer should use; ReLU when the op does not say. */
 export function activationOf(op: string, activation?: string): Activation {
@@ -51,7 +52,7 @@ export async function baselineMetrics(
   const tp = get('probe_heldout_accuracy');
   if (tp !== undefined) out.push({ name: 'excess_probe_heldout_accuracy', value: tp - probe.heldOutAccuracy, definition: 'trained − random-layer held-out probe accuracy', detail: common });
   if (opts.metrics.includes('mdlsm')) {
-    const k = await mdlsm(random, { seed: opts.seed, permutations: 0 });
+    const k = await mdlsm(random, { seed: opts.seed, permutations: 0, maxDimFraction: AUDIT_MAX_DIM_FRACTION });
     const kh = k.heldOut?.mean ?? null;
     out.push({ name: 'baseline_mdlsm_heldout_kappa', value: kh ?? NaN, definition: `${def}; held-out MD-LSM κ`, detail: { ...common, reduction: k.reduction } });
     const tk = get('mdlsm_heldout_kappa');

@@ -277,6 +277,23 @@ async function createSession(bytes: Uint8Array, opts: OnnxOpenOptions): Promise<
   return ort.InferenceSession.create(bytes, sessionOptions(opts));
 }
 
+/**
+ * Layers the producer declared as the default selection (layerprobe's exporter writes the TF.js
+ * defaults under `layerprobe.default_layers`, because ONNX alone cannot mark a transformer block).
+ * Used only when every declared id exists, so a hand-edited graph falls back to the op rules.
+ */
+function declaredDefaults(model: ModelProto, layerIds: ReadonlySet<string>): Set<string> | null {
+  const entry = (model.metadataProps ?? []).find((p) => p.key === 'layerprobe.default_layers');
+  if (!entry?.value) return null;
+  try {
+    const ids = JSON.parse(entry.value) as unknown;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id): id is string => typeof id === 'string' && layerIds.has(id))) return null;
+    return new Set(ids);
+  } catch {
+    return null;
+  }
+}
+
 export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): Promise<OnnxRunner> {
   try {
     const st = await stat(path);
@@ -348,7 +365,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
     layerIds.push(id);
     shapes.set(id, t.dims.slice(1));
   }
-  const selected = defaultSelection(analysis, new Set(layerIds));
+  const selected = declaredDefaults(model, new Set(layerIds)) ?? defaultSelection(analysis, new Set(layerIds));
   const inputLayout = layoutOf(perSample.length + 1);
   const layers: LayerInfo[] = [
     { id: analysis.inputName, op: 'Input', shape: [null, ...perSample], ...inputLayout, index: 0, defaultSelected: false, isOutput: false },

@@ -3,7 +3,7 @@
  *
  * Saturation: with d ≥ m + n − 1, points in general position are always separable, so κ = 1
  * even for identical classes; and well before that, maximising over w is optimistic. The guard
- * asks for d ≤ maxDimFraction·(m + n) for the smallest class pair (default 1/20) and otherwise
+ * asks for d ≤ maxDimFraction·(m + n) for the smallest class pair (default ¼) and otherwise
  * reduces by PCA to k = min(d, ⌊maxDimFraction·(m + n)_min⌋), or refuses.
  *
  * PCA is fitted on the whole sample matrix (all classes, no labels): the top-k eigenvectors of
@@ -26,17 +26,13 @@ import { lowerInverse, orthonormalRows, pivotedCholesky } from './small.js';
 
 export type ReduceMode = 'pca' | 'refuse' | 'none';
 
-/**
- * At ¼, in-sample κ sat at 0.98–0.999 for every layer with a permutation baseline of ~0.83, so it
- * could not tell layers apart; at 1/20 in-sample, held-out and null κ separate coherently
- * (0.86 / 0.81 / 0.64 on the bench data).
- */
-export const DEFAULT_MAX_DIM_FRACTION = 0.05;
+/** The library default; the audit asks for less (see AUDIT_MAX_DIM_FRACTION in src/pipeline/layer-metrics.ts). */
+export const DEFAULT_MAX_DIM_FRACTION = 0.25;
 
 export interface GuardOptions {
   /** What to do when d is not well below the per-pair sample count. Default 'pca'. */
   reduce?: ReduceMode;
-  /** d must be at most this fraction of the smallest pair's rows. Default 0.05. */
+  /** d must be at most this fraction of the smallest pair's rows. Default 0.25. */
   maxDimFraction?: number;
   /** PCA target dimension; default ⌊maxDimFraction·(m+n)_min⌋. */
   pcaDim?: number;
