@@ -32,6 +32,7 @@ if (c.kind === 'extract') {
     reduceMs: t.reduceMs,
     statsMs: t.statsMs,
     metricsMs: t.metricsMs,
+    ...Object.fromEntries(Object.entries(t.metricsByGroupMs ?? {}).map(([k, v]) => [`metric_${k}_ms`, v])),
   };
 }
 const wallMs = performance.now() - t0;

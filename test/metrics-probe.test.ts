@@ -79,7 +79,7 @@ test('fitted probe equals the optimum found by plain gradient descent (unique fo
   const lambda = 0.05;
   const ref = plainGd(Xs, m.n, m.d, m.labels, m.K, lambda, 20000);
   assert.ok(ref.gradMax < 1e-9, `reference did not converge: ${ref.gradMax}`);
-  const fit = await fitSoftmaxRegression(Xs, m.n, m.d, m.labels, m.K, { lambda });
+  const fit = await fitSoftmaxRegression(Xs, m.n, m.d, m.labels, m.K, { lambda, gtol: 1e-6 });
   assert.ok(Math.abs(fit.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${fit.loss} vs ${ref.loss}`);
   for (let t = 0; t < fit.W.length; t++) assert.ok(Math.abs(fit.W[t]! - ref.W[t]!) < 1e-4, `W[${t}] ${fit.W[t]} vs ${ref.W[t]}`);
   // Softmax is unchanged by adding a constant to every bias, so compare biases up to that constant.

@@ -25,7 +25,7 @@ import { metricsCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
-import { computeLayerMetrics, type LayerMetricOptions } from './layer-metrics.js';
+import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
@@ -175,6 +175,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       hasPredictions: classifier,
     };
     const layers: LayerReport[] = [];
+    const byGroup: MetricTimings = {};
     const kept: SampleMatrix[] = [];
     const n = model.plans.length;
     let previous = inputBuffer?.matrix();
@@ -182,9 +183,11 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       const buffer = buffers.get(plan.layer.id)!;
       const matrix = buffer.matrix();
       if (opts.similarity) kept.push(matrix);
-      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, layerOpts);
+      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, layerOpts, byGroup);
       if (previous) {
+        const tb = performance.now();
         results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+        byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
         previous = matrix;
       }
       layers.push({
@@ -218,7 +221,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
         layers,
         trend: modelTrend({ layers, ...(accuracy ? { accuracy: toRecord(accuracy) } : {}) }),
-        timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, totalMs: timings.totalMs + metricsMs },
+        timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, metricsByGroupMs: byGroup, totalMs: timings.totalMs + metricsMs },
       },
     };
   } finally {

@@ -38,25 +38,49 @@ async function withCi(r: MetricResult, fn: (m: SampleMatrix) => number, samples:
   return { ...r, ci: b.ci, detail: { ...r.detail, ciMethod: `percentile bootstrap over the ${samples.n} buffered samples, ${b.reps} stratified resamples, level ${b.level}` } };
 }
 
-export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult[]> {
+/**
+ * Adds each metric group's wall time to `into` (milliseconds), so an audit can say where its
+ * metric time goes.
+ */
+export type MetricTimings = Record<string, number>;
+
+export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatrix, opts: LayerMetricOptions, into: MetricTimings = {}): Promise<MetricResult[]> {
   const out: MetricResult[] = [];
   const want = new Set(opts.metrics);
+  let mark = performance.now();
+  const lap = (g: MetricGroup) => {
+    const now = performance.now();
+    into[g] = (into[g] ?? 0) + now - mark;
+    mark = now;
+  };
   if (want.has('geometry')) {
     out.push(await withCi(compression(stats), (m) => compressionFromSamples(m).value, samples, opts));
     out.push(await withCi(discrimination(stats), (m) => discriminationFromSamples(m).value, samples, opts));
+    lap('geometry');
   }
   if (want.has('collapse')) {
     out.push(await nc1(stats, samples));
     out.push(...nc2(stats));
     if (opts.hasPredictions && samples.predictions) out.push(await nc4(stats, samples, samples.predictions));
     out.push(cdnv(stats));
+    lap('collapse');
   }
-  if (want.has('rank')) out.push(...(await rank(samples)));
-  if (want.has('mdlsm')) out.push(...mdlsmMetrics(await mdlsm(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })));
-  if (want.has('separable')) out.push(...separabilityMetrics(await separabilityMatrix(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })));
+  if (want.has('rank')) {
+    out.push(...(await rank(samples)));
+    lap('rank');
+  }
+  if (want.has('mdlsm')) {
+    out.push(...mdlsmMetrics(await mdlsm(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })));
+    lap('mdlsm');
+  }
+  if (want.has('separable')) {
+    out.push(...separabilityMetrics(await separabilityMatrix(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })));
+    lap('separable');
+  }
   if (want.has('probe')) {
     const p = await linearProbe(samples, { seed: opts.seed, ...(opts.probeLambda !== undefined ? { lambda: opts.probeLambda } : {}) });
     out.push(...p.metrics);
+    lap('probe');
   }
   return out;
 }

@@ -76,11 +76,28 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
       if (done) return;
       done = true;
       live.delete(folder);
-      await rm(workDir, { recursive: true, force: true });
+      await discard(workDir);
     },
   };
   live.add(folder);
   return folder;
+}
+
+/**
+ * Remove an unfinished work folder while writers may still be creating files in it: a plain
+ * recursive rm can lose that race (a file appears between its readdir and rmdir, and it fails
+ * with ENOTEMPTY). Renaming first takes the folder away from the writers in one step.
+ */
+async function discard(workDir: string): Promise<void> {
+  const trash = `${workDir}.discard`;
+  let target = workDir;
+  try {
+    await rename(workDir, trash);
+    target = trash;
+  } catch {
+    // Already gone, or not renamable: remove it where it is.
+  }
+  await rm(target, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
 }
 
 /** Write a whole file atomically (temp + rename in the same folder). */

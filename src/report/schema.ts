@@ -48,7 +48,15 @@ export const modelReportSchema = z.object({
       definitions: z.record(z.string(), z.string()),
     })
     .optional(),
-  timings: z.object({ forwardMs: z.number(), reduceMs: z.number(), statsMs: z.number(), metricsMs: z.number(), totalMs: z.number() }),
+  timings: z.object({
+    forwardMs: z.number(),
+    reduceMs: z.number(),
+    statsMs: z.number(),
+    metricsMs: z.number(),
+    /** metricsMs split by metric group (and the random-layer baseline), summed over layers. */
+    metricsByGroupMs: z.record(z.string(), z.number()).optional(),
+    totalMs: z.number(),
+  }),
 });
 
 export const reportSchema = z.object({
