@@ -106,6 +106,12 @@ for (const kind of ['extract', 'audit']) {
       '\n',
   );
 }
+for (const r of rows.filter((x) => x.kind === 'audit')) {
+  const split = Object.entries(r)
+    .filter(([k]) => k.startsWith('metric_'))
+    .map(([k, v]) => `${k.slice(7, -3)} ${((v as number) / 1000).toFixed(2)} s`);
+  if (split.length) process.stdout.write(`metrics of ${r.name}: ${split.join(', ')}\n`);
+}
 for (const group of new Set(rows.map((r) => r.group))) {
   const rs = rows.filter((r) => r.group === group).sort((a, b) => a.images - b.images);
   if (rs.length < 2) continue;

@@ -160,6 +160,11 @@ function dotv(a: Float64Array, b: Float64Array): number {
   return s;
 }
 
+/** y ← y + a·x */
+function axpy(a: number, x: Float64Array, y: Float64Array): void {
+  for (let i = 0; i < y.length; i++) y[i] = y[i]! + a * x[i]!;
+}
+
 function infNorm(a: Float64Array): number {
   let m = 0;
   for (const v of a) m = Math.max(m, Math.abs(v));
@@ -186,12 +191,13 @@ export async function lbfgs(
       status = 'converged';
       break;
     }
+    // Two-loop recursion; scalars hoisted out of the inner loops so they stay monomorphic.
     const q = new Float64Array(g);
-    const alpha = new Array<number>(S.length);
+    const alpha = new Float64Array(S.length);
     for (let i = S.length - 1; i >= 0; i--) {
-      alpha[i] = rho[i]! * dotv(S[i]!, q);
-      const yi = Yv[i]!;
-      for (let j = 0; j < q.length; j++) q[j]! -= alpha[i]! * yi[j]!;
+      const ai = rho[i]! * dotv(S[i]!, q);
+      alpha[i] = ai;
+      axpy(-ai, Yv[i]!, q);
     }
     let gamma: number;
     if (S.length) {
@@ -200,13 +206,13 @@ export async function lbfgs(
     } else {
       gamma = 1 / Math.max(1, Math.sqrt(dotv(g, g)));
     }
-    for (let j = 0; j < q.length; j++) q[j]! *= gamma;
+    for (let j = 0; j < q.length; j++) q[j] = -gamma * q[j]!;
+    // q holds −r of the textbook recursion from here on, so it ends as the descent direction −H·g.
     for (let i = 0; i < S.length; i++) {
-      const beta = rho[i]! * dotv(Yv[i]!, q);
-      const si = S[i]!;
-      for (let j = 0; j < q.length; j++) q[j]! += si[j]! * (alpha[i]! - beta);
+      const beta = -rho[i]! * dotv(Yv[i]!, q);
+      axpy(-(alpha[i]! - beta), S[i]!, q);
     }
-    const dir = q.map((v) => -v);
+    const dir = q;
     let gd = dotv(g, dir);
     if (!(gd < 0)) {
       S.length = 0;
@@ -404,13 +410,13 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
   }
 
   const lambda = opts.lambda ?? 1e-3;
-  const detail = { nTrain: nTr, nHeldOut: nTe, d, K, lambda, gtol: opts.gtol ?? 1e-4, trainFraction, seed, chance, status: fit.status, iterations: fit.iterations };
+  const detail = { nTrain: nTr, nHeldOut: nTe, d, K, lambda, gtol: opts.gtol ?? 1e-4, trainFraction, seed, chance, status: fit.status, iterations: fit.iterations, evaluations: fit.evaluations };
   const metrics: MetricResult[] = [
     { name: 'probe_train_accuracy', value: trainAccuracy, definition: DEFINITIONS.probe, detail },
     { name: 'probe_heldout_accuracy', value: heldOutAccuracy, definition: DEFINITIONS.probe, detail },
   ];
   if (control) {
-    const cdetail = { ...detail, status: control.fit.status, iterations: control.fit.iterations, note: 'same probe fitted on permuted training labels' };
+    const cdetail = { ...detail, status: control.fit.status, iterations: control.fit.iterations, evaluations: control.fit.evaluations, note: 'same probe fitted on permuted training labels' };
     metrics.push(
       { name: 'probe_control_train_accuracy', value: control.trainAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
       { name: 'probe_control_heldout_accuracy', value: control.heldOutAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
