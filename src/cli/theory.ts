@@ -16,22 +16,13 @@ import { phaseCsv, phaseHtml } from '../theory/phase-report.js';
 import { datasetClassRanks, type DatasetRankResult } from '../theory/rank.js';
 import { unionOfSubspaces, type UnionOfSubspaces } from '../theory/subspaces.js';
 import { formatTable } from './table.js';
+import { resultJson } from './result-json.js';
+import { clusteringCommand } from './theory-clustering.js';
+import { lowrankCommand } from './theory-lowrank.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/** JSON with non-finite numbers as null and typed arrays as plain arrays. */
-export function theoryJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_k, v: unknown) => {
-      if (typeof v === 'number' && !Number.isFinite(v)) return null;
-      if (v instanceof Float64Array || v instanceof Float32Array || v instanceof Int32Array) return Array.from(v);
-      return v;
-    },
-    2,
-  );
-}
 
 /**
  * A list of numbers: `2,4,8`, `lo:hi` (every integer), or `lo:hi:step` (lo, lo+step, … ≤ hi).
@@ -203,7 +194,7 @@ const uosCommand: CommandModule<object, UosArgs> = {
         const B = new Float64Array(u.K * u.d * a.r);
         u.bases.forEach((U, k) => B.set(U, k * u.d * a.r));
         await writeFileAtomic(path.join(dir, 'bases.npy'), npy([u.K, u.d, a.r], B));
-        await writeFileAtomic(path.join(dir, 'uos.json'), theoryJson(summary) + '\n');
+        await writeFileAtomic(path.join(dir, 'uos.json'), resultJson(summary) + '\n');
         await folder.commit();
       } catch (e) {
         await folder.abort();
@@ -211,7 +202,7 @@ const uosCommand: CommandModule<object, UosArgs> = {
       }
     }
     if (a.json) {
-      process.stdout.write(theoryJson(summary) + '\n');
+      process.stdout.write(resultJson(summary) + '\n');
       return;
     }
     if (a.quiet) return;
@@ -373,7 +364,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
     const out = a.out ?? defaultRunDir('theory-phase');
     const folder = await createRunFolder(out, { force: a.force });
     try {
-      await writeFileAtomic(path.join(folder.workDir, 'phase.json'), theoryJson(res) + '\n');
+      await writeFileAtomic(path.join(folder.workDir, 'phase.json'), resultJson(res) + '\n');
       await writeFileAtomic(path.join(folder.workDir, 'phase.csv'), phaseCsv(res));
       await writeFileAtomic(path.join(folder.workDir, 'phase.html'), await phaseHtml(res));
       await folder.commit();
@@ -381,7 +372,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
       await folder.abort();
       throw e;
     }
-    if (a.json) process.stdout.write(theoryJson(res) + '\n');
+    if (a.json) process.stdout.write(resultJson(res) + '\n');
     else if (!a.quiet) process.stdout.write(phaseTable(res) + `\nfiles: ${out}/phase.{json,csv,html}\n`);
   },
 };
@@ -429,7 +420,7 @@ const rankCommand: CommandModule<object, RankArgs> = {
       energy: a.energy,
       onProgress: (done, total) => bar.update(done, total),
     }).finally(() => bar.stop());
-    if (a.json) process.stdout.write(theoryJson(res) + '\n');
+    if (a.json) process.stdout.write(resultJson(res) + '\n');
     else if (!a.quiet) process.stdout.write(rankTable(res) + '\n');
   },
 };
@@ -438,13 +429,15 @@ const rankCommand: CommandModule<object, RankArgs> = {
 
 export const theoryCommand: CommandModule = {
   command: 'theory <command>',
-  describe: 'random-layer theory (SCIENCE.md §4): union-of-subspaces data, separability phase maps, data ranks',
+  describe: 'theory checks: random layers and separability (SCIENCE.md §4), weight clustering (§5), low-rank heads (§6)',
   builder: (y: Argv) =>
     y
       .command(uosCommand)
       .command(phaseCommand)
       .command(rankCommand)
-      .demandCommand(1, 'name a theory command: uos, phase or rank')
+      .command(clusteringCommand)
+      .command(lowrankCommand)
+      .demandCommand(1, 'name a theory command: uos, phase, rank, clustering or lowrank')
       .example('$0 theory phase --r 2:12 --trials 10', 'reproduce D*(r) ≈ 1.1–1.4·r(r+1)/2 for the quadratic layer')
       .example('$0 theory rank --dataset fashion-mnist', 'per-class ranks of real data'),
   handler: () => {},

@@ -62,3 +62,5 @@ export {
   type RandomLayerBaselineOptions,
 } from './baseline.js';
 export { deriveSeed } from './seed.js';
+export * as clustering from './clustering.js';
+export * as lowrank from './lowrank.js';
