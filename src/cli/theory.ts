@@ -18,6 +18,7 @@ import { unionOfSubspaces, type UnionOfSubspaces } from '../theory/subspaces.js'
 import { formatTable } from './table.js';
 import { resultJson } from './result-json.js';
 import { clusteringCommand } from './theory-clustering.js';
+import { deepLinearCommand } from './theory-deep-linear.js';
 import { lowrankCommand } from './theory-lowrank.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -429,15 +430,16 @@ const rankCommand: CommandModule<object, RankArgs> = {
 
 export const theoryCommand: CommandModule = {
   command: 'theory <command>',
-  describe: 'theory checks: random layers and separability (SCIENCE.md §4), weight clustering (§5), low-rank heads (§6)',
+  describe: 'theory checks: deep-linear compression (SCIENCE.md §1), random layers and separability (§4), weight clustering (§5), low-rank heads (§6)',
   builder: (y: Argv) =>
     y
       .command(uosCommand)
       .command(phaseCommand)
       .command(rankCommand)
+      .command(deepLinearCommand)
       .command(clusteringCommand)
       .command(lowrankCommand)
-      .demandCommand(1, 'name a theory command: uos, phase, rank, clustering or lowrank')
+      .demandCommand(1, 'name a theory command: uos, phase, rank, deep-linear, clustering or lowrank')
       .example('$0 theory phase --r 2:12 --trials 10', 'reproduce D*(r) ≈ 1.1–1.4·r(r+1)/2 for the quadratic layer')
       .example('$0 theory rank --dataset fashion-mnist', 'per-class ranks of real data'),
   handler: () => {},
