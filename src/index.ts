@@ -28,4 +28,6 @@ export { ckaMatrix } from './metrics/cka.js';
 export * as separability from './metrics/separability/index.js';
 export * as theory from './theory/index.js';
 export { train, type TrainOptions, type TrainResult } from './train/train.js';
+export { parseMonitorSpec, parseProbeSet, pearson, spearman, synchronicity, TrainingMonitor, type MonitorResult, type MonitorSpec } from './train/monitor.js';
+export { parseSweep, runSweep, type SweepOptions, type SweepResult } from './train/sweep.js';
 export { layersModelToOnnx } from './export/onnx-export.js';

@@ -54,6 +54,16 @@ export interface ModelCard {
     history: EpochStats[];
   };
   wallTimeSeconds: number;
+  /** Present when the run was monitored (`--monitor`): what monitor.json holds, in brief. */
+  monitor?: {
+    files: string[];
+    schedule: { unit: 'epoch' | 'step'; every: number; initial: boolean };
+    probeSet: { perClass: number; n: number };
+    layers: string[];
+    checkpoints: number;
+    bestTrackingLayer: string | null;
+    seconds: number;
+  };
   /** Filled in by the exporter: what else ships beside model.json. */
   files?: Record<string, { bytes: number; sha256: string }>;
 }
@@ -121,6 +131,18 @@ export function cardMarkdown(c: ModelCard): string {
     `Same seed and backend give the same weights; another backend (tfjs-node, cpu) rounds differently.`,
     '',
   ];
+  if (c.monitor) {
+    const m = c.monitor;
+    lines.push(
+      '## Monitoring',
+      '',
+      `Hidden layers ${m.layers.map((l) => `\`${l}\``).join(', ')} were measured at ${m.checkpoints} checkpoints (every ${m.schedule.every} ${m.schedule.unit}${m.schedule.every === 1 ? '' : 's'}` +
+        `${m.schedule.initial ? ', and before training' : ''}) on ${m.probeSet.n} training images (${m.probeSet.perClass}/class): MD-LSM κ, compression, discrimination, linear-probe accuracy ` +
+        `(${m.seconds.toFixed(1)} s). Curves in \`monitor.html\`, numbers in \`monitor.json\` and \`monitor.csv\`. ` +
+        `Layer whose κ tracks training accuracy best: ${m.bestTrackingLayer ? `\`${m.bestTrackingLayer}\`` : 'too few checkpoints to say'}.`,
+      '',
+    );
+  }
   if (c.files) {
     lines.push('## Files', '', '| file | bytes | sha256 |', '|---|---:|---|');
     for (const [f, v] of Object.entries(c.files)) lines.push(`| ${f} | ${v.bytes.toLocaleString('en')} | \`${v.sha256}\` |`);

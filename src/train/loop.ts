@@ -56,6 +56,36 @@ export interface Evaluation {
   n: number;
 }
 
+/** A point of the training run at which a monitor measures the model (src/train/monitor.ts). */
+export interface Checkpoint {
+  /** Epoch the checkpoint falls in (0 for the initial one, before any update). */
+  epoch: number;
+  /** Optimizer steps done so far. */
+  step: number;
+  stepsPerEpoch: number;
+  /** Training progress in epochs: step / stepsPerEpoch. */
+  epochProgress: number;
+  endOfEpoch: boolean;
+  /** Mean loss and accuracy over the batches since the previous checkpoint, as the weights moved; null for the initial one. */
+  running: { loss: number; accuracy: number; images: number } | null;
+  /** The test evaluation, at the end of an epoch. */
+  test: Evaluation | null;
+}
+
+export interface CheckpointSchedule {
+  unit: 'epoch' | 'step';
+  /** Every this many epochs or steps; the last step of training is always a checkpoint. */
+  every: number;
+  /** Also a checkpoint before the first update. */
+  initial: boolean;
+}
+
+export interface FitHooks {
+  schedule: CheckpointSchedule;
+  /** Called at each checkpoint; the time it takes is left out of the epoch's `seconds`. */
+  onCheckpoint(c: Checkpoint): Promise<void>;
+}
+
 /** Cosine decay after linear warm-up; 0-based step. */
 export function learningRateAt(step: number, totalSteps: number, lr: number, warmup: number): number {
   if (step < warmup) return (lr * (step + 1)) / warmup;
@@ -121,6 +151,7 @@ export async function fit(
   recipe: Recipe,
   seed: number,
   onProgress?: (p: TrainProgress) => void,
+  hooks?: FitHooks,
 ): Promise<EpochStats[]> {
   const n = Math.min(data.train.n, recipe.limit ?? data.train.n);
   const bs = recipe.batchSize;
@@ -133,9 +164,31 @@ export async function fit(
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
   const history: EpochStats[] = [];
   let step = 0;
+  // Running loss/accuracy since the previous checkpoint, and the time spent in checkpoints.
+  const since = { loss: 0, correct: 0, images: 0 };
+  let hookMs = 0;
+  const checkpoint = async (epoch: number, stepsDone: number, endOfEpoch: boolean, test: Evaluation | null): Promise<void> => {
+    if (!hooks) return;
+    const t = performance.now();
+    await hooks.onCheckpoint({
+      epoch,
+      step: stepsDone,
+      stepsPerEpoch,
+      epochProgress: stepsDone / stepsPerEpoch,
+      endOfEpoch,
+      running: since.images > 0 ? { loss: since.loss / since.images, accuracy: since.correct / since.images, images: since.images } : null,
+      test,
+    });
+    since.loss = since.correct = since.images = 0;
+    hookMs += performance.now() - t;
+  };
+  const sched = hooks?.schedule;
+  if (sched && (!Number.isInteger(sched.every) || sched.every < 1)) throw new RuntimeFailure(`internal: checkpoint interval ${sched.every}`);
   try {
+    if (sched?.initial) await checkpoint(0, 0, false, null);
     for (let epoch = 1; epoch <= recipe.epochs; epoch++) {
       const t0 = performance.now();
+      hookMs = 0;
       rng.shuffle(order);
       let lossSum = 0;
       let correct = 0;
@@ -163,7 +216,14 @@ export async function fit(
         lossSum += lossValue * idx.length;
         correct += hitValue;
         seen += idx.length;
+        since.loss += lossValue * idx.length;
+        since.correct += hitValue;
+        since.images += idx.length;
         onProgress?.({ phase: 'train', epoch, epochs: recipe.epochs, done: seen, total: n, loss: lossSum / seen, accuracy: correct / seen });
+        // A step checkpoint at the end of an epoch waits for the test evaluation below.
+        if (sched?.unit === 'step' && s < stepsPerEpoch - 1 && (step + 1) % sched.every === 0) {
+          await checkpoint(epoch, step + 1, false, null);
+        }
         if (s % 10 === 9) await yieldToEventLoop();
       }
       const test = await evaluate(tf, model, data.test, recipe.scale, {
@@ -176,8 +236,13 @@ export async function fit(
         trainAccuracy: correct / seen,
         testLoss: test.loss,
         testAccuracy: test.accuracy,
-        seconds: (performance.now() - t0) / 1000,
+        seconds: (performance.now() - t0 - hookMs) / 1000,
       });
+      if (sched) {
+        const last = epoch === recipe.epochs;
+        const due = sched.unit === 'epoch' ? epoch % sched.every === 0 : step % sched.every === 0;
+        if (due || last) await checkpoint(epoch, step, true, test);
+      }
     }
   } finally {
     optimizer.dispose();

@@ -11,16 +11,30 @@ import { knownDataset, registryNames } from '../data/registry.js';
 import type { PreprocessSpec } from '../data/types.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import { exportOnnx } from '../export/onnx-export.js';
-import { createRunFolder } from '../report/run-folder.js';
+import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
 import { loadTf } from '../runtime/backend.js';
 import { saveToDir } from '../runtime/tfjs-io.js';
 import { openTfjsModel } from '../runtime/tfjs.js';
 import { layerprobeVersion } from '../util/versions.js';
 import { ARCHS, ARCH_DEFAULTS, buildModel, checkArchOptions, describeLayers, isArch, type Arch, type ArchOptions } from './arch.js';
 import { CARD_FORMAT, CARD_VERSION, cardMarkdown, type ModelCard } from './card.js';
-import { loadSplit, openSplits } from './data.js';
+import { loadSplit, openSplits, type TrainingData } from './data.js';
 import { registerVitLayers } from './layers/vit-layers.js';
-import { evaluate, fit, type Recipe, type TrainProgress } from './loop.js';
+import { evaluate, fit, type FitHooks, type Recipe, type TrainProgress } from './loop.js';
+import {
+  MONITOR_FILES,
+  PROBE_SET_DEFAULT,
+  TrainingMonitor,
+  monitorCsv,
+  parseMonitorSpec,
+  parseProbeSet,
+  probePerClass,
+  selectProbeSet,
+  type MonitorResult,
+  type MonitorSpec,
+  type ProbeSetSpec,
+} from './monitor.js';
+import { renderMonitorHtml } from './monitor-report.js';
 import { registerTrainingKernels } from './wasm-kernels.js';
 
 export interface TrainOptions {
@@ -51,6 +65,16 @@ export interface TrainOptions {
   onnx?: boolean;
   /** Name in the model card (default: the folder's name). */
   name?: string;
+  /**
+   * Measure the hidden layers during training (monitor.json, monitor.csv, monitor.html in the
+   * model folder): a `--monitor` string (`every=1`, `every=500steps,heldout=off`; '' = defaults)
+   * or a parsed spec.
+   */
+  monitor?: string | MonitorSpec;
+  /** The monitor's probe subset of the training data: `200/class`, `2000`, or a parsed spec (default 200/class). Implies `monitor`. */
+  probeSet?: string | ProbeSetSpec;
+  /** Both splits already decoded (sweeps train many models on one dataset); `dataset` then only names it. */
+  data?: TrainingData;
   onProgress?: (p: TrainProgress) => void;
   /** One-line status messages (loading data, evaluating, saving). */
   onStatus?: (message: string) => void;
@@ -59,6 +83,16 @@ export interface TrainOptions {
 export interface TrainResult {
   outDir: string;
   card: ModelCard;
+  /** The monitor's record, when monitoring was asked for. */
+  monitor?: MonitorResult;
+}
+
+/** The monitor request of a TrainOptions, parsed (UsageError on bad syntax); null when not monitoring. */
+export function monitorRequest(opts: Pick<TrainOptions, 'monitor' | 'probeSet'>): { spec: MonitorSpec; probeSet: ProbeSetSpec } | null {
+  if (opts.monitor === undefined && opts.probeSet === undefined) return null;
+  const spec = opts.monitor === undefined ? parseMonitorSpec('') : typeof opts.monitor === 'string' ? parseMonitorSpec(opts.monitor) : opts.monitor;
+  const probeSet = opts.probeSet === undefined ? PROBE_SET_DEFAULT : typeof opts.probeSet === 'string' ? parseProbeSet(opts.probeSet) : opts.probeSet;
+  return { spec, probeSet };
 }
 
 export const RECIPE_DEFAULTS: Record<Arch, { epochs: number; lr: number; batchSize: number; warmupSteps: number }> = {
@@ -118,25 +152,46 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     ...(opts.testLimit !== undefined ? { testLimit: positiveInt(opts.testLimit, 'test-limit') } : {}),
   };
   if (!Number.isInteger(recipe.warmupSteps) || recipe.warmupSteps < 0) throw new UsageError(`warm-up steps must be a non-negative integer`);
+  const monitorReq = monitorRequest(opts);
 
   // The output folder first: it is the cheapest check, and opening a dataset reads and hashes it.
   const folder = await createRunFolder(opts.out, { force: opts.force ?? false });
   try {
-    const splits = await openSplits(opts.dataset);
-    checkArchOptions(arch, archOpts, splits.train.itemShape);
-    if (splits.train.classes.length !== splits.test.classes.length) {
-      throw new UsageError(`dataset \`${opts.dataset}\`: train has ${splits.train.classes.length} classes, test ${splits.test.classes.length}`);
+    let data: TrainingData;
+    if (opts.data) {
+      data = opts.data;
+      checkArchOptions(arch, archOpts, data.train.itemShape);
+    } else {
+      const splits = await openSplits(opts.dataset);
+      checkArchOptions(arch, archOpts, splits.train.itemShape);
+      if (splits.train.classes.length !== splits.test.classes.length) {
+        throw new UsageError(`dataset \`${opts.dataset}\`: train has ${splits.train.classes.length} classes, test ${splits.test.classes.length}`);
+      }
+      if (monitorReq) probePerClass(monitorReq.probeSet, splits.train.classes.length);
+      status(`loading ${splits.name} (train ${splits.train.labels.length}, test ${splits.test.labels.length} images)`);
+      data = { name: splits.name, train: await loadSplit(splits.train), test: await loadSplit(splits.test) };
     }
     const { tf, backend, version } = await loadTf();
     if (backend === 'wasm') registerTrainingKernels(tf);
     registerVitLayers(tf);
-    status(`loading ${splits.name} (train ${splits.train.labels.length}, test ${splits.test.labels.length} images)`);
-    const data = { train: await loadSplit(splits.train), test: await loadSplit(splits.test) };
     const model = buildModel(tf, arch, archOpts, data.train.itemShape, data.train.classes.length, seed);
     let card: ModelCard;
+    let monitorResult: MonitorResult | undefined;
     try {
+      let monitor: TrainingMonitor | null = null;
+      let hooks: FitHooks | undefined;
+      if (monitorReq) {
+        const K = data.train.classes.length;
+        const perClass = probePerClass(monitorReq.probeSet, K);
+        const probeSet = selectProbeSet(data.train.labels, K, perClass, seed);
+        const m = new TrainingMonitor(tf, model, data.train, { spec: monitorReq.spec, probeSet, perClass, seed, scale: recipe.scale, onStatus: status });
+        monitor = m;
+        hooks = { schedule: monitorReq.spec, onCheckpoint: async (c) => void (await m.measure(c)) };
+        status(`monitoring ${m.layers.map((l) => l.id).join(', ')} on ${probeSet.length} training images, every ${monitorReq.spec.every} ${monitorReq.spec.unit}${monitorReq.spec.every === 1 ? '' : 's'}`);
+      }
       status(`training ${arch} (${model.countParams().toLocaleString('en')} parameters) on ${backend}`);
-      const history = await fit(tf, model, data, recipe, seed, opts.onProgress);
+      const history = await fit(tf, model, data, recipe, seed, opts.onProgress, hooks);
+      if (monitor) monitorResult = monitor.result(data.train.classes, history.reduce((s, e) => s + e.seconds, 0));
       const last = history[history.length - 1]!;
       let trainEval = { loss: last.trainLoss, accuracy: last.trainAccuracy };
       if (opts.evalTrain !== false) {
@@ -150,7 +205,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       status(`saving to ${opts.out}`);
       await model.save(saveToDir(folder.workDir));
       const name = opts.name ?? path.basename(path.resolve(opts.out));
-      const known = registryNames().includes(splits.name) ? knownDataset(splits.name) : null;
+      const known = registryNames().includes(data.name) ? knownDataset(data.name) : null;
       card = {
         format: CARD_FORMAT,
         version: CARD_VERSION,
@@ -168,7 +223,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         },
         preprocess: PREPROCESS,
         dataset: {
-          name: splits.name,
+          name: data.name,
           classes: data.train.classes,
           ...(known ? { homepage: known.homepage, license: known.license } : {}),
           train: { count: recipe.limit ?? data.train.n, files: data.train.source.files.map((f) => ({ path: path.basename(f.path), sha256: f.sha256 })) },
@@ -187,6 +242,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         metrics: { trainAccuracy: trainEval.accuracy, trainLoss: trainEval.loss, testAccuracy: last.testAccuracy, testLoss: last.testLoss, history },
         wallTimeSeconds: 0,
       };
+      if (monitorResult) {
+        card.monitor = {
+          files: Object.values(MONITOR_FILES),
+          schedule: monitorResult.schedule,
+          probeSet: { perClass: monitorResult.probeSet.perClass, n: monitorResult.probeSet.n },
+          layers: monitorResult.layers.map((l) => l.id),
+          checkpoints: monitorResult.checkpoints.length,
+          bestTrackingLayer: monitorResult.synchronicity.best,
+          seconds: monitorResult.timing.monitorSeconds,
+        };
+      }
     } finally {
       model.dispose();
     }
@@ -198,17 +264,29 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       status('exporting model.onnx');
       await exportOnnx({ model: path.join(folder.workDir, 'model.json'), out: path.join(folder.workDir, 'model.onnx') });
     }
+    if (monitorResult) {
+      status('writing monitor.json, monitor.csv, monitor.html');
+      await writeMonitorFiles(folder.workDir, monitorResult, `layerprobe training monitor — ${card.name}`);
+    }
     const files: Record<string, { bytes: number; sha256: string }> = {};
-    for (const f of ['model.json', 'weights.bin', ...(opts.onnx ? ['model.onnx'] : [])]) files[f] = await fileEntry(path.join(folder.workDir, f));
+    const written = ['model.json', 'weights.bin', ...(opts.onnx ? ['model.onnx'] : []), ...(monitorResult ? Object.values(MONITOR_FILES) : [])];
+    for (const f of written) files[f] = await fileEntry(path.join(folder.workDir, f));
     card.files = files;
     card.wallTimeSeconds = (performance.now() - started) / 1000;
     await writeCard(folder.workDir, card);
     const outDir = await folder.commit();
-    return { outDir, card };
+    return { outDir, card, ...(monitorResult ? { monitor: monitorResult } : {}) };
   } catch (e) {
     await folder.abort();
     throw e;
   }
+}
+
+/** monitor.json, monitor.csv and monitor.html into a (work) folder, each written atomically. */
+export async function writeMonitorFiles(dir: string, r: MonitorResult, title: string): Promise<void> {
+  await writeFileAtomic(path.join(dir, MONITOR_FILES.json), JSON.stringify(r, null, 2) + '\n');
+  await writeFileAtomic(path.join(dir, MONITOR_FILES.csv), monitorCsv(r));
+  await writeFileAtomic(path.join(dir, MONITOR_FILES.html), await renderMonitorHtml(r, title));
 }
 
 export async function writeCard(dir: string, card: ModelCard): Promise<void> {

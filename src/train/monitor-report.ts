@@ -1,0 +1,396 @@
+/**
+ * monitor.html and sweep.html: self-contained pages (inline SVG charts rendered here with
+ * vega-lite, inline style allowed by hash, no script, a Content-Security-Policy that forbids any
+ * request), like report.html. monitor.html: one chart per metric over training, a line per hidden
+ * layer, the training accuracy on a second axis; the synchronicity and timing tables. sweep.html:
+ * how each sweep axis (activation, width, depth, …) moves the final per-layer metrics.
+ */
+import { createHash } from 'node:crypto';
+import type { TopLevelSpec } from 'vega-lite';
+import { renderSvg } from '../report/charts.js';
+import { html, trusted, type HtmlPart, type SafeHtml } from '../report/html-escape.js';
+import { layerprobeVersion } from '../util/versions.js';
+import type { MonitorResult } from './monitor.js';
+import type { SweepResult } from './sweep.js';
+
+const STYLE = `
+:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d0d7de; --soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
+header, main, footer { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
+header { padding-top: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 32px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 0 0 6px; }
+.sub, .note { color: var(--muted); }
+.note { font-size: 12px; margin: 4px 0 0; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+thead th { background: var(--soft); }
+.scroll { overflow: auto; max-height: 80vh; border: 1px solid var(--line); }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 16px; }
+figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 12px; }
+figure.chart svg { display: block; max-width: 100%; height: auto; margin: 4px auto; }
+dl.defs dt { font-weight: 600; margin-top: 8px; }
+dl.defs dd { margin: 0 0 0 16px; }
+.failed { color: #cf222e; }
+footer { color: var(--muted); font-size: 12px; padding: 32px 24px; }
+`;
+
+function csp(): string {
+  const hash = createHash('sha256').update(STYLE, 'utf8').digest('base64');
+  return ["default-src 'none'", "script-src 'none'", `style-src 'sha256-${hash}'`, "img-src 'none'", "base-uri 'none'", "form-action 'none'"].join('; ');
+}
+
+function page(title: string, sub: string, body: SafeHtml): string {
+  const version = layerprobeVersion();
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp()}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="layerprobe ${version}">
+<title>${title}</title>
+<style>${trusted(STYLE)}</style>
+</head>
+<body>
+<header><h1>${title}</h1><p class="sub">${sub}</p></header>
+<main>
+${body}
+</main>
+<footer>Written by layerprobe ${version}. Self-contained: nothing is loaded from anywhere.</footer>
+</body>
+</html>
+`.html;
+}
+
+const CONFIG = {
+  font: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
+  view: { stroke: '#d0d7de' },
+  axis: { labelFontSize: 11, titleFontSize: 11, titleFontWeight: 'normal' as const, gridColor: '#eef1f4', domainColor: '#8c959f', tickColor: '#8c959f' },
+  legend: { labelFontSize: 11, titleFontSize: 11, labelLimit: 320, orient: 'bottom' as const, direction: 'vertical' as const, symbolOpacity: 1 },
+  background: 'white',
+};
+
+function num(v: number | null | undefined, digits = 4): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e4)) return v.toExponential(2);
+  return v.toFixed(digits);
+}
+
+function pct(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '—' : `${(100 * v).toFixed(2)}%`;
+}
+
+/** A numeric cell: shown right-aligned, as `shown` or a formatted number. */
+class NumCell {
+  constructor(readonly text: string) {}
+}
+
+function numCell(v: number | null | undefined, shown?: string): NumCell {
+  return new NumCell(shown ?? num(v));
+}
+
+type Cell = HtmlPart | NumCell;
+
+function table(head: string[], rows: Cell[][]): SafeHtml {
+  const numeric = head.map((_, i) => rows.length > 0 && rows.every((r) => r[i] instanceof NumCell));
+  const td = (c: Cell): SafeHtml => (c instanceof NumCell ? html`<td class="num">${c.text}</td>` : html`<td>${c}</td>`);
+  return html`<div class="scroll"><table><thead><tr>${head.map((h, i) => (numeric[i] ? html`<th class="num">${h}</th>` : html`<th>${h}</th>`))}</tr></thead><tbody>${rows.map(
+    (r) => html`<tr>${r.map(td)}</tr>`,
+  )}</tbody></table></div>`;
+}
+
+async function figure(title: string, note: string, spec: TopLevelSpec, id: string): Promise<SafeHtml> {
+  return html`<figure class="chart"><h3>${title}</h3>${trusted(await renderSvg(spec, id))}<p class="note">${note}</p></figure>`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// monitor.html
+
+interface MetricChart {
+  key: 'kappa' | 'kappaHeldOut' | 'kappaNull' | 'compression' | 'discrimination' | 'probeAccuracy';
+  title: string;
+  yTitle: string;
+  log?: boolean;
+  note: string;
+}
+
+const MONITOR_CHARTS: MetricChart[] = [
+  { key: 'kappa', title: 'MD-LSM κ (one-vs-one mean)', yTitle: 'κ', note: 'In-sample lower bound over candidate directions; ½ = no separation, 1 = every class pair linearly separable.' },
+  { key: 'kappaHeldOut', title: 'Held-out κ', yTitle: 'held-out κ', note: 'Directions fitted on half of each class, κ_w counted on the other half: the optimism-free version.' },
+  { key: 'kappaNull', title: 'κ on permuted labels (baseline)', yTitle: 'κ_null', note: 'The same procedure on shuffled labels: how far above ½ optimism alone goes.' },
+  { key: 'compression', title: 'Compression C', yTitle: 'C = tr Σ_W / tr Σ_B (log)', log: true, note: 'Smaller = more compressed within classes relative to between classes.' },
+  { key: 'discrimination', title: 'Discrimination D', yTitle: 'D = 1 − max cos(μ_k, μ_l)', note: 'Larger = class means point in more different directions.' },
+  { key: 'probeAccuracy', title: 'Linear probe, held-out accuracy', yTitle: 'probe accuracy', note: 'Multinomial logistic regression on the layer, fitted on 70% of the probe subset, scored on the rest.' },
+];
+
+function monitorChartSpec(r: MonitorResult, c: MetricChart): TopLevelSpec | null {
+  const layers = r.layers.map((l) => l.id);
+  const values: { x: number; layer: string; value: number }[] = [];
+  for (const cp of r.checkpoints) {
+    for (const l of cp.layers) {
+      const v = l[c.key];
+      if (typeof v === 'number' && Number.isFinite(v) && (!c.log || v > 0)) values.push({ x: cp.epochProgress, layer: l.layer, value: v });
+    }
+  }
+  if (values.length === 0) return null;
+  const acc = r.checkpoints.map((cp) => ({ x: cp.epochProgress, acc: cp.trainAccuracy, series: 'training accuracy (right axis)' }));
+  const x = { field: 'x', type: 'quantitative' as const, title: 'epoch' };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 380,
+    height: 220,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2 },
+        encoding: {
+          x,
+          y: { field: 'value', type: 'quantitative', title: c.yTitle, scale: c.log ? { type: 'log' } : { zero: false } },
+          color: { field: 'layer', type: 'nominal', title: 'layer', scale: { domain: layers } },
+        },
+      },
+      {
+        data: { values: acc },
+        mark: { type: 'line', strokeDash: [5, 4], color: '#57606a', strokeWidth: 1.5 },
+        encoding: {
+          x,
+          y: { field: 'acc', type: 'quantitative', title: 'training accuracy (dashed)', scale: { domain: [0, 1] }, axis: { orient: 'right', grid: false } },
+        },
+      },
+    ],
+    resolve: { scale: { y: 'independent' } },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+function accuracySpec(r: MonitorResult): TopLevelSpec {
+  const values: { x: number; series: string; value: number }[] = [];
+  for (const cp of r.checkpoints) {
+    values.push({ x: cp.epochProgress, series: 'train, probe subset (at checkpoint)', value: cp.trainAccuracy });
+    if (cp.runningAccuracy !== null) values.push({ x: cp.epochProgress, series: 'train, running mean since last checkpoint', value: cp.runningAccuracy });
+    if (cp.testAccuracy !== null) values.push({ x: cp.epochProgress, series: 'test', value: cp.testAccuracy });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 380,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: 'epoch' },
+      y: { field: 'value', type: 'quantitative', title: 'accuracy', scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: 'series' },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+export async function renderMonitorHtml(r: MonitorResult, title: string): Promise<string> {
+  const charts: SafeHtml[] = [await figure('Model accuracy', 'The accuracy the synchronicity summary uses is the solid "probe subset" line.', accuracySpec(r), 'acc-')];
+  for (const c of MONITOR_CHARTS) {
+    const spec = monitorChartSpec(r, c);
+    if (spec) charts.push(await figure(c.title, c.note, spec, `${c.key}-`));
+  }
+  const s = r.synchronicity;
+  const syncRows = s.layers.map((l) => [
+    html`<code>${l.layer}</code>`,
+    numCell(l.levels.pearson, num(l.levels.pearson, 3)),
+    numCell(l.levels.spearman, num(l.levels.spearman, 3)),
+    numCell(l.changes.pearson, num(l.changes.pearson, 3)),
+    numCell(l.changes.spearman, num(l.changes.spearman, 3)),
+    numCell(l.duringTraining.levels.pearson, num(l.duringTraining.levels.pearson, 3)),
+    numCell(l.duringTraining.changes.pearson, num(l.duringTraining.changes.pearson, 3)),
+    l.layer === s.best ? 'best' : '',
+  ]);
+  const metricRows = (Object.keys(s.byMetric) as (keyof typeof s.byMetric)[]).flatMap((m) =>
+    s.byMetric[m].map((l) => [
+      m,
+      html`<code>${l.layer}</code>`,
+      numCell(l.levels.pearson, num(l.levels.pearson, 3)),
+      numCell(l.levels.spearman, num(l.levels.spearman, 3)),
+      numCell(l.changes.pearson, num(l.changes.pearson, 3)),
+      numCell(l.changes.spearman, num(l.changes.spearman, 3)),
+      numCell(l.duringTraining.levels.pearson, num(l.duringTraining.levels.pearson, 3)),
+      numCell(l.duringTraining.changes.pearson, num(l.duringTraining.changes.pearson, 3)),
+    ]),
+  );
+  const seriesRows = r.checkpoints.flatMap((cp) =>
+    cp.layers.map((l) => [
+      numCell(cp.epochProgress, num(cp.epochProgress, 2)),
+      numCell(cp.step, String(cp.step)),
+      html`<code>${l.layer}</code>`,
+      numCell(l.kappa),
+      numCell(l.kappaWorst?.kappa ?? null),
+      l.kappaWorst ? `${r.classes[l.kappaWorst.pair[0]]} / ${r.classes[l.kappaWorst.pair[1]]}` : '—',
+      numCell(l.kappaHeldOut),
+      numCell(l.compression),
+      numCell(l.discrimination),
+      numCell(l.probeAccuracy, pct(l.probeAccuracy)),
+      numCell(cp.trainAccuracy, pct(cp.trainAccuracy)),
+      numCell(cp.testAccuracy, pct(cp.testAccuracy)),
+    ]),
+  );
+  const t = r.timing;
+  const body = html`
+<section><h2>Curves</h2><div class="charts">${charts}</div></section>
+<section><h2>Synchronicity</h2>
+<p class="note">${s.definition}. ${s.note}</p>
+${table(['layer', 'κ levels: Pearson', 'Spearman', 'Δκ changes: Pearson', 'Spearman', 'during training: levels', 'changes', ''], syncRows)}
+<p>Tracks training best: <strong>${s.best ?? '— (too few checkpoints)'}</strong>${s.ranking.length > 1 ? ` (ranking by the Pearson correlation of the changes during training: ${s.ranking.join(' > ')})` : ''}.</p>
+<h3>Every monitored metric</h3>
+${table(['metric', 'layer', 'levels: Pearson', 'Spearman', 'changes: Pearson', 'Spearman', 'during training: levels', 'changes'], metricRows)}
+</section>
+<section><h2>Cost of monitoring</h2>
+${table(
+  ['', 'seconds'],
+  [
+    ['monitor, all checkpoints', numCell(t.monitorSeconds, t.monitorSeconds.toFixed(1))],
+    ['training (steps and test evaluation), monitor excluded', numCell(t.trainSeconds, t.trainSeconds.toFixed(1))],
+    ['overhead', numCell(t.overhead, pct(t.overhead))],
+    ['per checkpoint', numCell(t.perCheckpointSeconds, t.perCheckpointSeconds.toFixed(2))],
+    ['forward passes', numCell(t.forwardSeconds, t.forwardSeconds.toFixed(2))],
+    ['MD-LSM κ', numCell(t.kappaSeconds, t.kappaSeconds.toFixed(2))],
+    ['C and D', numCell(t.geometrySeconds, t.geometrySeconds.toFixed(2))],
+    ['linear probes', numCell(t.probeSeconds, t.probeSeconds.toFixed(2))],
+  ],
+)}
+</section>
+<section><h2>All numbers</h2>
+${table(['epoch', 'step', 'layer', 'κ', 'worst κ', 'worst pair', 'held-out κ', 'C', 'D', 'probe acc', 'train acc', 'test acc'], seriesRows)}
+<p class="note">The same numbers, one row per checkpoint and layer, are in monitor.csv; everything (probe-subset indices included) is in monitor.json.</p>
+</section>
+<section><h2>Definitions</h2><dl class="defs">${Object.entries(r.definitions).map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
+<p class="note">Layers: ${r.layers.map((l) => `${l.id} (${l.className}, ${l.reduction === 'none' ? `${l.dim} units` : `${l.reduction} → ${l.dim}`})`).join('; ')}. κ uses the audit's saturation guard (PCA to at most ${r.options.kappa.maxDimFraction} of the smallest class pair's rows).</p></section>`;
+  const sub =
+    `${r.probeSet.n} training images (${r.probeSet.perClass}/class, seed ${r.probeSet.seed}) · ${r.checkpoints.length} checkpoints, ` +
+    `every ${r.schedule.every} ${r.schedule.unit}${r.schedule.every === 1 ? '' : 's'}${r.schedule.initial ? ' and before training' : ''} · ${r.createdAt}`;
+  return page(title, sub, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sweep.html
+
+const SWEEP_METRICS: { key: 'kappa' | 'kappaHeldOut' | 'compression' | 'discrimination' | 'probeAccuracy'; title: string; log?: boolean }[] = [
+  { key: 'kappa', title: 'final κ' },
+  { key: 'kappaHeldOut', title: 'final held-out κ' },
+  { key: 'compression', title: 'final compression C (log)', log: true },
+  { key: 'discrimination', title: 'final discrimination D' },
+  { key: 'probeAccuracy', title: 'final probe accuracy' },
+];
+
+function axisChartSpec(s: SweepResult, axis: string, metric: (typeof SWEEP_METRICS)[number]): TopLevelSpec | null {
+  const values: { value: string; depth: number; y: number; cell: string }[] = [];
+  for (const c of s.cells) {
+    if (c.status !== 'ok') continue;
+    for (const l of c.layers) {
+      const v = l[metric.key];
+      if (typeof v === 'number' && Number.isFinite(v) && (!metric.log || v > 0)) values.push({ value: String(c.settings[axis]), depth: l.relativeDepth, y: v, cell: c.name });
+    }
+  }
+  if (values.length === 0) return null;
+  const domain = s.axes.find((a) => a.key === axis)!.values.map(String);
+  const x = { field: 'depth', type: 'quantitative' as const, title: 'relative depth (layer / hidden layers)', scale: { domain: [0, 1] } };
+  const yScale = metric.log ? { type: 'log' as const } : { zero: false };
+  const colour = { field: 'value', type: 'nominal' as const, title: axis, scale: { domain } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 380,
+    height: 220,
+    data: { values },
+    layer: [
+      // Thin lines: every cell. Thick: the mean over the cells sharing this value of the axis.
+      { mark: { type: 'line', strokeWidth: 0.7, opacity: 0.35 }, encoding: { x, y: { field: 'y', type: 'quantitative', title: metric.title, scale: yScale }, color: colour, detail: { field: 'cell' } } },
+      {
+        mark: { type: 'line', strokeWidth: 2.5, point: { filled: true, size: 40 } },
+        encoding: { x, y: { aggregate: 'mean', field: 'y', type: 'quantitative', title: metric.title, scale: yScale }, color: colour },
+      },
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+function curveSpec(s: SweepResult): TopLevelSpec | null {
+  const values: { x: number; cell: string; kappa: number }[] = [];
+  for (const c of s.cells) for (const p of c.lastLayerCurve) if (p.kappa !== null) values.push({ x: p.epochProgress, cell: c.name, kappa: p.kappa });
+  if (values.length === 0) return null;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 380,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: { filled: true, size: 20 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: 'epoch' },
+      y: { field: 'kappa', type: 'quantitative', title: 'κ of the last hidden layer', scale: { zero: false } },
+      color: { field: 'cell', type: 'nominal', title: 'cell' },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+export async function renderSweepHtml(s: SweepResult, title: string): Promise<string> {
+  const axes = s.axes.map((a) => a.key);
+  const sections: SafeHtml[] = [];
+  for (const axis of axes) {
+    const figs: SafeHtml[] = [];
+    for (const m of SWEEP_METRICS) {
+      const spec = axisChartSpec(s, axis, m);
+      if (spec) figs.push(await figure(`${m.title} by ${axis}`, `Each thin line is one cell; the thick line averages the cells with that ${axis} over the other axes.`, spec, `${axis}-${m.key}-`));
+    }
+    sections.push(html`<h3>${axis}</h3><div class="charts">${figs}</div>`);
+  }
+  const curve = curveSpec(s);
+  const cellRows = s.cells.map((c) => {
+    const last = c.layers[c.layers.length - 1];
+    return [
+      html`<code>${c.name}</code>`,
+      ...axes.map((a) => String(c.settings[a])),
+      c.status === 'ok' ? 'ok' : html`<span class="failed">failed: ${c.error ?? ''}</span>`,
+      numCell(c.trainAccuracy, pct(c.trainAccuracy)),
+      numCell(c.testAccuracy, pct(c.testAccuracy)),
+      c.layers.map((l) => num(l.kappa, 3)).join(' · '),
+      numCell(last?.kappaHeldOut ?? null),
+      numCell(last?.compression ?? null),
+      numCell(last?.discrimination ?? null),
+      numCell(last?.probeAccuracy ?? null, pct(last?.probeAccuracy ?? null)),
+      c.bestTrackingLayer ?? '—',
+      numCell(c.seconds, c.seconds.toFixed(1)),
+    ];
+  });
+  const layerRows = s.cells.flatMap((c) =>
+    c.layers.map((l) => [
+      html`<code>${c.name}</code>`,
+      html`<code>${l.layer}</code>`,
+      numCell(l.relativeDepth, num(l.relativeDepth, 2)),
+      numCell(l.kappa),
+      numCell(l.kappaHeldOut),
+      numCell(l.compression),
+      numCell(l.discrimination),
+      numCell(l.probeAccuracy, pct(l.probeAccuracy)),
+      numCell(l.syncLevels, num(l.syncLevels, 3)),
+      numCell(l.syncChanges, num(l.syncChanges, 3)),
+      numCell(l.syncChangesDuringTraining, num(l.syncChangesDuringTraining, 3)),
+    ]),
+  );
+  const body = html`
+<section><h2>Cells</h2>
+${table(
+  ['cell', ...axes, 'status', 'train acc', 'test acc', 'κ per layer (input → output)', 'last: held-out κ', 'last: C', 'last: D', 'last: probe acc', 'tracks training best', 'seconds'],
+  cellRows,
+)}
+<p class="note">Final values are at the last checkpoint (the end of training), on each cell's probe subset of the training data. Each cell's folder holds its model, monitor.json/csv/html and model card.</p>
+</section>
+<section><h2>How each axis moves hidden-layer separability</h2>${sections}</section>
+${curve ? html`<section><h2>κ of the last hidden layer during training</h2><div class="charts">${await figure('last hidden layer κ(t), every cell', 'One line per cell.', curve, 'curve-')}</div></section>` : ''}
+<section><h2>Every layer of every cell</h2>
+${table(['cell', 'layer', 'relative depth', 'κ', 'held-out κ', 'C', 'D', 'probe acc', 'sync: levels Pearson', 'sync: changes Pearson', 'sync: changes during training'], layerRows)}
+</section>`;
+  const sub = `${s.arch} · ${s.cells.length} cells (${s.axes.map((a) => `${a.key} ∈ {${a.values.join(', ')}}`).join(' × ')}) · ${s.base.epochs} epochs${s.base.limit ? `, ${s.base.limit} images per epoch` : ''} · seed ${s.base.seed} · ${s.createdAt}`;
+  return page(title, sub, body);
+}
