@@ -28,6 +28,12 @@ import { reportCommand } from './report.js';
 // build wraps on word boundaries (wrap-ansi).
 const yargs = createRequire(import.meta.url)('yargs') as typeof yargsType;
 
+/**
+ * Set on Ctrl-C. The work in flight then fails against its removed output folder; those errors
+ * are consequences of the interruption, not news, and the exit code stays 130.
+ */
+let interrupted = false;
+
 function fail(message: string, hint: string | undefined, code: number): never {
   process.stderr.write(`layerprobe: error: ${message}\n`);
   if (hint) process.stderr.write(`  hint: ${hint}\n`);
@@ -54,6 +60,7 @@ async function printVersion(verbose: boolean): Promise<void> {
 
 export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => {
+    interrupted = true;
     process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
     void abortAllRunFolders().finally(() => process.exit(130));
   });
@@ -106,6 +113,7 @@ export async function runCli(argv: string[]): Promise<void> {
     await main(argv);
   } catch (e) {
     await abortAllRunFolders();
+    if (interrupted) process.exit(130);
     if (e instanceof LayerprobeError) fail(e.message, e.hint, e.exitCode);
     if (process.env.LAYERPROBE_DEBUG && e instanceof Error) process.stderr.write((e.stack ?? '') + '\n');
     fail(`internal error: ${errorMessage(e).split('\n')[0]}`, 'this is a bug in layerprobe; rerun with LAYERPROBE_DEBUG=1 for a stack trace and report it', 1);
