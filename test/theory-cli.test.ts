@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,30 +13,11 @@ import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import { openDataset } from '../src/data/open.js';
 import { selectIndices } from '../src/data/sampling.js';
 import { datasetClassRanks, energyRank } from '../src/theory/index.js';
-import { FMNIST_SYSTEM, ROOT, tempDir, writeIdxDataset } from './helpers/fixtures.js';
+import { FMNIST_SYSTEM, tempDir, writeIdxDataset } from './helpers/fixtures.js';
+import { runTheory, type CliRun } from './helpers/theory-cli.js';
 
-const DRIVER = `
-import yargs from 'yargs';
-const { theoryCommand } = await import(${JSON.stringify(path.join(ROOT, 'src/cli/theory.ts'))});
-const { LayerprobeError } = await import(${JSON.stringify(path.join(ROOT, 'src/errors.ts'))});
-try {
-  await yargs(process.argv.slice(1)).scriptName('layerprobe').command(theoryCommand).demandCommand(1).strict()
-    .fail((msg, err) => { if (err) throw err; process.stderr.write('layerprobe: error: ' + msg + '\\n'); process.exit(2); })
-    .parseAsync();
-} catch (e) {
-  if (e instanceof LayerprobeError) { process.stderr.write('layerprobe: error: ' + e.message + '\\n'); process.exit(e.exitCode); }
-  throw e;
-}
-`;
-
-function theory(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', DRIVER, 'theory', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CI: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function theory(args: string[]): CliRun {
+  return runTheory(args);
 }
 
 /** Energy ranks (centred, raw) of rows by ml-matrix SVD. */

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,7 +22,8 @@ import {
   type TwoLayerNet,
 } from '../src/theory/clustering.js';
 import { Rng } from '../src/util/rng.js';
-import { ROOT, tempDir } from './helpers/fixtures.js';
+import { tempDir } from './helpers/fixtures.js';
+import { runTheory, type CliRun } from './helpers/theory-cli.js';
 
 function gaussian(n: number, d: number, seed: number): Float64Array {
   const rng = new Rng(seed);
@@ -188,28 +188,8 @@ test('ReLU (α = 0) runs with a warning; non-homogeneous activations and insepar
   assert.ok(sep.minSlack > 0);
 });
 
-const DRIVER = `
-import yargs from 'yargs';
-const { clusteringCommand } = await import(${JSON.stringify(path.join(ROOT, 'src/cli/theory-clustering.ts'))});
-const { LayerprobeError } = await import(${JSON.stringify(path.join(ROOT, 'src/errors.ts'))});
-try {
-  await yargs(process.argv.slice(1)).scriptName('layerprobe').command(clusteringCommand).demandCommand(1).strict()
-    .fail((msg, err) => { if (err) throw err; process.stderr.write('layerprobe: error: ' + msg + '\\n'); process.exit(2); })
-    .parseAsync();
-} catch (e) {
-  if (e instanceof LayerprobeError) { process.stderr.write('layerprobe: error: ' + e.message + '\\n'); process.exit(e.exitCode); }
-  throw e;
-}
-`;
-
-function clustering(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', DRIVER, 'clustering', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CI: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function clustering(args: string[]): CliRun {
+  return runTheory(['clustering', ...args]);
 }
 
 test('theory clustering CLI: --json, --out files, the table, and exit codes', async () => {

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,31 +25,11 @@ import {
   type DeepLinearNet,
 } from '../src/theory/deep-linear.js';
 import { Rng } from '../src/util/rng.js';
-import { FMNIST_SYSTEM, ROOT, tempDir } from './helpers/fixtures.js';
+import { FMNIST_SYSTEM, tempDir } from './helpers/fixtures.js';
+import { runTheory, type CliRun } from './helpers/theory-cli.js';
 
-const DRIVER = `
-import yargs from 'yargs';
-const { deepLinearCommand } = await import(${JSON.stringify(path.join(ROOT, 'src/cli/theory-deep-linear.ts'))});
-const { LayerprobeError } = await import(${JSON.stringify(path.join(ROOT, 'src/errors.ts'))});
-const theory = { command: 'theory <command>', describe: 'theory', builder: (y) => y.command(deepLinearCommand).demandCommand(1), handler: () => {} };
-try {
-  await yargs(process.argv.slice(1)).scriptName('layerprobe').command(theory).demandCommand(1).strict()
-    .fail((msg, err) => { if (err) throw err; process.stderr.write('layerprobe: error: ' + msg + '\\n'); process.exit(2); })
-    .parseAsync();
-} catch (e) {
-  if (e instanceof LayerprobeError) { process.stderr.write('layerprobe: error: ' + e.message + (e.hint ? ' (' + e.hint + ')' : '') + '\\n'); process.exit(e.exitCode); }
-  throw e;
-}
-`;
-
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', DRIVER, 'theory', 'deep-linear', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CI: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function cli(args: string[]): CliRun {
+  return runTheory(['deep-linear', ...args]);
 }
 
 const close = (a: number, b: number, rel: number, what: string) => assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b), 1e-300), `${what}: ${a} vs ${b}`);

@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,29 +32,10 @@ import {
   type JointDistribution,
 } from '../src/theory/lowrank.js';
 import { ROOT, tempDir } from './helpers/fixtures.js';
+import { runTheory, type CliRun } from './helpers/theory-cli.js';
 
-const DRIVER = `
-import yargs from 'yargs';
-const { lowrankCommand } = await import(${JSON.stringify(path.join(ROOT, 'src/cli/theory-lowrank.ts'))});
-const { LayerprobeError } = await import(${JSON.stringify(path.join(ROOT, 'src/errors.ts'))});
-try {
-  await yargs(process.argv.slice(1)).scriptName('layerprobe').command(lowrankCommand).demandCommand(1).strict()
-    .fail((msg, err) => { if (err) throw err; process.stderr.write('layerprobe: error: ' + msg + '\\n'); process.exit(2); })
-    .parseAsync();
-} catch (e) {
-  if (e instanceof LayerprobeError) { process.stderr.write('layerprobe: error: ' + e.message + '\\n'); process.exit(e.exitCode); }
-  throw e;
-}
-`;
-
-function lowrank(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', DRIVER, 'lowrank', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CI: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function lowrank(args: string[]): CliRun {
+  return runTheory(['lowrank', ...args]);
 }
 
 /** A hand-built 4×3 joint table P(x,y) (sums to 1), as P(x) and P(y|x). */
