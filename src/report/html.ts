@@ -4,13 +4,13 @@
  * allowed by hash in the page's Content-Security-Policy, which also forbids every network
  * request: the file opens offline, from an archive or an e-mail attachment, and shows the same.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { LayerReport, MetricRecord, Report } from './schema.js';
 import { fmtNumber } from './summary.js';
 import { writeFileAtomic } from './run-folder.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
 import { comparisonSection } from './html-similarity.js';
+import { renderPage } from './page.js';
 import { heatmapSpec, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
 
 export { escapeHtml } from './html-escape.js';
@@ -117,21 +117,6 @@ dl.defs dd { margin: 0 0 0 16px; }
 footer { color: var(--muted); font-size: 12px; padding: 32px 24px; }
 @media print { .scroll { max-height: none; overflow: visible; } thead th { position: static; } nav { display: none; } }
 `;
-
-function sha256Base64(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('base64');
-}
-
-function csp(): string {
-  return [
-    "default-src 'none'",
-    `script-src 'sha256-${sha256Base64(SCRIPT)}'`,
-    `style-src 'sha256-${sha256Base64(STYLE)}'`,
-    "img-src 'none'",
-    "base-uri 'none'",
-    "form-action 'none'",
-  ].join('; ');
-}
 
 function pct(v: number | null | undefined): string {
   return v === null || v === undefined ? 'n/a' : `${(v * 100).toFixed(2)}%`;
@@ -367,32 +352,21 @@ function numbers(report: Report): SafeHtml {
 export async function renderHtml(report: Report, opts: HtmlOptions = {}): Promise<string> {
   const title = opts.title ?? `layerprobe report — ${report.dataset.name}`;
   const version = report.versions.layerprobe;
-  const body = html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp()}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="layerprobe${version ? ` ${version}` : ''}">
-<title>${title}</title>
-<style>${trusted(STYLE)}</style>
-</head>
-<body>
-${header(report, title)}
-<main>
-${summary(report)}
+  const generator = `layerprobe${version ? ` ${version}` : ''}`;
+  return renderPage({
+    title,
+    generator,
+    style: STYLE,
+    script: SCRIPT,
+    header: header(report, title),
+    main: html`${summary(report)}
 ${await charts(report)}
 ${await heatmaps(report, opts)}
 ${await comparisonSection(report)}
 ${definitions(report)}
-${numbers(report)}
-</main>
-<footer>Written by layerprobe${version ? ` ${version}` : ''} from report.json (${report.schema}). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>
-<script>${trusted(SCRIPT)}</script>
-</body>
-</html>
-`;
-  return body.html;
+${numbers(report)}`,
+    footer: `Written by ${generator} from report.json (${report.schema}). Self-contained: no scripts, fonts or images are loaded from anywhere.`,
+  });
 }
 
 /** Render and write report.html into a (run) folder atomically; returns the file's path. */

@@ -5,10 +5,10 @@
  * layer, the training accuracy on a second axis; the synchronicity and timing tables. sweep.html:
  * how each sweep axis (activation, width, depth, …) moves the final per-layer metrics.
  */
-import { createHash } from 'node:crypto';
 import type { TopLevelSpec } from 'vega-lite';
 import { renderSvg } from '../report/charts.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from '../report/html-escape.js';
+import { renderPage } from '../report/page.js';
 import { layerprobeVersion } from '../util/versions.js';
 import type { MonitorResult } from './monitor.js';
 import type { SweepResult } from './sweep.js';
@@ -39,32 +39,16 @@ dl.defs dd { margin: 0 0 0 16px; }
 footer { color: var(--muted); font-size: 12px; padding: 32px 24px; }
 `;
 
-function csp(): string {
-  const hash = createHash('sha256').update(STYLE, 'utf8').digest('base64');
-  return ["default-src 'none'", "script-src 'none'", `style-src 'sha256-${hash}'`, "img-src 'none'", "base-uri 'none'", "form-action 'none'"].join('; ');
-}
-
 function page(title: string, sub: string, body: SafeHtml): string {
-  const version = layerprobeVersion();
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp()}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="layerprobe ${version}">
-<title>${title}</title>
-<style>${trusted(STYLE)}</style>
-</head>
-<body>
-<header><h1>${title}</h1><p class="sub">${sub}</p></header>
-<main>
-${body}
-</main>
-<footer>Written by layerprobe ${version}. Self-contained: nothing is loaded from anywhere.</footer>
-</body>
-</html>
-`.html;
+  const generator = `layerprobe ${layerprobeVersion()}`;
+  return renderPage({
+    title,
+    generator,
+    style: STYLE,
+    header: html`<header><h1>${title}</h1><p class="sub">${sub}</p></header>`,
+    main: body,
+    footer: `Written by ${generator}. Self-contained: nothing is loaded from anywhere.`,
+  });
 }
 
 const CONFIG = {
