@@ -11,7 +11,7 @@ import { npyHeader } from '../data/npy.js';
 import { UsageError } from '../errors.js';
 import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-folder.js';
 import { ACTIVATIONS, parseActivation, type Activation } from '../theory/layer.js';
-import { PHASE_AXES, phaseTransition, type PhaseAxis, type PhaseResult } from '../theory/phase.js';
+import { PHASE_AXES, phaseTransition, type PhaseAxis, type PhaseOptions, type PhaseResult } from '../theory/phase.js';
 import { phaseCsv, phaseHtml } from '../theory/phase-report.js';
 import { datasetClassRanks, type DatasetRankResult } from '../theory/rank.js';
 import { unionOfSubspaces, type UnionOfSubspaces } from '../theory/subspaces.js';
@@ -260,14 +260,8 @@ export function spacedWidths(lo: number, hi: number, count = 30): number[] {
   return out;
 }
 
-export interface PhasePlan {
-  vary: PhaseAxis;
-  values: number[];
-  widths: number[];
-  r?: number;
-  d?: number;
-  angleDeg?: number;
-}
+/** The grid a `theory phase` invocation asks for: PhaseOptions less the solver settings. */
+export type PhasePlan = Pick<PhaseOptions, 'vary' | 'values' | 'widths' | 'r' | 'd' | 'angleDeg'>;
 
 /** Resolves the flags into the varied values, fixed properties and widths (with defaults). */
 export function phasePlan(a: Pick<PhaseArgs, 'vary' | 'd' | 'r' | 'D' | 'angle'>, activation: Activation, K = 2): PhasePlan {

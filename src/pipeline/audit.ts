@@ -27,6 +27,7 @@ import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
+import { valuesPerItem } from '../runtime/types.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */
@@ -129,10 +130,10 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     );
     const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
     const out = model.output;
-    const outWidth = out ? out.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1) : 0;
+    const outWidth = out ? valuesPerItem(out.shape) : 0;
     const classifier = out !== undefined && outWidth === K;
     if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
-    const inputDim = model.runner.inputShape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+    const inputDim = valuesPerItem(model.runner.inputShape);
     const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
     let correct = 0;
     let seen = 0;

@@ -9,6 +9,7 @@ import { createRunFolder, fileStems, writeFileAtomic } from '../report/run-folde
 import { baseManifest, describeDataset, describeModel, type Manifest } from '../report/manifest.js';
 import { capture, type CaptureTimings } from './capture.js';
 import { prepareData, prepareModel, type ModelOptions, type SamplingOptions } from './prepare.js';
+import { valuesPerItem } from '../runtime/types.js';
 
 export interface ExtractOptions extends ModelOptions, SamplingOptions {
   model: string;
@@ -47,7 +48,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
     const indices = await NpyWriter.create(path.join(folder.workDir, 'indices.npy'), [n], 'int32');
     const out = opts.includeOutput !== false ? model.output : undefined;
     const outWriter = out
-      ? await NpyWriter.create(path.join(folder.workDir, 'output.npy'), [n, out.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1)], 'float32')
+      ? await NpyWriter.create(path.join(folder.workDir, 'output.npy'), [n, valuesPerItem(out.shape)], 'float32')
       : undefined;
     const timings = await capture({
       dataset: data.dataset,

@@ -10,7 +10,7 @@ import { fmtNumber } from './summary.js';
 import { writeFileAtomic } from './run-folder.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
 import { comparisonSection } from './html-similarity.js';
-import { renderPage } from './page.js';
+import { BASE_STYLE, renderPage } from './page.js';
 import { heatmapSpec, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
 
 export { escapeHtml } from './html-escape.js';
@@ -72,29 +72,17 @@ const SCRIPT = `(() => {
   }
 })();`;
 
-const STYLE = `
-:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d0d7de; --soft: #f6f8fa; --accent: #0969da; --bad: #cf222e; --good: #1a7f37; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
-header, main, footer { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
-header { padding-top: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 32px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-h3 { font-size: 14px; margin: 0 0 6px; }
+const STYLE = `${BASE_STYLE}:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d0d7de; --soft: #f6f8fa; --accent: #0969da; --bad: #cf222e; --good: #1a7f37; }
 h3.gap { margin-top: 20px; }
 .sub { color: var(--muted); margin: 0; }
 nav { margin: 12px 0 0; display: flex; gap: 16px; flex-wrap: wrap; }
 nav a { color: var(--accent); text-decoration: none; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 thead th { background: var(--soft); position: sticky; top: 0; z-index: 1; }
 table.sortable thead th { cursor: pointer; user-select: none; }
 table.sortable thead th::after { content: " ↕"; color: #afb8c1; font-size: 11px; }
 table.sortable thead th[aria-sort="ascending"]::after { content: " ▲"; color: var(--fg); }
 table.sortable thead th[aria-sort="descending"]::after { content: " ▼"; color: var(--fg); }
-.scroll { overflow: auto; max-height: 80vh; border: 1px solid var(--line); }
 .scroll table { width: max-content; min-width: 100%; }
 .ci { color: var(--muted); font-size: 11px; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
@@ -102,19 +90,12 @@ dl.kv dt { color: var(--muted); }
 dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 16px; }
-figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 12px; }
-figure.chart svg { display: block; max-width: 100%; height: auto; margin: 4px auto; }
-.note { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 .heatmaps { margin-bottom: 16px; }
 .heatmaps select { font: inherit; margin-left: 6px; }
 .gate-pass { color: var(--good); font-weight: 600; }
 .gate-fail { color: var(--bad); font-weight: 600; }
 .warnings { border-left: 4px solid #bf8700; background: #fff8c5; padding: 8px 16px; margin: 16px 0; }
 .warnings ul { margin: 4px 0; padding-left: 20px; }
-dl.defs dt { font-weight: 600; margin-top: 8px; }
-dl.defs dd { margin: 0 0 0 16px; }
-footer { color: var(--muted); font-size: 12px; padding: 32px 24px; }
 @media print { .scroll { max-height: none; overflow: visible; } thead th { position: static; } nav { display: none; } }
 `;
 

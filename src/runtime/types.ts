@@ -39,3 +39,8 @@ export interface ModelRunner {
   run(input: { data: Float32Array; shape: number[] }, layerIds: readonly string[]): Promise<Map<string, LayerTensor>>;
   dispose(): Promise<void>;
 }
+
+/** Values per sample of a batch-first shape such as [null, 10, 12, 12] (free dims count as 1). */
+export function valuesPerItem(shape: readonly (number | null)[]): number {
+  return shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+}

@@ -19,7 +19,7 @@
 import type { Highs, Model } from 'highs';
 import { RuntimeFailure } from '../errors.js';
 import { symEig } from '../linalg/dense.js';
-import { loadHighs } from './highs.js';
+import { loadHighs } from '../linalg/highs.js';
 import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
 
 export interface ExactOptions {

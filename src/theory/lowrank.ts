@@ -37,7 +37,7 @@ import { symEig } from '../linalg/dense.js';
 import { gram } from '../linalg/ort-ops.js';
 import { decodeModel, toNum, type ModelProto } from '../runtime/onnx-graph.js';
 import { outputLayer } from '../runtime/select.js';
-import type { ModelRunner } from '../runtime/types.js';
+import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
 import { Rng } from '../util/rng.js';
 import { deriveSeed } from './seed.js';
 import { orthonormalColumns, principalAngles } from './subspaces.js';
@@ -1052,7 +1052,7 @@ export async function lowrankModel(opts: ModelLowrankOptions): Promise<ModelLowr
     const head = await readClassifierHead(model, opts.model);
     reference = await openModel(opts.reference);
     const refOut = outputLayer(reference.layers());
-    const refK = refOut.shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+    const refK = valuesPerItem(refOut.shape);
     if (refK !== head.K) throw new UsageError(`the reference ${opts.reference} scores ${refK} classes but the head of ${opts.model} has ${head.K}`);
     if (K0 !== head.K) throw new UsageError(`dataset ${opts.dataset} has ${K0} classes but the head of ${opts.model} has ${head.K}`);
     const K = head.K;

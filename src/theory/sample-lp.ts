@@ -21,7 +21,7 @@
  */
 import type { Model } from 'highs';
 import { RuntimeFailure, UsageError } from '../errors.js';
-import { loadHighs } from './highs.js';
+import { loadHighs } from '../linalg/highs.js';
 
 export interface SampleLpVerdict {
   separable: boolean | null;

@@ -8,35 +8,12 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { renderSvg } from '../report/charts.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from '../report/html-escape.js';
-import { renderPage } from '../report/page.js';
+import { BASE_STYLE, renderPage } from '../report/page.js';
 import { layerprobeVersion } from '../util/versions.js';
 import type { MonitorResult } from './monitor.js';
 import type { SweepResult } from './sweep.js';
 
-const STYLE = `
-:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d0d7de; --soft: #f6f8fa; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
-header, main, footer { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
-header { padding-top: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 32px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-h3 { font-size: 14px; margin: 0 0 6px; }
-.sub, .note { color: var(--muted); }
-.note { font-size: 12px; margin: 4px 0 0; }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-thead th { background: var(--soft); }
-.scroll { overflow: auto; max-height: 80vh; border: 1px solid var(--line); }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 16px; }
-figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 12px; }
-figure.chart svg { display: block; max-width: 100%; height: auto; margin: 4px auto; }
-dl.defs dt { font-weight: 600; margin-top: 8px; }
-dl.defs dd { margin: 0 0 0 16px; }
-.failed { color: #cf222e; }
-footer { color: var(--muted); font-size: 12px; padding: 32px 24px; }
+const STYLE = `${BASE_STYLE}.failed { color: #cf222e; }
 `;
 
 function page(title: string, sub: string, body: SafeHtml): string {
@@ -153,6 +130,23 @@ function monitorChartSpec(r: MonitorResult, c: MetricChart): TopLevelSpec | null
   } as TopLevelSpec;
 }
 
+/** Values over training (x in epochs), one line per `series`. */
+function epochCurves(values: { x: number; series: string; value: number }[], yTitle: string, seriesTitle: string, pointSize: number, strokeWidth: number): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: 380,
+    height: 220,
+    data: { values },
+    mark: { type: 'line', point: { filled: true, size: pointSize }, strokeWidth },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: 'epoch' },
+      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: seriesTitle },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
 function accuracySpec(r: MonitorResult): TopLevelSpec {
   const values: { x: number; series: string; value: number }[] = [];
   for (const cp of r.checkpoints) {
@@ -160,19 +154,7 @@ function accuracySpec(r: MonitorResult): TopLevelSpec {
     if (cp.runningAccuracy !== null) values.push({ x: cp.epochProgress, series: 'train, running mean since last checkpoint', value: cp.runningAccuracy });
     if (cp.testAccuracy !== null) values.push({ x: cp.epochProgress, series: 'test', value: cp.testAccuracy });
   }
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    width: 380,
-    height: 220,
-    data: { values },
-    mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2 },
-    encoding: {
-      x: { field: 'x', type: 'quantitative', title: 'epoch' },
-      y: { field: 'value', type: 'quantitative', title: 'accuracy', scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: 'series' },
-    },
-    config: CONFIG,
-  } as TopLevelSpec;
+  return epochCurves(values, 'accuracy', 'series', 30, 2);
 }
 
 export async function renderMonitorHtml(r: MonitorResult, title: string): Promise<string> {
@@ -300,22 +282,9 @@ function axisChartSpec(s: SweepResult, axis: string, metric: (typeof SWEEP_METRI
 }
 
 function curveSpec(s: SweepResult): TopLevelSpec | null {
-  const values: { x: number; cell: string; kappa: number }[] = [];
-  for (const c of s.cells) for (const p of c.lastLayerCurve) if (p.kappa !== null) values.push({ x: p.epochProgress, cell: c.name, kappa: p.kappa });
-  if (values.length === 0) return null;
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    width: 380,
-    height: 220,
-    data: { values },
-    mark: { type: 'line', point: { filled: true, size: 20 }, strokeWidth: 1.5 },
-    encoding: {
-      x: { field: 'x', type: 'quantitative', title: 'epoch' },
-      y: { field: 'kappa', type: 'quantitative', title: 'κ of the last hidden layer', scale: { zero: false } },
-      color: { field: 'cell', type: 'nominal', title: 'cell' },
-    },
-    config: CONFIG,
-  } as TopLevelSpec;
+  const values: { x: number; series: string; value: number }[] = [];
+  for (const c of s.cells) for (const p of c.lastLayerCurve) if (p.kappa !== null) values.push({ x: p.epochProgress, series: c.name, value: p.kappa });
+  return values.length ? epochCurves(values, 'κ of the last hidden layer', 'cell', 20, 1.5) : null;
 }
 
 export async function renderSweepHtml(s: SweepResult, title: string): Promise<string> {

@@ -13,9 +13,9 @@
  * once; a size limit on (m+n)·d turns pathological inputs into `skipped: too large` instead of a
  * solve that blocks the (single) JavaScript thread for minutes.
  */
-import * as highsModule from 'highs';
 import type { Highs } from 'highs';
 import { RuntimeFailure, errorMessage } from '../../errors.js';
+import { discardHighs, loadHighs } from '../../linalg/highs.js';
 import type { FloatArray } from '../../linalg/ort-ops.js';
 
 export interface LpOptions {
@@ -47,37 +47,6 @@ export interface LpResult {
   m: number;
   n: number;
   d: number;
-}
-
-let highsPromise: Promise<Highs> | null = null;
-
-type Loader = () => Promise<Highs>;
-
-/**
- * The loader is the default export of highs' ES build, but its type declarations are CommonJS,
- * which TypeScript (NodeNext) reads as `{ default: loader }`; accept either shape at run time.
- */
-function highsLoader(): Loader {
-  const ns: unknown = highsModule;
-  const dflt = (ns as { default?: unknown }).default;
-  const inner = dflt && typeof dflt === 'object' ? (dflt as { default?: unknown }).default : undefined;
-  const f = typeof dflt === 'function' ? dflt : inner;
-  if (typeof f !== 'function') throw new RuntimeFailure('the highs package has no loader function (unexpected version?)');
-  return f as Loader;
-}
-
-function loadHighs(): Promise<Highs> {
-  let p = highsPromise;
-  if (!p) {
-    p = Promise.resolve()
-      .then(() => highsLoader()())
-      .catch((e: unknown) => {
-        highsPromise = null;
-        throw e instanceof RuntimeFailure ? e : new RuntimeFailure(`could not load the HiGHS solver (wasm): ${errorMessage(e)}`);
-      });
-    highsPromise = p;
-  }
-  return p;
 }
 
 type Solution = ReturnType<Highs['solve']>;
@@ -125,8 +94,7 @@ function solve(highs: Highs, text: string, timeLimitS: number, what: string): So
   try {
     return highs.solve(text, { output_flag: false, time_limit: timeLimitS });
   } catch (e) {
-    // highs-js can be left in a broken state after an internal error: load a fresh instance next time.
-    highsPromise = null;
+    discardHighs();
     throw new RuntimeFailure(`HiGHS failed on the ${what}: ${errorMessage(e)}`);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * One HiGHS instance (wasm) per process for the theory solvers. The loader is the default export
+ * One HiGHS instance (wasm) per process, shared by the separability LP (metrics) and the theory
+ * solvers. The loader is the default export
  * of highs' ES build, but its type declarations are CommonJS, which TypeScript (NodeNext) reads
  * as `{ default: loader }`; either shape is accepted at run time.
  */
@@ -32,4 +33,9 @@ export function loadHighs(): Promise<Highs> {
     highsPromise = p;
   }
   return p;
+}
+
+/** highs-js can be left in a broken state after an internal error: the next caller loads a fresh instance. */
+export function discardHighs(): void {
+  highsPromise = null;
 }
