@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
 import { RuntimeFailure } from '../src/errors.js';
 import { accuracy, argmaxRows } from '../src/metrics/accuracy.js';
-import { bootstrapCi, quantileSorted, resampleRows } from '../src/metrics/bootstrap.js';
+import { bootstrapCi, bootstrapCis, quantileSorted, resampleRows } from '../src/metrics/bootstrap.js';
+import { computeLayerMetrics } from '../src/pipeline/layer-metrics.js';
 import { cdnv, nc1, nc2, nc3, nc4 } from '../src/metrics/collapse.js';
 import { compression, compressionFromSamples, discrimination, discriminationFromSamples } from '../src/metrics/geometry.js';
 import { rank } from '../src/metrics/rank.js';
@@ -354,6 +355,7 @@ test('bootstrap CI of a mean has the textbook width and is reproducible for a se
   const r1 = await bootstrapCi(mean, m, { seed: 3, reps: 400 });
   const r2 = await bootstrapCi(mean, m, { seed: 3, reps: 400 });
   assert.deepEqual(r1, r2);
+  assert.ok(r1.ci);
   // Normal theory: ±1.96/√400 ≈ ±0.098, width ≈ 0.196.
   const width = r1.ci[1] - r1.ci[0];
   assert.ok(width > 0.16 && width < 0.23, `width ${width}`);
@@ -365,8 +367,33 @@ test('bootstrap of compression from a sample matrix brackets the estimate', asyn
   const m = randomData(52, 300, 5, 3, 1);
   const r = await bootstrapCi((s) => compressionFromSamples(s).value, m, { seed: 9, reps: 100 });
   assertRel(r.estimate, compression(momentsNoScatter(m.X, m.n, m.d, m.labels, m.K)).value, 1e-12, 'estimate');
+  assert.ok(r.ci);
   assert.ok(r.ci[0] < r.estimate && r.estimate < r.ci[1], `${r.ci} vs ${r.estimate}`);
   assert.equal(r.failed, 0);
+});
+
+test('several statistics over shared resamples equal separate bootstraps with the same seed', async () => {
+  const m = randomData(53, 200, 4, 3, 1);
+  const comp = (s: SampleMatrix) => compressionFromSamples(s).value;
+  const disc = (s: SampleMatrix) => discriminationFromSamples(s).value;
+  const [a, b] = await bootstrapCis((s) => [comp(s), disc(s)], m, { seed: 4, reps: 60 });
+  assert.deepEqual(a, await bootstrapCi(comp, m, { seed: 4, reps: 60 }));
+  assert.deepEqual(b, await bootstrapCi(disc, m, { seed: 4, reps: 60 }));
+});
+
+test('a statistic undefined on most resamples gets no interval, and the layer metric says why', async () => {
+  // A dead layer: every feature 0, so tr(Σ_B) = 0 and compression is NaN on every resample.
+  const m = randomData(54, 60, 3, 3, 1);
+  m.X.fill(0);
+  const r = await bootstrapCi((s) => compressionFromSamples(s).value, m, { seed: 1, reps: 40 });
+  assert.equal(r.ci, null);
+  assert.equal(r.failed, 40);
+  const stats = new ClassStats(m.K, m.d);
+  await stats.update(m.X, m.n, m.labels);
+  const results = await computeLayerMetrics(stats, m, { metrics: ['geometry'], seed: 0, ci: 0.9, bootstrapReps: 20, hasPredictions: false });
+  const c = results.find((x) => x.name === 'compression')!;
+  assert.equal(c.ci, undefined);
+  assert.match(String(c.detail?.ciNote), /no interval: only 0 of 20/);
 });
 
 test('accuracy is the argmax hit rate; NaN outputs are a RuntimeFailure naming the sample', () => {

@@ -18,7 +18,12 @@ export interface BootstrapOptions {
 }
 
 export interface BootstrapResult {
-  ci: [number, number];
+  /**
+   * Percentile interval, or null when fewer than half of the replicates were finite: an interval
+   * from the few resamples where the statistic happened to be defined would look normal and mean
+   * nothing (e.g. compression of a dead layer, NaN on every resample).
+   */
+  ci: [number, number] | null;
   /** fn on the original matrix. */
   estimate: number;
   /** Finite replicate values, ascending. */
@@ -72,34 +77,44 @@ export async function bootstrapCi(
   matrix: SampleMatrix,
   opts: BootstrapOptions,
 ): Promise<BootstrapResult> {
+  return (await bootstrapCis(async (m) => [await fn(m)], matrix, opts))[0]!;
+}
+
+/**
+ * Several statistics over the same resamples: `fn` returns all of them from one resample, so
+ * work they share (class moments, say) is done once per resample, not once per statistic.
+ */
+export async function bootstrapCis(
+  fn: (m: SampleMatrix) => number[] | Promise<number[]>,
+  matrix: SampleMatrix,
+  opts: BootstrapOptions,
+): Promise<BootstrapResult[]> {
   const level = opts.level ?? 0.95;
   const reps = opts.reps ?? 200;
   if (!(level > 0 && level < 1)) throw new Error(`bootstrap level must be in (0,1), got ${level}`);
   const rng = new Rng(opts.seed);
   const stratified = opts.stratified ?? true;
-  const estimate = await fn(matrix);
-  const vals: number[] = [];
-  let failed = 0;
+  const estimates = await fn(matrix);
+  const vals: number[][] = estimates.map(() => []);
+  const failed = estimates.map(() => 0);
   for (let r = 0; r < reps; r++) {
     const sample = takeRows(matrix, resampleRows(matrix, rng, stratified));
-    let v: number;
+    let v: number[];
     try {
       v = await fn(sample);
     } catch (e) {
       // A degenerate resample (e.g. all means equal) is a failed replicate; anything else is a bug.
       if (!(e instanceof LayerprobeError)) throw e;
-      v = NaN;
+      v = estimates.map(() => NaN);
     }
-    if (Number.isFinite(v)) vals.push(v);
-    else failed++;
+    v.forEach((x, k) => {
+      if (Number.isFinite(x)) vals[k]!.push(x);
+      else failed[k]!++;
+    });
   }
-  const replicates = Float64Array.from(vals).sort();
-  return {
-    ci: [quantileSorted(replicates, (1 - level) / 2), quantileSorted(replicates, (1 + level) / 2)],
-    estimate,
-    replicates,
-    failed,
-    level,
-    reps,
-  };
+  return estimates.map((estimate, k) => {
+    const replicates = Float64Array.from(vals[k]!).sort();
+    const ci: [number, number] | null = replicates.length * 2 >= reps && replicates.length > 0 ? [quantileSorted(replicates, (1 - level) / 2), quantileSorted(replicates, (1 + level) / 2)] : null;
+    return { ci, estimate, replicates, failed: failed[k]!, level, reps };
+  });
 }

@@ -5,11 +5,12 @@
  */
 import type { ClassStats } from '../stats/accumulator.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
-import { compression, compressionFromSamples, discrimination, discriminationFromSamples } from '../metrics/geometry.js';
+import { compression, discrimination } from '../metrics/geometry.js';
+import { momentsNoScatter } from '../stats/moments.js';
 import { cdnv, nc1, nc2, nc4 } from '../metrics/collapse.js';
 import { rank } from '../metrics/rank.js';
 import { linearProbe } from '../metrics/probe.js';
-import { bootstrapCi } from '../metrics/bootstrap.js';
+import { bootstrapCis } from '../metrics/bootstrap.js';
 import type { MetricResult } from '../metrics/types.js';
 import { mdlsm, mdlsmMetrics, separabilityMatrix, separabilityMetrics } from '../metrics/separability/index.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
@@ -32,10 +33,24 @@ export interface LayerMetricOptions {
   hasPredictions: boolean;
 }
 
-async function withCi(r: MetricResult, fn: (m: SampleMatrix) => number, samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult> {
-  if (opts.ci === undefined) return r;
-  const b = await bootstrapCi(fn, samples, { level: opts.ci, reps: opts.bootstrapReps ?? 200, seed: opts.seed });
-  return { ...r, ci: b.ci, detail: { ...r.detail, ciMethod: `percentile bootstrap over the ${samples.n} buffered samples, ${b.reps} stratified resamples, level ${b.level}` } };
+/**
+ * Bootstrap intervals for results computed together from one resample (they share the work),
+ * attached to each result; a result whose interval is undefined says so instead.
+ */
+async function withCis(results: MetricResult[], fn: (m: SampleMatrix) => number[], samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult[]> {
+  if (opts.ci === undefined) return results;
+  const bs = await bootstrapCis(fn, samples, { level: opts.ci, reps: opts.bootstrapReps ?? 200, seed: opts.seed });
+  return results.map((r, k) => {
+    const b = bs[k]!;
+    const ciMethod = `percentile bootstrap over the ${samples.n} buffered samples, ${b.reps} stratified resamples, level ${b.level}`;
+    const detail = { ...r.detail, ciMethod, ciFailedReplicates: b.failed };
+    if (b.ci) {
+      const outside = b.estimate < b.ci[0] || b.estimate > b.ci[1];
+      const ciNote = 'the estimate lies outside its percentile interval: the statistic is biased on resamples of this size (for C, resampling inflates tr(Σ_B) by about tr(Σ_W)/n_k); read the interval as a spread, not as coverage';
+      return { ...r, ci: b.ci, detail: outside ? { ...detail, ciNote } : detail };
+    }
+    return { ...r, detail: { ...detail, ciNote: `no interval: only ${b.reps - b.failed} of ${b.reps} resamples gave a finite value` } };
+  });
 }
 
 /**
@@ -54,8 +69,11 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     mark = now;
   };
   if (want.has('geometry')) {
-    out.push(await withCi(compression(stats), (m) => compressionFromSamples(m).value, samples, opts));
-    out.push(await withCi(discrimination(stats), (m) => discriminationFromSamples(m).value, samples, opts));
+    const geometryOf = (m: SampleMatrix): number[] => {
+      const mom = momentsNoScatter(m.X, m.n, m.d, m.labels, m.K);
+      return [compression(mom).value, discrimination(mom).value];
+    };
+    out.push(...(await withCis([compression(stats), discrimination(stats)], geometryOf, samples, opts)));
     lap('geometry');
   }
   if (want.has('collapse')) {
