@@ -115,6 +115,14 @@ test('bad input gives one line and the right exit code', async (t) => {
     assertOneLineError(r, /layer `h3` not found.*did you mean `h[12]`/);
     assert.equal(existsSync(path.join(dir, 'x')), false);
   });
+  await t.test('a seed that is not a 32-bit whole number → 2, nothing written', () => {
+    for (const seed of ['abc', '1.5', '-1', '4294967296']) {
+      const r = cli(['extract', '-m', model, '-d', data.images, '--seed', seed, '-o', path.join(dir, 's')]);
+      assert.equal(r.code, 2, seed);
+      assertOneLineError(r, /--seed must be a whole number/);
+    }
+    assert.equal(existsSync(path.join(dir, 's')), false);
+  });
   await t.test('truncated IDX → 1', async () => {
     const cut = path.join(dir, 'cut');
     await mkdir(cut);

@@ -173,6 +173,12 @@ describe('idx', () => {
       'mismatch-images-idx3-ubyte', 'mismatch-labels-idx1-ubyte', '3 images', '4 labels');
   });
 
+  test('items with a zero dimension → RuntimeFailure saying they have no pixels', async () => {
+    const images = await put('zero-images-idx3-ubyte', idxBytes(0x08, [2, 0, 28], []));
+    const labels = await put('zero-labels-idx1-ubyte', idxBytes(0x08, [2], [0, 1]));
+    await rejectsWith(openIdxDataset({ images, labels, name: 'z' }), RuntimeFailure, 'no pixels');
+  });
+
   test('labels outside the class list → RuntimeFailure', async () => {
     const { images, labels } = await smallIdxPair('outside', false, [0, 5, 1]);
     await rejectsWith(openIdxDataset({ images, labels, name: 'o', classes: ['a', 'b'] }), RuntimeFailure, 'label 5');
@@ -339,6 +345,27 @@ describe('npy', () => {
     await rejectsWith(readNpy(be), RuntimeFailure, '>f4');
     const tr = await put('tr.npy', npyRaw("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", new Uint8Array(20)));
     await rejectsWith(readNpy(tr), RuntimeFailure, 'truncated', '24', '20');
+  });
+
+  test('readNpy: data that starts off the item alignment (a header padded to 69 bytes) reads as written', async () => {
+    // numpy writes 64-byte-aligned headers but reads any length; such a file needs a copy.
+    const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }";
+    const h = dict + ' '.repeat(69 - 10 - dict.length - 1) + '\n';
+    const head = Buffer.alloc(10);
+    head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+    head.writeUInt16LE(h.length, 8);
+    const values = [0, 1.5, 3, 4.5, 6, 7.5];
+    const file = await put('odd.npy', Buffer.concat([head, Buffer.from(h, 'latin1'), Buffer.from(Float32Array.from(values).buffer)]));
+    assert.equal((await readFile(file)).length - 4 * 6, 69);
+    const r = await readNpy(file);
+    assert.deepEqual([r.dtype, r.shape, list(r.data)], ['float32', [6], values]);
+  });
+
+  test('a label far beyond any class count is corruption, not 2e9 class names', async () => {
+    const images = await put('big-images.npy', npyRaw("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }", new Uint8Array(8)));
+    const l = new Int32Array([0, 2_000_000_000]);
+    await put('big-images.labels.npy', npyRaw("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(l.buffer)));
+    await rejectsWith(openNpyDataset(images, images.replace('.npy', '.labels.npy')), RuntimeFailure, 'label 2000000000 of item 1');
   });
 
   test('openNpyDataset: uint8 [N,H,W] images with int64 labels', async () => {

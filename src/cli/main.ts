@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type yargsType from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { LayerprobeError, errorMessage } from '../errors.js';
+import { LayerprobeError, UsageError, errorMessage } from '../errors.js';
 import { abortAllRunFolders } from '../report/run-folder.js';
 import { layerprobeVersion, toolVersions } from '../util/versions.js';
 import { loadTf } from '../runtime/backend.js';
@@ -58,6 +58,18 @@ async function printVersion(verbose: boolean): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
+/**
+ * Every command's --seed, checked once: the RNG reduces any number to 32 bits, so `--seed abc`
+ * (NaN), 1.5 or 2^32 would quietly run with another seed and record one that cannot reproduce it.
+ */
+function checkSeed(argv: Record<string, unknown>): void {
+  const s = argv.seed;
+  if (s === undefined) return;
+  if (typeof s !== 'number' || !Number.isInteger(s) || s < 0 || s > 0xffffffff) {
+    throw new UsageError(`--seed must be a whole number from 0 to ${0xffffffff} (got ${String(s)})`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => {
     interrupted = true;
@@ -88,6 +100,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(theoryCommand)
     .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
+    .middleware(checkSeed)
     .strict()
     .version(false)
     .option('version', { alias: 'V', type: 'boolean', describe: 'print the version (with --verbose: packages and the TF.js backend in use)' })

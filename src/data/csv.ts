@@ -102,7 +102,7 @@ export async function openCsvDataset(path: string, opts: CsvDatasetOptions): Pro
   let pixels: Float32Array = values.data.subarray(0, values.length);
   if (opts.layout === 'CHW') pixels = chwToHwc(pixels, n, shape);
   const labelArray = Int32Array.from(labels);
-  const classes = opts.classes ?? defaultClassNames(labelArray);
+  const classes = opts.classes ?? defaultClassNames(labelArray, path);
   checkLabels(labelArray, classes, path);
   return memoryDataset({
     name: path,

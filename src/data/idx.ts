@@ -174,7 +174,7 @@ export async function openIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> 
     );
   }
   const labelArray = Int32Array.from(labels.idx.data);
-  const classes = opts.classes ?? defaultClassNames(labelArray);
+  const classes = opts.classes ?? defaultClassNames(labelArray, opts.labels);
   checkLabels(labelArray, classes, opts.labels);
   return memoryDataset({
     name: opts.name,

@@ -5,11 +5,22 @@ import type { Dataset, DatasetSourceInfo, RawBatch } from './types.js';
 export type PixelArray = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 
 /** Class names '0', '1', … up to the largest label, for files that carry no names. */
-export function defaultClassNames(labels: ArrayLike<number>): string[] {
+export function defaultClassNames(labels: ArrayLike<number>, what = 'labels'): string[] {
   let max = -1;
-  for (let i = 0; i < labels.length; i++) if (labels[i]! > max) max = labels[i]!;
+  let at = -1;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]! > max) {
+      max = labels[i]!;
+      at = i;
+    }
+  }
+  // One name per value up to the largest label: a corrupt label of 2e9 must not build 2e9 names.
+  if (max >= MAX_CLASSES) throw new RuntimeFailure(`${what}: label ${max} of item ${at} is beyond ${MAX_CLASSES - 1}, the most classes a label file without class names may have (corrupt labels?)`);
   return Array.from({ length: max + 1 }, (_, k) => String(k));
 }
+
+/** Class count above which unnamed integer labels are taken for corruption. */
+export const MAX_CLASSES = 65536;
 
 /**
  * Labels must index `classes`; a file whose labels fall outside is corrupt or mismatched with
@@ -62,6 +73,7 @@ export interface MemoryDatasetInit {
  */
 export function memoryDataset(init: MemoryDatasetInit): Dataset {
   const [h, w, c] = init.itemShape;
+  if (!(h >= 1 && w >= 1 && c >= 1)) throw new RuntimeFailure(`${init.name}: items of shape [${h}, ${w}, ${c}] have no pixels`);
   const itemSize = h * w * c;
   const n = init.labels.length;
   if (init.pixels.length !== n * itemSize) {

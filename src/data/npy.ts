@@ -94,7 +94,8 @@ export function parseNpy(buf: Uint8Array, path: string): NpyArray {
   // Typed-array views must be aligned to the item size; copy when the file offset is not.
   const offset = buf.byteOffset + dataStart;
   const aligned = offset % kind.size === 0;
-  const ab = aligned ? buf.buffer : buf.slice(dataStart).buffer;
+  // (Buffer#slice is a view of the same memory; ArrayBuffer#slice copies.)
+  const ab = aligned ? buf.buffer : buf.buffer.slice(offset, offset + expected);
   const at = aligned ? offset : 0;
   return { shape, dtype: kind.dtype, data: typedView(kind.dtype, ab, at, count) };
 }
@@ -276,7 +277,7 @@ export async function openNpyDataset(imagesPath: string, labelsPath: string, opt
     }
     labelArray[i] = v;
   }
-  const classes = opts.classes ?? defaultClassNames(labelArray);
+  const classes = opts.classes ?? defaultClassNames(labelArray, labelsPath);
   checkLabels(labelArray, classes, labelsPath);
   return memoryDataset({
     name: opts.name ?? imagesPath,

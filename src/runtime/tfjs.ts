@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
-import { didYouMean } from '../util/suggest.js';
+import { layerNotFound } from './select.js';
 import { loadTf, type Tf } from './backend.js';
 import {
   GRAPH_POOLING_OPS,
@@ -116,13 +116,7 @@ export abstract class TfjsRunner implements ModelRunner {
     const ids = [...new Set(layerIds)];
     const known = this.infos.map((l) => l.id);
     for (const id of ids) {
-      if (!this.byId.has(id)) {
-        const near = didYouMean(id, known);
-        throw new UsageError(
-          `layer \`${id}\` not found in ${path.basename(this.path)}${near ? '; ' + near : ''}`,
-          `run \`layerprobe layers ${this.path}\``,
-        );
-      }
+      if (!this.byId.has(id)) throw layerNotFound(id, known, this.path);
     }
     const target = this.fitInput(input);
     const result = new Map<string, LayerTensor>();
