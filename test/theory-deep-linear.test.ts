@@ -16,7 +16,7 @@ import {
   forward64,
   layerDims,
   layerGeometry,
-  linearFit,
+
   mseLossAndGradients,
   nearlyOrthogonalData,
   oneHot,
@@ -24,6 +24,7 @@ import {
   trainDeepLinear,
   type DeepLinearNet,
 } from '../src/theory/deep-linear.js';
+import { linearFit } from '../src/stats/line-fit.js';
 import { Rng } from '../src/util/rng.js';
 import { FMNIST_SYSTEM, tempDir } from './helpers/fixtures.js';
 import { runTheory, type CliRun } from './helpers/theory-cli.js';

@@ -298,7 +298,7 @@ describe('the command line', () => {
       assert.deepEqual(c.layers.map((l) => l.layer), ['dense_1']);
       assert.ok(c.layers.every((l) => Number.isFinite(l.kappa!) && Number.isFinite(l.compression!) && Number.isFinite(l.probeAccuracy!) && l.kappaHeldOut === null));
       assert.ok(Number.isFinite(c.testAccuracy!) && Number.isFinite(c.trainAccuracy!));
-      assert.ok(existsSync(path.join(o, c.dir, 'monitor.json')) && existsSync(path.join(o, c.dir, 'model.json')));
+      assert.ok(c.dir && existsSync(path.join(o, c.dir, 'monitor.json')) && existsSync(path.join(o, c.dir, 'model.json')));
     }
     const csv = (await fs.readFile(path.join(o, 'sweep.csv'), 'utf8')).trim().split('\n');
     assert.equal(csv.length, 1 + 2);

@@ -24,7 +24,8 @@
  * for Fashion-MNIST-sized inputs).
  */
 import { RuntimeFailure, UsageError } from '../errors.js';
-import { singularValues } from '../linalg/dense.js';
+import { singularValues, transpose } from '../linalg/dense.js';
+import { linearFit } from '../stats/line-fit.js';
 import { compression, discrimination } from '../metrics/geometry.js';
 import { momentsNoScatter } from '../stats/moments.js';
 import { Rng } from '../util/rng.js';
@@ -192,13 +193,6 @@ function mulABt(A: Float64Array, B: Float64Array, m: number, k: number, n: numbe
   return C;
 }
 
-/** Aᵀ for A m×n. */
-function transposed(A: Float64Array, m: number, n: number): Float64Array {
-  const T = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) T[j * m + i] = A[i * n + j]!;
-  return T;
-}
-
 /** Features h_0 = X, h_1, …, h_L (each N×dims[l]) in float64. */
 export function forward64(net: DeepLinearNet, X: Float64Array, N: number): Float64Array[] {
   const { dims, weights } = net;
@@ -235,8 +229,8 @@ export function mseLossAndGradients(net: DeepLinearNet, X: Float64Array, Y: Floa
     const out = dims[l]!;
     const inp = dims[l - 1]!;
     // dW_l = Gᵀ H_{l−1} (out×in); G ← G W_l (N×in). Both as A·Bᵀ products of transposes.
-    grads[l - 1] = mulABt(transposed(G, N, out), transposed(H[l - 1]!, N, inp), out, N, inp);
-    if (l > 1) G = mulABt(G, transposed(weights[l - 1]!, out, inp), N, out, inp);
+    grads[l - 1] = mulABt(transpose(G, N, out), transpose(H[l - 1]!, N, inp), out, N, inp);
+    if (l > 1) G = mulABt(G, transpose(weights[l - 1]!, out, inp), N, out, inp);
   }
   return { loss, grads, features: H };
 }
@@ -354,7 +348,7 @@ async function trainTf(init: DeepLinearNet, data: LabelledData, o: TrainOptions)
   const { dims } = init;
   const L = init.weights.length;
   const N = data.N;
-  let Wt: tfTypes.Tensor2D[] = init.weights.map((w, l) => tf.tensor2d(Float32Array.from(transposed(w, dims[l + 1]!, dims[l]!)), [dims[l]!, dims[l + 1]!]));
+  let Wt: tfTypes.Tensor2D[] = init.weights.map((w, l) => tf.tensor2d(Float32Array.from(transpose(w, dims[l + 1]!, dims[l]!)), [dims[l]!, dims[l + 1]!]));
   const X = tf.tensor2d(Float32Array.from(data.X), [N, data.d]);
   const XT = tf.transpose(X);
   const Y = tf.tensor2d(Float32Array.from(oneHot(data.labels, data.K)), [N, data.K]);
@@ -418,7 +412,7 @@ async function trainTf(init: DeepLinearNet, data: LabelledData, o: TrainOptions)
     }
     if (history[history.length - 1]?.step !== s) history.push({ step: s, loss });
     o.onProgress?.(s, o.steps, loss);
-    const weights = Wt.map((W, l) => transposed(Float64Array.from(W.dataSync()), dims[l]!, dims[l + 1]!));
+    const weights = Wt.map((W, l) => transpose(Float64Array.from(W.dataSync()), dims[l]!, dims[l + 1]!));
     return { net: { dims: [...dims], weights }, engine: 'tfjs', stepsRun: s, initialLoss, finalLoss: loss, converged: loss < tol, lossHistory: history, elapsedMs: performance.now() - t0 };
   } finally {
     for (const W of Wt) W.dispose();
@@ -437,7 +431,7 @@ export async function features(net: DeepLinearNet, X: Float64Array, N: number, e
   let h: tfTypes.Tensor = tf.tensor2d(Float32Array.from(X), [N, dims[0]!]);
   try {
     for (let l = 1; l < dims.length; l++) {
-      const W = tf.tensor2d(Float32Array.from(transposed(net.weights[l - 1]!, dims[l]!, dims[l - 1]!)), [dims[l - 1]!, dims[l]!]);
+      const W = tf.tensor2d(Float32Array.from(transpose(net.weights[l - 1]!, dims[l]!, dims[l - 1]!)), [dims[l - 1]!, dims[l]!]);
       const next = tf.matMul(h as tfTypes.Tensor2D, W);
       W.dispose();
       h.dispose();
@@ -474,24 +468,6 @@ export interface LineFit {
   r2: number;
 }
 
-/** Least-squares line y = intercept + slope·x (R² = 1 when y is constant and fitted exactly). */
-export function linearFit(xs: readonly number[], ys: readonly number[]): { slope: number; intercept: number; r2: number } | null {
-  const n = xs.length;
-  if (n < 2 || ys.length !== n || ys.some((y) => !Number.isFinite(y))) return null;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (xs[i]! - mx) * (ys[i]! - my);
-    sxx += (xs[i]! - mx) ** 2;
-    syy += (ys[i]! - my) ** 2;
-  }
-  if (!(sxx > 0)) return null;
-  const slope = sxy / sxx;
-  return { slope, intercept: my - slope * mx, r2: syy > 0 ? (sxy * sxy) / (sxx * syy) : 1 };
-}
 
 /** C_l, D_l of each feature matrix (layer 0 = input, last = output). */
 export function layerGeometry(feats: readonly Float64Array[], dims: readonly number[], labels: Int32Array, K: number): LayerGeometry[] {

@@ -12,6 +12,7 @@
  * `exhaustive` tests every cell directly instead (for checking that shortcut).
  */
 import { UsageError } from '../errors.js';
+import { linearFit } from '../stats/line-fit.js';
 import type { Activation } from './layer.js';
 import { coverCapacity } from './sample-lp.js';
 import { deriveSeed } from './seed.js';
@@ -100,26 +101,11 @@ export const PHASE_DEFINITION =
   'exact test: ∃a with A_k(a) ≻ 0 ≻ A_j(a) (quadratic layer, semidefinite programme); sample test: LP on the features of finite samples; ' +
   'D* = width where the trial-averaged P(separable) crosses ½ (linear interpolation).';
 
-/** Least-squares line through (ln x, ln y). */
+/** Least-squares line through (ln x, ln y), over the points where both are positive. */
 export function logLogFit(xs: readonly number[], ys: readonly number[]): LogLogFit | null {
   const pts = xs.map((x, i) => [x, ys[i]!] as const).filter(([x, y]) => x > 0 && y > 0 && Number.isFinite(y));
-  if (pts.length < 2) return null;
-  const lx = pts.map(([x]) => Math.log(x));
-  const ly = pts.map(([, y]) => Math.log(y));
-  const n = pts.length;
-  const mx = lx.reduce((a, b) => a + b, 0) / n;
-  const my = ly.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (lx[i]! - mx) * (ly[i]! - my);
-    sxx += (lx[i]! - mx) ** 2;
-    syy += (ly[i]! - my) ** 2;
-  }
-  if (!(sxx > 0)) return null;
-  const slope = sxy / sxx;
-  return { slope, intercept: my - slope * mx, r2: syy > 0 ? (sxy * sxy) / (sxx * syy) : 1, points: n };
+  const fit = linearFit(pts.map(([x]) => Math.log(x)), pts.map(([, y]) => Math.log(y)));
+  return fit ? { ...fit, points: pts.length } : null;
 }
 
 /**

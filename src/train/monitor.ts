@@ -128,7 +128,8 @@ export function parseProbeSet(text: string): ProbeSetSpec {
 export function probePerClass(spec: ProbeSetSpec, K: number): number {
   const per = spec.perClass ?? Math.floor((spec.total ?? 0) / K);
   if (per < MIN_PROBE_PER_CLASS) {
-    throw new UsageError(`--probe-set ${spec.total}: ${per} per class for ${K} classes; at least ${MIN_PROBE_PER_CLASS} per class are needed (${MIN_PROBE_PER_CLASS * K} in all)`);
+    const asked = spec.perClass !== undefined ? `${spec.perClass}/class` : String(spec.total);
+    throw new UsageError(`--probe-set ${asked}: ${per} per class for ${K} classes; at least ${MIN_PROBE_PER_CLASS} per class are needed (${MIN_PROBE_PER_CLASS * K} in all)`);
   }
   return per;
 }

@@ -10,7 +10,7 @@
  * recorded as failed and the sweep goes on; the sweep fails only when every cell did.
  */
 import path from 'node:path';
-import { LayerprobeError, RuntimeFailure, UsageError, errorMessage } from '../errors.js';
+import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
 import { ACTIVATIONS, ARCHS, ARCH_DEFAULTS, checkArchOptions, isActivation, isArch, type Arch, type ArchOptions } from './arch.js';
 import { loadTrainingData } from './data.js';
@@ -126,8 +126,8 @@ export interface SweepLayer {
 
 export interface SweepCell {
   name: string;
-  /** Model folder, relative to the sweep folder. */
-  dir: string;
+  /** The cell's model folder inside the sweep folder; null for a failed cell (train() removed it). */
+  dir: string | null;
   settings: Record<string, SweepValue>;
   status: 'ok' | 'failed';
   error?: string;
@@ -320,10 +320,12 @@ export async function runSweep(opts: SweepOptions): Promise<{ outDir: string; sw
         });
         cells.push(summariseCell(name, s, r, (performance.now() - t0) / 1000));
       } catch (e) {
-        if (e instanceof UsageError || !(e instanceof LayerprobeError)) throw e;
+        // A bad request fails the sweep; anything that goes wrong inside one cell (a diverging
+        // run, a backend error) fails that cell only, so the cells already trained are kept.
+        if (e instanceof UsageError) throw e;
         status(`cell ${name} failed: ${errorMessage(e)}`);
         cells.push({
-          name, dir: path.join('cells', name), settings: s, status: 'failed', error: errorMessage(e), trainAccuracy: null, testAccuracy: null,
+          name, dir: null, settings: s, status: 'failed', error: errorMessage(e), trainAccuracy: null, testAccuracy: null,
           params: null, seconds: (performance.now() - t0) / 1000, monitorSeconds: null, layers: [], bestTrackingLayer: null, lastLayerCurve: [],
         });
       }

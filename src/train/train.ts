@@ -182,8 +182,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let hooks: FitHooks | undefined;
       if (monitorReq) {
         const K = data.train.classes.length;
-        const perClass = probePerClass(monitorReq.probeSet, K);
-        const probeSet = selectProbeSet(data.train.labels, K, perClass, seed);
+        const asked = probePerClass(monitorReq.probeSet, K);
+        const probeSet = selectProbeSet(data.train.labels, K, asked, seed);
+        // A class with fewer training images than asked gives all of them: record what was taken.
+        const taken = new Array<number>(K).fill(0);
+        for (const i of probeSet) taken[data.train.labels[i]!]!++;
+        const perClass = Math.max(...taken);
+        if (perClass < asked) status(`warning: --probe-set asks ${asked} per class, but no class has more than ${perClass} training images; using ${probeSet.length} in all`);
+        if (recipe.limit !== undefined && probeSet.length > 2 * recipe.limit) {
+          status(`warning: the probe subset (${probeSet.length} images) is more than twice the ${recipe.limit} images trained on per epoch; monitoring will take far longer than training (lower --probe-set)`);
+        }
         const m = new TrainingMonitor(tf, model, data.train, { spec: monitorReq.spec, probeSet, perClass, seed, scale: recipe.scale, onStatus: status });
         monitor = m;
         hooks = { schedule: monitorReq.spec, onCheckpoint: async (c) => void (await m.measure(c)) };
