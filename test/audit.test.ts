@@ -12,6 +12,8 @@ import { extract } from '../src/pipeline/extract.js';
 import { readNpy } from '../src/data/npy.js';
 import { bootstrapCi } from '../src/metrics/bootstrap.js';
 import { reportSchema, type Report } from '../src/report/schema.js';
+import { BASELINE_METRICS, GROUP_METRICS } from '../src/report/gates.js';
+import { METRIC_GROUPS } from '../src/spec/probe-spec.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
 import { cli, hasShared, randomMlp, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
 
@@ -101,6 +103,18 @@ test('the same numbers come out for batches of 1, 7 and 256', async () => {
       }
     }
   }
+});
+
+test('the gate table names exactly the metrics an audit with every group and the baseline writes', async () => {
+  const { dir, data, model } = await fixture();
+  const res = await audit({ models: [{ path: model }], dataset: data.images, metrics: [...METRIC_GROUPS], baseline: 'random-layer', out: path.join(dir, 'all') });
+  const written = new Set(res.report.models[0]!.layers.flatMap((l) => Object.keys(l.metrics)));
+  assert.deepEqual([...written].sort(), [...Object.values(GROUP_METRICS).flat(), ...Object.keys(BASELINE_METRICS)].sort());
+  // A gate on a metric of a group the run does not compute is refused before any work.
+  const r = cli(['audit', '-m', model, '-d', data.images, '--metrics', 'geometry', '-o', path.join(dir, 'g0'), '--fail-under', 'mdlsm_kappa=0.5']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /comes from the mdlsm metrics[\s\S]*--metrics geometry,mdlsm/);
+  assert.equal(existsSync(path.join(dir, 'g0')), false);
 });
 
 test('gates exit 3 and still write the complete report; --json is the report', async () => {

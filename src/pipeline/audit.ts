@@ -15,7 +15,7 @@ import { DEFINITIONS, type MetricResult } from '../metrics/types.js';
 import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-folder.js';
 import { baseManifest, describeDataset, describeModel, type ManifestModel } from '../report/manifest.js';
 import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
-import { evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
+import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture } from './capture.js';
@@ -264,6 +264,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   if (opts.models.length === 0) throw new UsageError('audit needs at least one model (--model or a probe spec)');
   const gates: Gate[] = [...(opts.failUnder ?? []).map((g) => parseGate(g, 'under')), ...(opts.failOver ?? []).map((g) => parseGate(g, 'over'))];
   const metrics = opts.metrics ?? DEFAULT_METRICS;
+  checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   checkClassCounts(data);
   const names = new Set<string>();
