@@ -123,6 +123,18 @@ test('bad input gives one line and the right exit code', async (t) => {
     }
     assert.equal(existsSync(path.join(dir, 's')), false);
   });
+  await t.test('compare with one model, --buffer-per-class 0 and --ci 2 → 2, nothing written', () => {
+    const one = cli(['compare', '--models', model, '-d', data.images, '-o', path.join(dir, 'c1')]);
+    assert.equal(one.code, 2);
+    assertOneLineError(one, /compare needs at least two models \(got 1\)/);
+    const buf = cli(['audit', '-m', model, '-d', data.images, '--buffer-per-class', '0', '-o', path.join(dir, 'c2')]);
+    assert.equal(buf.code, 2);
+    assertOneLineError(buf, /--buffer-per-class must be a whole number ≥ 2/);
+    const ci = cli(['audit', '-m', model, '-d', data.images, '--ci', '2', '-o', path.join(dir, 'c3')]);
+    assert.equal(ci.code, 2);
+    assertOneLineError(ci, /--ci must be a level between 0 and 1/);
+    for (const f of ['c1', 'c2', 'c3']) assert.equal(existsSync(path.join(dir, f)), false, f);
+  });
   await t.test('truncated IDX → 1', async () => {
     const cut = path.join(dir, 'cut');
     await mkdir(cut);

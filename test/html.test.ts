@@ -312,4 +312,15 @@ test('layerprobe report re-renders report.html next to report.json, or to --out;
 
   await assert.rejects(renderReportFile(copy, { kappaLayer: 'no-such-layer' }), (e: unknown) => e instanceof UsageError && /--kappa-layer `no-such-layer`/.test(e.message));
   await assert.rejects(renderReportFile(path.join(dir, 'missing-run')), UsageError);
+
+  // --out never lands on the report.json being rendered, nor over another file without --force;
+  // a path ending in / is a folder.
+  const src = path.join(copy, 'report.json');
+  const before = await readFile(src, 'utf8');
+  await assert.rejects(renderReportFile(copy, { out: src }), (e: unknown) => e instanceof UsageError && /is the report.json being rendered/.test(e.message));
+  await assert.rejects(renderReportFile(copy, { out: target }), (e: unknown) => e instanceof UsageError && /already exists/.test(e.message));
+  assert.equal(await readFile(src, 'utf8'), before);
+  assert.equal((await renderReportFile(copy, { out: target, force: true })).html, target);
+  const folder = path.join(dir, 'new-folder') + path.sep;
+  assert.equal((await renderReportFile(copy, { out: folder })).html, path.join(folder, 'report.html'));
 });

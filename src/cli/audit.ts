@@ -49,9 +49,9 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
         ...(a.layers ?? m.layers ? { layers: a.layers ?? m.layers } : {}),
         ...(a.reduce ?? m.reduce ? { reduce: a.reduce ?? m.reduce } : {}),
       }));
-  if (models.length === 0) throw new UsageError('audit needs --model (or a probe spec file)', 'e.g. layerprobe audit --model model.onnx --dataset fashion-mnist');
+  if (models.length === 0) throw new UsageError(`${commandName} needs --model (or a probe spec file)`, `e.g. layerprobe ${commandName} --model model.onnx --dataset fashion-mnist`);
   const dataset = a.dataset ?? spec?.dataset.name;
-  if (!dataset) throw new UsageError('audit needs --dataset (or a probe spec file)');
+  if (!dataset) throw new UsageError(`${commandName} needs --dataset (or a probe spec file)`);
   const sampling = samplingFrom(a);
   const ds = spec && !a.dataset ? spec.dataset : undefined;
   const datasetOptions = datasetOptionsFrom(a);
@@ -65,7 +65,6 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
   const perClass = sampling.perClass ?? ds?.perClass;
   const limit = sampling.limit ?? ds?.limit;
   const seed = sampling.seed ?? ds?.seed ?? spec?.dataset.seed;
-  if (ci !== undefined && !(ci > 0 && ci < 1)) throw new UsageError(`--ci must be a level between 0 and 1, e.g. 0.95 (got ${ci})`);
   return {
     models,
     dataset,

@@ -60,7 +60,7 @@ export const compareCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     const models = [...(a.model ?? []), ...(a.models ? a.models.split(',').map((s) => s.trim()).filter(Boolean) : [])];
     const opts = await auditOptionsFrom({ ...a, ...(models.length ? { model: models } : {}) }, 'compare');
-    if (opts.models.length < 1) throw new UsageError('compare needs models (--models a,b or a probe spec)');
+    if (opts.models.length < 2) throw new UsageError(`compare needs at least two models (got ${opts.models.length})`, 'e.g. --models a.onnx,b.json, or use layerprobe audit for one model');
     const quiet = a.quiet || a.json;
     let progress: ReturnType<typeof makeProgress> | null = null;
     let current = '';

@@ -11,11 +11,14 @@ interface Args {
   out?: string;
   'kappa-layer'?: string;
   json: boolean;
+  force: boolean;
 }
 
 export interface ReportRenderOptions {
   out?: string;
   kappaLayer?: string;
+  /** Replace an existing --out file (the run's own report.html is always replaced). */
+  force?: boolean;
 }
 
 export interface ReportRenderResult {
@@ -34,17 +37,34 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-/** Where the page goes: next to report.json, into an --out folder, or to the --out file. */
-async function target(out: string | undefined, dir: string): Promise<string> {
+/**
+ * Where the page goes: next to report.json, into an --out folder (a path ending in / is a folder,
+ * created when missing), or to the --out file. Never onto the report.json it renders, and never
+ * over another existing file without --force.
+ */
+async function target(out: string | undefined, dir: string, source: string, force: boolean): Promise<string> {
   if (out === undefined) return path.resolve(dir, REPORT_HTML);
-  if (await isDir(out)) return path.resolve(out, REPORT_HTML);
-  const parent = path.dirname(path.resolve(out));
+  let file: string;
+  if (/[\\/]$/.test(out) || (await isDir(out))) file = path.resolve(out, REPORT_HTML);
+  else file = path.resolve(out);
+  if (file === path.resolve(source)) throw new UsageError(`--out ${out} is the report.json being rendered`, 'write the page elsewhere, e.g. -o report.html');
+  if (!force && file !== path.resolve(dir, REPORT_HTML) && (await exists(file))) throw new UsageError(`--out ${out}: ${file} already exists`, 'pass --force to replace it');
+  const parent = path.dirname(file);
   try {
     await mkdir(parent, { recursive: true });
   } catch (e) {
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }
-  return path.resolve(out);
+  return file;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The work of `layerprobe report`, callable without yargs. */
@@ -54,7 +74,7 @@ export async function renderReportFile(runFolderOrFile: string, opts: ReportRend
     const ids = [...new Set(loaded.report.models.flatMap((m) => m.layers.map((l) => l.id)))];
     throw new UsageError(`--kappa-layer \`${opts.kappaLayer}\` is not a layer of this report`, `layers: ${ids.slice(0, 20).join(', ')}${ids.length > 20 ? ', …' : ''}`);
   }
-  const file = await target(opts.out, loaded.dir);
+  const file = await target(opts.out, loaded.dir, loaded.file, opts.force ?? false);
   const page = await renderHtml(loaded.report, opts.kappaLayer !== undefined ? { kappaLayer: opts.kappaLayer } : {});
   await writeFileAtomic(file, page);
   return { html: file, source: path.resolve(loaded.file), bytes: Buffer.byteLength(page) };
@@ -68,6 +88,7 @@ export const reportCommand: CommandModule<object, Args> = {
       .positional('run', { type: 'string', demandOption: true, describe: 'run folder written by audit (or its report.json)' })
       .option('out', { alias: 'o', type: 'string', describe: 'HTML file (or folder) to write (default report.html next to report.json)' })
       .option('kappa-layer', { type: 'string', describe: 'layer id whose pairwise κ heat map is shown first (default the last layer)' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file' })
       .option('json', { type: 'boolean', default: false, describe: 'print {html, source, bytes} as JSON on stdout' })
       .example('$0 report runs/20250101T120000Z-audit-model', 'rewrite runs/…/report.html from its report.json')
       .example('$0 report runs/latest/report.json -o /tmp/audit.html', 'write the page somewhere else')
@@ -76,6 +97,7 @@ export const reportCommand: CommandModule<object, Args> = {
     const r = await renderReportFile(a.run, {
       ...(a.out !== undefined ? { out: a.out } : {}),
       ...(a['kappa-layer'] !== undefined ? { kappaLayer: a['kappa-layer'] } : {}),
+      force: a.force,
     });
     process.stdout.write(a.json ? JSON.stringify(r, null, 2) + '\n' : r.html + '\n');
   },

@@ -263,6 +263,9 @@ async function layerSimilarity(runs: ModelRun[], method: CkaMethod): Promise<Non
 export async function audit(opts: AuditOptions): Promise<AuditResult> {
   if (opts.models.length === 0) throw new UsageError('audit needs at least one model (--model or a probe spec)');
   const gates: Gate[] = [...(opts.failUnder ?? []).map((g) => parseGate(g, 'under')), ...(opts.failOver ?? []).map((g) => parseGate(g, 'over'))];
+  if (opts.ci !== undefined && !(opts.ci > 0 && opts.ci < 1)) throw new UsageError(`--ci must be a level between 0 and 1, e.g. 0.95 (got ${opts.ci})`);
+  const b = opts.bufferPerClass;
+  if (b !== undefined && !(Number.isInteger(b) && b >= 2)) throw new UsageError(`--buffer-per-class must be a whole number ≥ 2 (rows kept per class for probes and ranks; got ${b})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
   checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
