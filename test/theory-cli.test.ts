@@ -43,6 +43,11 @@ test('theory uos --json: the θ-pair has every angle at θ and samples on their 
   assert.ok(existsSync(path.join(out, 'labels.npy')) && existsSync(path.join(out, 'bases.npy')));
   // Never over an existing folder without --force (exit 2), fine with it.
   assert.equal(theory(['uos', '--out', out, '-q']).code, 2);
+  // The folder is claimed before the work: a taken --out fails at once, not after the trials
+  // (this grid would run for many minutes, past the driver's 120 s timeout).
+  const taken = theory(['phase', '--r', '2:12', '--trials', '200', '-o', out]);
+  assert.equal(taken.code, 2);
+  assert.match(taken.stderr, /already exists/);
   assert.equal(theory(['uos', '--out', out, '-q', '--force']).code, 0);
 });
 

@@ -4,10 +4,11 @@
  * prints the time series of cluster coherence, linear agreement and the agreement regime.
  * Argument handling and printing only; the work is in src/theory/clustering.ts.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
-import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
+import { withRunFolder } from '../report/run-folder.js';
 import { DEFAULT_ALPHA, clusteringCsv, trainClustering, type ClusteringRecord, type ClusteringResult } from '../theory/clustering.js';
 import { formatTable } from './table.js';
 import { resultJson } from './result-json.js';
@@ -109,11 +110,9 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
     }
     const quiet = a.quiet || a.json;
     let last = performance.now();
-    // Claim the output folder first: an existing one is refused before minutes of training.
-    const folder = a.out ? await createRunFolder(a.out, { force: a.force }) : null;
-    let res: ClusteringResult;
-    try {
-      res = await trainClustering({
+    // The output folder is claimed first: an existing one is refused before minutes of training.
+    const res = await withRunFolder(a.out, { force: a.force }, async (dir) => {
+      const r = await trainClustering({
         d: a.d,
         m: a.m,
         n: a.n,
@@ -137,20 +136,12 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
           process.stderr.write(`theory clustering: step ${done}/${total}\n`);
         },
       });
-    } catch (e) {
-      await folder?.abort();
-      throw e;
-    }
-    if (folder) {
-      try {
-        await writeFileAtomic(path.join(folder.workDir, 'result.json'), resultJson(res) + '\n');
-        await writeFileAtomic(path.join(folder.workDir, 'series.csv'), clusteringCsv(res));
-        await folder.commit();
-      } catch (e) {
-        await folder.abort();
-        throw e;
+      if (dir) {
+        await writeFile(path.join(dir, 'result.json'), resultJson(r) + '\n');
+        await writeFile(path.join(dir, 'series.csv'), clusteringCsv(r));
       }
-    }
+      return r;
+    });
     // Warnings go to stderr (stdout stays pure JSON under --json); they are in the result too.
     if (!a.quiet) for (const w of res.warnings) process.stderr.write(`layerprobe: warning: ${w}\n`);
     if (a.json) {

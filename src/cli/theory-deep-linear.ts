@@ -5,10 +5,11 @@
  * fitted per-layer ratio and the re-derived prediction ρ ≈ ε²/(n/α²)^{1/L}. Argument handling and
  * printing only; the work is in src/theory/deep-linear.ts.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
-import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
+import { withRunFolder } from '../report/run-folder.js';
 import { deepLinearCsv, deepLinearExperiment, type DeepLinearResult, type Engine } from '../theory/deep-linear.js';
 import { formatTable } from './table.js';
 import { resultJson } from './result-json.js';
@@ -169,12 +170,9 @@ export const deepLinearCommand: CommandModule<object, DeepLinearArgs> = {
           last = now;
           process.stderr.write(`theory deep-linear: step ${step}/${steps}, loss ${loss.toExponential(3)}\n`);
         };
-    if (a.out) {
-      // Fail on an existing folder before training, not after.
-      const probe = await createRunFolder(a.out, { force: a.force });
-      await probe.abort();
-    }
-    const res = await deepLinearExperiment({
+    // The output folder is claimed first: an existing one is refused before training.
+    const res = await withRunFolder(a.out, { force: a.force }, async (dir) => {
+      const r = await deepLinearExperiment({
       data: plan.data,
       depth: plan.depth,
       width: plan.width,
@@ -193,18 +191,13 @@ export const deepLinearCommand: CommandModule<object, DeepLinearArgs> = {
       engine: a.engine as Engine | 'auto',
       seed: a.seed,
       ...(onProgress ? { onProgress } : {}),
-    });
-    if (a.out) {
-      const folder = await createRunFolder(a.out, { force: a.force });
-      try {
-        await writeFileAtomic(path.join(folder.workDir, 'result.json'), resultJson(res) + '\n');
-        await writeFileAtomic(path.join(folder.workDir, 'layers.csv'), deepLinearCsv(res));
-        await folder.commit();
-      } catch (e) {
-        await folder.abort();
-        throw e;
+      });
+      if (dir) {
+        await writeFile(path.join(dir, 'result.json'), resultJson(r) + '\n');
+        await writeFile(path.join(dir, 'layers.csv'), deepLinearCsv(r));
       }
-    }
+      return r;
+    });
     if (a.json) process.stdout.write(resultJson(res) + '\n');
     else if (!a.quiet) process.stdout.write(deepLinearTable(res) + (a.out ? `\nfiles: ${a.out}/result.json, ${a.out}/layers.csv` : '') + '\n');
   },

@@ -5,10 +5,11 @@
  * classifier's head and compares it with B̃ of a reference model's posteriors on a dataset.
  * Argument handling and printing only; the work is in src/theory/lowrank.ts.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
-import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
+import { withRunFolder } from '../report/run-folder.js';
 import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank.js';
 import { formatTable } from './table.js';
 import { resultJson } from './result-json.js';
@@ -123,47 +124,42 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       .epilog('Reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage; see SCIENCE.md §6.') as unknown as Argv<LowrankArgs>,
   handler: async (a) => {
     const modelMode = a.model !== undefined || a.reference !== undefined || a.dataset !== undefined;
-    let result: SyntheticLowrankResult | ModelLowrankResult;
-    let table: string;
-    if (modelMode) {
-      const missing = (['model', 'reference', 'dataset'] as const).filter((k) => a[k] === undefined);
-      if (missing.length > 0) throw new UsageError(`model mode needs --model, --reference and --dataset; missing ${missing.map((m) => '--' + m).join(', ')}`, 'e.g. --model models/fmnist-mlp --reference models/fmnist-cnn --dataset fashion-mnist');
-      const progress = a.json || a.quiet || !process.stderr.isTTY ? undefined : (done: number, total: number) => process.stderr.write(`\rtheory lowrank: ${done}/${total} items${done === total ? '\n' : ''}`);
-      const res = await lowrankModel({
-        model: a.model!,
-        reference: a.reference!,
-        dataset: a.dataset!,
-        ...(a.split ? { split: a.split as 'train' | 'test' } : {}),
-        ...(a.limit !== undefined ? { limit: a.limit } : {}),
-        ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}),
-        seed: a.seed,
-        ...(progress ? { onProgress: progress } : {}),
-      });
-      if (a.k !== undefined) {
-        if (!Number.isInteger(a.k) || a.k < 1 || a.k > res.K - 1) throw new UsageError(`--k must be an integer in 1..${res.K - 1} (got ${a.k})`);
-        res.rows = res.rows.filter((r) => r.k === a.k);
+    // The output folder is claimed first: an existing one is refused before the model pass.
+    const { result, table } = await withRunFolder(a.out, { force: a.force }, async (dir) => {
+      let result: SyntheticLowrankResult | ModelLowrankResult;
+      let table: string;
+      if (modelMode) {
+        const missing = (['model', 'reference', 'dataset'] as const).filter((k) => a[k] === undefined);
+        if (missing.length > 0) throw new UsageError(`model mode needs --model, --reference and --dataset; missing ${missing.map((m) => '--' + m).join(', ')}`, 'e.g. --model models/fmnist-mlp --reference models/fmnist-cnn --dataset fashion-mnist');
+        const progress = a.json || a.quiet || !process.stderr.isTTY ? undefined : (done: number, total: number) => process.stderr.write(`\rtheory lowrank: ${done}/${total} items${done === total ? '\n' : ''}`);
+        const res = await lowrankModel({
+          model: a.model!,
+          reference: a.reference!,
+          dataset: a.dataset!,
+          ...(a.split ? { split: a.split as 'train' | 'test' } : {}),
+          ...(a.limit !== undefined ? { limit: a.limit } : {}),
+          ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}),
+          seed: a.seed,
+          ...(progress ? { onProgress: progress } : {}),
+        });
+        if (a.k !== undefined) {
+          if (!Number.isInteger(a.k) || a.k < 1 || a.k > res.K - 1) throw new UsageError(`--k must be an integer in 1..${res.K - 1} (got ${a.k})`);
+          res.rows = res.rows.filter((r) => r.k === a.k);
+        }
+        result = { mode: 'model', ...res } as ModelLowrankResult;
+        table = modelTable(res);
+      } else {
+        const epsilons = parseEpsilons(a.epsilon);
+        for (const [flag, v] of [['symbols', a.symbols], ['classes', a.classes]] as const) {
+          if (!Number.isInteger(v) || v < 2) throw new UsageError(`--${flag} must be an integer ≥ 2 (got ${v})`);
+        }
+        const res = lowrankSynthetic({ symbols: a.symbols, classes: a.classes, k: a.k ?? 2, epsilons, seed: a.seed, decay: a.decay, ...(a.rank !== undefined ? { rank: a.rank } : {}) });
+        result = { mode: 'synthetic', ...res } as SyntheticLowrankResult;
+        table = syntheticTable(res);
       }
-      result = { mode: 'model', ...res } as ModelLowrankResult;
-      table = modelTable(res);
-    } else {
-      const epsilons = parseEpsilons(a.epsilon);
-      for (const [flag, v] of [['symbols', a.symbols], ['classes', a.classes]] as const) {
-        if (!Number.isInteger(v) || v < 2) throw new UsageError(`--${flag} must be an integer ≥ 2 (got ${v})`);
-      }
-      const res = lowrankSynthetic({ symbols: a.symbols, classes: a.classes, k: a.k ?? 2, epsilons, seed: a.seed, decay: a.decay, ...(a.rank !== undefined ? { rank: a.rank } : {}) });
-      result = { mode: 'synthetic', ...res } as SyntheticLowrankResult;
-      table = syntheticTable(res);
-    }
-    if (a.out) {
-      const folder = await createRunFolder(a.out, { force: a.force });
-      try {
-        await writeFileAtomic(path.join(folder.workDir, 'result.json'), resultJson(result) + '\n');
-        await folder.commit();
-      } catch (err) {
-        await folder.abort();
-        throw err;
-      }
-    }
+      if (dir) await writeFile(path.join(dir, 'result.json'), resultJson(result) + '\n');
+      return { result, table };
+    });
     if (a.json) process.stdout.write(resultJson(result) + '\n');
     else if (!a.quiet) process.stdout.write(table + '\n' + (a.out ? `files: ${a.out}/result.json\n` : ''));
   },

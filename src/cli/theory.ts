@@ -4,12 +4,13 @@
  * energy ranks of a real dataset (`rank`). Argument handling and printing only; the work is in
  * src/theory.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { npyHeader } from '../data/npy.js';
 import { UsageError } from '../errors.js';
-import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-folder.js';
+import { defaultRunDir, withRunFolder } from '../report/run-folder.js';
 import { ACTIVATIONS, parseActivation, type Activation } from '../theory/layer.js';
 import { PHASE_AXES, phaseTransition, type PhaseAxis, type PhaseOptions, type PhaseResult } from '../theory/phase.js';
 import { phaseCsv, phaseHtml } from '../theory/phase-report.js';
@@ -186,22 +187,15 @@ const uosCommand: CommandModule<object, UosArgs> = {
       pairs,
       maxResidual: a.noise > 0 ? null : maxSubspaceResidual(u),
     };
-    if (a.out) {
-      const folder = await createRunFolder(a.out, { force: a.force });
-      try {
-        const dir = folder.workDir;
-        await writeFileAtomic(path.join(dir, 'X.npy'), npy([u.n, u.d], Float32Array.from(u.X)));
-        await writeFileAtomic(path.join(dir, 'labels.npy'), npy([u.n], u.labels));
-        const B = new Float64Array(u.K * u.d * a.r);
-        u.bases.forEach((U, k) => B.set(U, k * u.d * a.r));
-        await writeFileAtomic(path.join(dir, 'bases.npy'), npy([u.K, u.d, a.r], B));
-        await writeFileAtomic(path.join(dir, 'uos.json'), resultJson(summary) + '\n');
-        await folder.commit();
-      } catch (e) {
-        await folder.abort();
-        throw e;
-      }
-    }
+    await withRunFolder(a.out, { force: a.force }, async (dir) => {
+      if (!dir) return;
+      await writeFile(path.join(dir, 'X.npy'), npy([u.n, u.d], Float32Array.from(u.X)));
+      await writeFile(path.join(dir, 'labels.npy'), npy([u.n], u.labels));
+      const B = new Float64Array(u.K * u.d * a.r);
+      u.bases.forEach((U, k) => B.set(U, k * u.d * a.r));
+      await writeFile(path.join(dir, 'bases.npy'), npy([u.K, u.d, a.r], B));
+      await writeFile(path.join(dir, 'uos.json'), resultJson(summary) + '\n');
+    });
     if (a.json) {
       process.stdout.write(resultJson(summary) + '\n');
       return;
@@ -343,30 +337,27 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
     const activation = parseActivation(a.activation);
     const plan = phasePlan(a, activation, a.K);
     const quiet = a.quiet || a.json;
-    const bar = progress('theory phase', 'trials', quiet);
-    const res = await phaseTransition({
-      ...plan,
-      K: a.K,
-      activation,
-      ...(a.test ? { test: a.test as 'exact' | 'sample' } : {}),
-      trials: a.trials,
-      ...(a['samples-per-class'] !== undefined ? { samplesPerClass: a['samples-per-class'] } : {}),
-      noise: a.noise,
-      seed: a.seed,
-      exhaustive: a.exhaustive,
-      onProgress: (done, total) => bar.update(done, total),
-    }).finally(() => bar.stop());
     const out = a.out ?? defaultRunDir('theory-phase');
-    const folder = await createRunFolder(out, { force: a.force });
-    try {
-      await writeFileAtomic(path.join(folder.workDir, 'phase.json'), resultJson(res) + '\n');
-      await writeFileAtomic(path.join(folder.workDir, 'phase.csv'), phaseCsv(res));
-      await writeFileAtomic(path.join(folder.workDir, 'phase.html'), await phaseHtml(res));
-      await folder.commit();
-    } catch (e) {
-      await folder.abort();
-      throw e;
-    }
+    // The output folder is claimed first: an existing one is refused before the trials run.
+    const res = await withRunFolder(out, { force: a.force }, async (dir) => {
+      const bar = progress('theory phase', 'trials', quiet);
+      const r = await phaseTransition({
+        ...plan,
+        K: a.K,
+        activation,
+        ...(a.test ? { test: a.test as 'exact' | 'sample' } : {}),
+        trials: a.trials,
+        ...(a['samples-per-class'] !== undefined ? { samplesPerClass: a['samples-per-class'] } : {}),
+        noise: a.noise,
+        seed: a.seed,
+        exhaustive: a.exhaustive,
+        onProgress: (done, total) => bar.update(done, total),
+      }).finally(() => bar.stop());
+      await writeFile(path.join(dir!, 'phase.json'), resultJson(r) + '\n');
+      await writeFile(path.join(dir!, 'phase.csv'), phaseCsv(r));
+      await writeFile(path.join(dir!, 'phase.html'), await phaseHtml(r));
+      return r;
+    });
     if (a.json) process.stdout.write(resultJson(res) + '\n');
     else if (!a.quiet) process.stdout.write(phaseTable(res) + `\nfiles: ${out}/phase.{json,csv,html}\n`);
   },

@@ -126,3 +126,22 @@ export function fileStems(ids: readonly string[]): Map<string, string> {
   }
   return out;
 }
+
+/**
+ * Claim `out` (refusing an existing folder without --force) before `work` runs, so a taken name
+ * fails at once rather than after minutes of computing; `work` writes into the hidden work folder,
+ * which becomes `out` only when it returns. Any error (or Ctrl-C) removes it. With `out`
+ * undefined, `work` runs with no folder.
+ */
+export async function withRunFolder<T>(out: string | undefined, opts: { force?: boolean }, work: (dir: string | null) => Promise<T>): Promise<T> {
+  if (out === undefined) return work(null);
+  const folder = await createRunFolder(out, opts);
+  try {
+    const result = await work(folder.workDir);
+    await folder.commit();
+    return result;
+  } catch (e) {
+    await folder.abort();
+    throw e;
+  }
+}
