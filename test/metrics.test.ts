@@ -162,6 +162,17 @@ test('two classes on orthogonal axes: C = 1/2, D = 1, NC1 = 1/8, NC2 = 0, CDNV =
   assertRel(nc3(s, Float64Array.from([-1, 1, 1, -1])).value, 4, 1e-12, 'NC3');
 });
 
+test('NC2 angles skip a class whose centred mean is 0 and name it', async () => {
+  // Means (−1,0), (0,0), (1,0): the middle class sits on the global mean; the other two are
+  // opposite (cos −1), so over the one defined pair equiangularity is 0 and max-angle |−1 + ½|.
+  const m = matrixOf([[-1, 0.1], [-1, -0.1], [0, 0.1], [0, -0.1], [1, 0.1], [1, -0.1]], [0, 0, 1, 1, 2, 2], 3);
+  const [, ang, maxAngle] = nc2(await statsOf(m));
+  assert.ok(Math.abs(ang!.value) < 1e-12, `${ang!.value}`);
+  assertRel(maxAngle!.value, 0.5, 1e-12, 'max-angle');
+  assert.deepEqual(ang!.detail?.zeroNormClasses, [1]);
+  assert.equal(ang!.detail?.pairs, 1);
+});
+
 test('collapsed classes: tr Σ_W = 0 gives C = 0, NC1 = 0, CDNV = 0', async () => {
   const m = matrixOf(
     [

@@ -454,6 +454,17 @@ test('constant and duplicated features are dropped by the whitening, not blown u
   assert.ok(Math.abs(wide.pairs[0]![1]! - narrow.pairs[0]![1]!) <= 1 / (60 * 60), `${wide.pairs[0]![1]} vs ${narrow.pairs[0]![1]}`);
 });
 
+test('a dead layer (every feature constant) gets κ = 0 from the definition, flagged as such', async () => {
+  const s = gaussianClasses(new Rng(7), 3, 20, 4, 1);
+  const dead = { ...s, X: new Float32Array(s.X.length).fill(0.5) };
+  const r = await mdlsm(dead, { permutations: 1, trainFraction: 0.5 });
+  assert.equal(r.reduction.whitenedRank, 0);
+  assert.equal(r.mean, 0);
+  for (const m of mdlsmMetrics(r)) assert.match(String(m.detail?.note), /do not vary/, m.name);
+  // A live layer carries no such note.
+  for (const m of mdlsmMetrics(await mdlsm(s, { permutations: 0, trainFraction: 0 }))) assert.equal(m.detail?.note, undefined);
+});
+
 // ---------------------------------------------------------------------------------------------
 // LP details
 

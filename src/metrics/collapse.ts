@@ -135,18 +135,22 @@ export function nc2(src: MomentsSource): MetricResult[] {
   const m = asMoments(src);
   const { norms, cos, K, classes } = centredCosines(m);
   const meanNorm = norms.reduce((s, v) => s + v, 0) / K;
+  // A class whose mean sits exactly on the global mean has no direction: its cosines are
+  // undefined, so the angle measures skip its pairs and name it (as discrimination does).
+  const zeroNorm = classes.filter((_, a) => !(norms[a]! > 0));
   const offDiag: number[] = [];
-  for (let a = 0; a < K; a++) for (let b = a + 1; b < K; b++) offDiag.push(cos[a]![b]!);
+  for (let a = 0; a < K; a++) for (let b = a + 1; b < K; b++) if (norms[a]! > 0 && norms[b]! > 0) offDiag.push(cos[a]![b]!);
   const simplex = -1 / (K - 1);
   const detail = { K, classes, centredMeanNorms: norms };
+  const angleDetail = { K, pairs: offDiag.length, ...(zeroNorm.length ? { zeroNormClasses: zeroNorm } : {}) };
   return [
     { name: 'nc2_equinorm', value: K > 0 ? popStd(norms) / meanNorm : NaN, definition: DEFINITIONS.nc2Equinorm, detail },
-    { name: 'nc2_equiangularity', value: K > 1 ? popStd(offDiag) : NaN, definition: DEFINITIONS.nc2Equiangularity, detail: { K } },
+    { name: 'nc2_equiangularity', value: offDiag.length ? popStd(offDiag) : NaN, definition: DEFINITIONS.nc2Equiangularity, detail: angleDetail },
     {
       name: 'nc2_max_angle',
-      value: K > 1 ? offDiag.reduce((s, c) => s + Math.abs(c - simplex), 0) / offDiag.length : NaN,
+      value: offDiag.length ? offDiag.reduce((s, c) => s + Math.abs(c - simplex), 0) / offDiag.length : NaN,
       definition: DEFINITIONS.nc2MaxAngle,
-      detail: { K, simplexCosine: simplex },
+      detail: { ...angleDetail, simplexCosine: simplex },
     },
   ];
 }

@@ -468,7 +468,10 @@ export async function separabilityMatrix(samples: SampleMatrix, opts: GuardOptio
  */
 export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
   const out: MetricResult[] = [];
-  const common = { reduction: r.reduction, classCounts: r.classCounts };
+  // With no varying direction (a dead or constant layer) every score ties, and ties count as not
+  // separated: κ = 0 is the definition's value, but it must not read like a measured overlap.
+  const note = r.reduction.whitenedRank === 0 ? { note: 'the features do not vary (dead or constant layer): every score ties, so κ = 0 by definition' } : {};
+  const common = { reduction: r.reduction, classCounts: r.classCounts, ...note };
   if (r.mean !== null) {
     out.push({
       name: 'mdlsm_kappa',
