@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitSoftmaxRegression, linearProbe, stratifiedSplit } from '../src/metrics/probe.js';
+import { fitSoftmaxRegression, linearProbe } from '../src/metrics/probe.js';
+import { stratifiedSplit } from '../src/stats/split.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -126,12 +127,17 @@ test('identical class distributions: held-out accuracy at chance, memorisation s
 
 test('stratified split is seeded, disjoint, covers every row and keeps class proportions', () => {
   const labels = Int32Array.from({ length: 103 }, (_, i) => (i < 50 ? 0 : i < 90 ? 1 : 2));
-  const a = stratifiedSplit(labels, 3, 0.7, 5);
-  assert.deepEqual(stratifiedSplit(labels, 3, 0.7, 5), a);
-  assert.notDeepEqual(stratifiedSplit(labels, 3, 0.7, 6).train, a.train);
+  const a = stratifiedSplit(labels, 3, 0.7, new Rng(5), 'train');
+  assert.deepEqual(stratifiedSplit(labels, 3, 0.7, new Rng(5), 'train'), a);
+  assert.notDeepEqual(stratifiedSplit(labels, 3, 0.7, new Rng(6), 'train').train, a.train);
   const all = [...a.train, ...a.test].sort((x, y) => x - y);
   assert.deepEqual(all, Array.from({ length: 103 }, (_, i) => i));
   const trainCounts = [0, 0, 0];
   for (const i of a.train) trainCounts[labels[i]!]!++;
   assert.deepEqual(trainCounts, [35, 28, 9]);
+  // A one-row class: in train for the probe, on neither side for held-out κ.
+  const one = Int32Array.from([0, 0, 0, 1]);
+  assert.deepEqual(Array.from(stratifiedSplit(one, 2, 0.5, new Rng(1), 'train').train).includes(3), true);
+  const dropped = stratifiedSplit(one, 2, 0.5, new Rng(1), 'drop');
+  assert.equal([...dropped.train, ...dropped.test].includes(3), false);
 });

@@ -19,6 +19,7 @@ import { RuntimeFailure } from '../errors.js';
 import { buildModel, cachedSession, matmul } from '../linalg/ort-ops.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { Rng } from '../util/rng.js';
+import { stratifiedSplit } from '../stats/split.js';
 import { argmaxRows } from './accuracy.js';
 import { DEFINITIONS, type MetricResult } from './types.js';
 
@@ -300,25 +301,6 @@ export async function fitSoftmaxRegression(
   };
 }
 
-/**
- * Seeded stratified split: within each class a shuffled round(fraction·n_k) rows go to train,
- * keeping at least one row on each side when the class has two or more.
- */
-export function stratifiedSplit(labels: Int32Array, K: number, trainFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
-  const rng = new Rng(seed);
-  const byClass: number[][] = Array.from({ length: K }, () => []);
-  labels.forEach((k, i) => byClass[k]!.push(i));
-  const train: number[] = [];
-  const test: number[] = [];
-  for (const rows of byClass) {
-    rng.shuffle(rows);
-    let nt = Math.round(trainFraction * rows.length);
-    if (rows.length >= 2) nt = Math.min(rows.length - 1, Math.max(1, nt));
-    train.push(...rows.slice(0, nt));
-    test.push(...rows.slice(nt));
-  }
-  return { train: Int32Array.from(train).sort(), test: Int32Array.from(test).sort() };
-}
 
 /** Per-feature mean and std (population) of the given rows; a constant feature gets std 1. */
 export function featureStandardization(X: Float32Array, d: number, rows: Int32Array): { mean: Float64Array; std: Float64Array } {
@@ -376,7 +358,7 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
   const { X, d, K } = samples;
   const trainFraction = opts.trainFraction ?? 0.7;
   const seed = opts.seed ?? 0;
-  const split = stratifiedSplit(samples.labels, K, trainFraction, seed);
+  const split = stratifiedSplit(samples.labels, K, trainFraction, new Rng(seed), 'train');
   if (split.train.length === 0 || split.test.length === 0) {
     throw new RuntimeFailure(`linear probe needs rows on both sides of the split (got ${split.train.length} train, ${split.test.length} held out)`);
   }

@@ -36,8 +36,9 @@ export class RowChunker {
 
   private async drain(): Promise<void> {
     const n = this.filled;
-    // The statistics may read the arrays asynchronously: hand over copies, keep the buffers.
-    await this.flush(this.X.slice(0, n * this.d), n, this.labels.slice(0, n));
+    // Views, not copies: the statistics may read them asynchronously, but the buffers are only
+    // refilled after `flush` settles.
+    await this.flush(this.X.subarray(0, n * this.d), n, this.labels.subarray(0, n));
     this.filled = 0;
   }
 }

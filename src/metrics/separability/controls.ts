@@ -6,30 +6,7 @@
  */
 import { Rng } from '../../util/rng.js';
 
-export interface Split {
-  train: Int32Array;
-  test: Int32Array;
-}
-
-/**
- * Stratified split: in each class with at least 2 rows, round(fraction·n_k) rows (clamped to
- * [1, n_k − 1]) go to train, the rest to test; classes with fewer rows go to neither, so their
- * held-out κ is undefined rather than fitted and tested on the same row.
- */
-export function stratifiedSplit(labels: Int32Array, K: number, trainFraction: number, rng: Rng): Split {
-  const byClass: number[][] = Array.from({ length: K }, () => []);
-  labels.forEach((y, i) => byClass[y]!.push(i));
-  const train: number[] = [];
-  const test: number[] = [];
-  for (const rows of byClass) {
-    if (rows.length < 2) continue;
-    rng.shuffle(rows);
-    const t = Math.min(rows.length - 1, Math.max(1, Math.round(trainFraction * rows.length)));
-    train.push(...rows.slice(0, t));
-    test.push(...rows.slice(t));
-  }
-  return { train: Int32Array.from(train.sort((a, b) => a - b)), test: Int32Array.from(test.sort((a, b) => a - b)) };
-}
+export { stratifiedSplit, type Split } from '../../stats/split.js';
 
 /** A uniformly random permutation of the labels (class sizes kept). */
 export function permutedLabels(labels: Int32Array, rng: Rng): Int32Array {
