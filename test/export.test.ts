@@ -4,6 +4,7 @@
  * models that use every other supported layer; the ONNX runner's default layers are the TF.js
  * runner's; unsupported layers and occupied destinations are refused.
  */
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -164,4 +165,29 @@ describe('refusals', () => {
     assert.equal(r.maxAbsDiff, undefined);
     assert.ok((await fs.stat(out)).size > 1000);
   });
+});
+
+test('an interrupted export leaves no partial file behind', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lp-export-int-'));
+  const out = path.join(dir, 'vit.onnx');
+  const bin = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'layerprobe.js');
+  const child = spawn(process.execPath, [bin, 'export', path.join(path.dirname(bin), '..', 'models', 'fmnist-vit', 'model.json'), '-o', out], { env: { ...process.env, CI: '1' } });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Interrupt once the partial file exists (the exporter is then checking it against TF.js).
+  let seen = false;
+  for (let i = 0; i < 1200 && !seen; i++) {
+    seen = (await fs.readdir(dir)).some((f) => f.includes('.partial-'));
+    if (!seen) await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGINT');
+  const code = await exited;
+  const left = await fs.readdir(dir);
+  assert.ok(seen || left.includes('vit.onnx'), `the partial file never appeared: ${stderr}`);
+  if (seen) {
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(left, [], `left behind: ${left.join(', ')}`);
+  }
+  await fs.rm(dir, { recursive: true, force: true });
 });

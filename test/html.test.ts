@@ -274,6 +274,12 @@ test('loadReport: missing, invalid JSON, other schema versions, malformed report
   b.models[0]!.layers = 'x';
   await writeFile(broken, JSON.stringify(b));
   await assert.rejects(loadReport(broken), (e: unknown) => e instanceof RuntimeFailure && /does not match layerprobe\.report\/1: models\[0\]\.layers/.test(e.message));
+  // A similarity matrix that does not fit its layer list is refused at load, not a crash in the page.
+  const skew = path.join(base, 'skew.json');
+  const k = structuredClone(report);
+  k.similarity = { method: 'linear', definition: 'CKA', n: 3, layers: [{ model: 'a', layer: 'x', depth: 0 }, { model: 'a', layer: 'y', depth: 1 }], matrix: [[1]] };
+  await writeFile(skew, JSON.stringify(k));
+  await assert.rejects(loadReport(skew), (e: unknown) => e instanceof RuntimeFailure && /similarity\.matrix must be square/.test(e.message));
   const ok = await loadReport(path.join(runDir, 'report.json'));
   assert.equal(ok.dir, runDir);
 });

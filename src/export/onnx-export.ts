@@ -6,7 +6,7 @@
  * metadata (`layerprobe.default_layers`), since ONNX alone cannot mark a transformer block.
  * After writing, the two formats are run on the same inputs and must agree.
  */
-import { rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import type * as tfTypes from '@tensorflow/tfjs';
@@ -15,7 +15,7 @@ import { loadTf } from '../runtime/backend.js';
 import { OnnxGraphBuilder } from '../runtime/onnx-build.js';
 import { openOnnxModel } from '../runtime/onnx.js';
 import { openTfjsModel, TfjsLayersRunner } from '../runtime/tfjs.js';
-import { writeFileAtomic } from '../report/run-folder.js';
+import { trackPartialFile } from '../report/run-folder.js';
 import { registerVitLayers } from '../train/layers/vit-layers.js';
 import { Rng } from '../util/rng.js';
 import { layerprobeVersion } from '../util/versions.js';
@@ -199,7 +199,8 @@ export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
     await runner.dispose();
   }
   const tmp = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}.onnx`);
-  await writeFileAtomic(tmp, bytes);
+  const tracked = trackPartialFile(tmp);
+  await writeFile(tmp, bytes);
   try {
     let maxAbsDiff: number | undefined;
     let layers: string[] = [];
@@ -226,5 +227,7 @@ export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
     await rm(tmp, { force: true });
     if (e instanceof RuntimeFailure || e instanceof UsageError) throw e;
     throw new RuntimeFailure(`exporting ${opts.model} failed: ${errorMessage(e)}`);
+  } finally {
+    tracked.release();
   }
 }

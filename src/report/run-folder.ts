@@ -17,9 +17,20 @@ export interface RunFolder {
   abort(): Promise<void>;
 }
 
-const live = new Set<RunFolder>();
+/** Unfinished outputs (run folders, partial files) to remove if the process is interrupted. */
+const live = new Set<{ abort(): Promise<void> }>();
 
-/** Remove unfinished run folders on Ctrl-C before exiting with 130. */
+/**
+ * Track a partial file (written under a temporary name, renamed when complete) so that Ctrl-C
+ * removes it too; call `release` once it has been renamed or removed.
+ */
+export function trackPartialFile(file: string): { release(): void } {
+  const handle = { abort: () => rm(file, { force: true }) };
+  live.add(handle);
+  return { release: () => void live.delete(handle) };
+}
+
+/** Remove unfinished run folders and partial files on Ctrl-C before exiting with 130. */
 export async function abortAllRunFolders(): Promise<void> {
   await Promise.all([...live].map((r) => r.abort()));
 }
@@ -103,12 +114,15 @@ async function discard(workDir: string): Promise<void> {
 /** Write a whole file atomically (temp + rename in the same folder). */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  const tracked = trackPartialFile(tmp);
   try {
     await writeFile(tmp, data);
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
     throw new RuntimeFailure(`could not write ${file}: ${errorMessage(e)}`);
+  } finally {
+    tracked.release();
   }
 }
 

@@ -82,6 +82,10 @@ export const reportSchema = z.object({
       layers: z.array(z.object({ model: z.string(), layer: z.string(), depth: z.number() })),
       matrix: z.array(z.array(z.number().nullable())),
     })
+    .refine((s) => s.matrix.length === s.layers.length && s.matrix.every((row) => row.length === s.layers.length), {
+      message: 'similarity.matrix must be square with one row and one column per entry of similarity.layers',
+      path: ['matrix'],
+    })
     .optional(),
   gates: z.array(z.object({ spec: z.string(), passed: z.boolean(), detail: z.string() })).optional(),
   warnings: z.array(z.string()),
