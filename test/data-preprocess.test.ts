@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { UsageError } from '../src/errors.js';
 import { memoryDataset } from '../src/data/memory.js';
 import { describePreprocess, parsePreprocess, preprocess } from '../src/data/preprocess.js';
+import { inferPreprocess } from '../src/pipeline/fit-input.js';
 import { apportion, batchesOf, selectIndices } from '../src/data/sampling.js';
 import type { RawBatch } from '../src/data/types.js';
 
@@ -148,5 +149,25 @@ describe('sampling', () => {
     await assert.rejects(async () => {
       for await (const _ of batchesOf(ds, idx, 0)) void _;
     }, UsageError);
+  });
+});
+
+describe('inferPreprocess', () => {
+  const ds = (pixels: Float32Array | Float64Array | Uint8Array | Int16Array, shape: [number, number, number] = [2, 2, 1]) =>
+    memoryDataset({ name: 'd', classes: ['a'], labels: new Int32Array(pixels.length / (shape[0] * shape[1] * shape[2])), itemShape: shape, pixels, source: { kind: 'test', files: [] } });
+
+  test('the pixel scale follows the values, not the storage type', () => {
+    assert.equal(inferPreprocess([null, 2, 2, 1], ds(Uint8Array.from([0, 1, 0, 1]))).scale, 255, 'bytes are 8-bit pixels even when small');
+    assert.equal(inferPreprocess([null, 2, 2, 1], ds(Float64Array.from([0, 0.5, 1, 0.25]))).scale, 1, 'float64 in [0,1]');
+    assert.equal(inferPreprocess([null, 2, 2, 1], ds(Float32Array.from([0, 0.5, 1, 0.25]))).scale, 1, 'float32 in [0,1]');
+    assert.equal(inferPreprocess([null, 2, 2, 1], ds(Float32Array.from([0, 128, 255, 3]))).scale, 255, 'float32 holding 0..255');
+    assert.equal(inferPreprocess([null, 2, 2, 1], ds(Int16Array.from([0, 128, 255, 3]))).scale, 255, 'int16 pixels');
+  });
+
+  test('layout, size and channels come from the input shape; the user overrides', () => {
+    const grey = ds(new Uint8Array(4 * 4), [4, 4, 1]);
+    assert.deepEqual(inferPreprocess([null, 1, 4, 4], grey), { scale: 255, layout: 'NCHW' });
+    assert.deepEqual(inferPreprocess([null, 8, 8, 3], grey), { scale: 255, layout: 'NHWC', size: [8, 8], channels: 3 });
+    assert.equal(inferPreprocess([null, 4, 4, 1], grey, { scale: 1 }).scale, 1);
   });
 });

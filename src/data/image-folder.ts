@@ -95,6 +95,8 @@ export async function openImageFolder(root: string, opts: ImageFolderOptions = {
     labels: labelArray,
     itemShape,
     source,
+    // Decoded to 8 bits per channel.
+    maxValue: 255,
     async read(indices: ArrayLike<number>): Promise<RawBatch> {
       checkIndices(indices, files.length, root);
       const batch = emptyBatch(indices.length, itemShape);

@@ -57,6 +57,14 @@ export function emptyBatch(n: number, shape: readonly [number, number, number]):
   };
 }
 
+/** 255 for bytes (their range, no pass needed); otherwise one pass over the values. */
+function maxOf(pixels: PixelArray): number {
+  if (pixels instanceof Uint8Array) return 255;
+  let m = -Infinity;
+  for (let i = 0; i < pixels.length; i++) if (pixels[i]! > m) m = pixels[i]!;
+  return m;
+}
+
 export interface MemoryDatasetInit {
   name: string;
   classes: readonly string[];
@@ -87,6 +95,7 @@ export function memoryDataset(init: MemoryDatasetInit): Dataset {
     labels: init.labels,
     itemShape: init.itemShape,
     source: init.source,
+    maxValue: maxOf(init.pixels),
     async read(indices: ArrayLike<number>): Promise<RawBatch> {
       checkIndices(indices, n, init.name);
       const batch = emptyBatch(indices.length, init.itemShape);

@@ -30,6 +30,11 @@ export interface Dataset {
   /** [H, W, C] of every raw item. */
   readonly itemShape: readonly [number, number, number];
   readonly source: DatasetSourceInfo;
+  /**
+   * The largest raw value any item can hold: 255 for 8-bit images, the data's own maximum for
+   * numeric files. It decides the default pixel scale (÷255, or ÷1 for data already in [0,1]).
+   */
+  readonly maxValue: number;
   /** Decode the given items (any order); memory is proportional to indices.length only. */
   read(indices: ArrayLike<number>): Promise<RawBatch>;
 }

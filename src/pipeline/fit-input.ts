@@ -9,13 +9,13 @@ import { UsageError } from '../errors.js';
 
 export function inferPreprocess(
   inputShape: readonly (number | null)[],
-  dataset: Pick<Dataset, 'itemShape' | 'source'>,
+  dataset: Pick<Dataset, 'itemShape' | 'maxValue'>,
   given: Partial<PreprocessSpec> = {},
 ): PreprocessSpec {
   const dims = inputShape.slice(1);
   const [h0, w0, c0] = dataset.itemShape;
-  const floatData = dataset.source.detail?.['dtype'] === 'float32';
-  const spec: PreprocessSpec = { scale: floatData ? 1 : 255, layout: 'NHWC' };
+  // Data already in [0,1] stays as it is; anything wider is taken for 8-bit pixel values.
+  const spec: PreprocessSpec = { scale: dataset.maxValue <= 1 ? 1 : 255, layout: 'NHWC' };
   if (dims.length === 3) {
     const channelsFirst = (dims[0] === 1 || dims[0] === 3) && !(dims[2] === 1 || dims[2] === 3);
     spec.layout = channelsFirst ? 'NCHW' : 'NHWC';
