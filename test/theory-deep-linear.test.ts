@@ -21,7 +21,9 @@ import {
   nearlyOrthogonalData,
   oneHot,
   orthogonalInit,
+  predictRatio,
   trainDeepLinear,
+  weightSpectra,
   type DeepLinearNet,
 } from '../src/theory/deep-linear.js';
 import { linearFit } from '../src/stats/line-fit.js';
@@ -204,7 +206,7 @@ test('CLI: --json report and --out files; bad flags exit 2; a diverging run exit
   // The remaining checks in-process (no child per flag).
   const base: DeepLinearArgs = { data: 'synthetic', depth: 6, center: true, lr: 0.1, 'init-scale': 0.3, alpha: 1, schedule: 'constant', engine: 'auto', seed: 0, json: false, quiet: true, force: false };
   assert.deepEqual(deepLinearPlan(base), { data: 'synthetic', depth: 6, width: 50, classes: 3, perClass: 10, steps: 5000, dim: 50 });
-  for (const bad of [{ lr: -1 }, { lr: NaN }, { depth: 2.5 }, { width: 0 }, { 'init-scale': 0 }, { alpha: -2 }, { schedule: 'step' }, { engine: 'gpu' }, { dataset: 'mnist' }, { data: 'fashion-mnist', dim: 10 }, { classes: 1 }]) {
+  for (const bad of [{ lr: -1 }, { lr: NaN }, { depth: 2.5 }, { width: 0 }, { 'init-scale': 0 }, { alpha: -2 }, { schedule: 'step' }, { engine: 'gpu' }, { dataset: 'mnist' }, { data: 'fashion-mnist', dim: 10 }, { classes: 1 }, { width: 2 }]) {
     assert.throws(() => deepLinearPlan({ ...base, ...bad } as DeepLinearArgs), UsageError, JSON.stringify(bad));
   }
   await assert.rejects(deepLinearExperiment({ data: 'synthetic', depth: 3, width: 5, perClass: 20, classes: 3, dim: 10, steps: 1, lr: 0.1, initScale: 0.3, seed: 0 }), /N = K·n ≤ d/);
@@ -224,4 +226,23 @@ test('Fashion-MNIST subset: compression falls across the layers of a trained dee
   const C = r.layers.map((g) => g.compression);
   for (let l = 1; l < r.layers.length - 1; l++) assert.ok(C[l]! < C[l - 1]!, `C does not fall from layer ${l - 1} to ${l}: ${C.join(', ')}`);
   assert.ok(r.compressionFit !== null && r.compressionFit.ratio < 1, `fitted ratio ${r.compressionFit?.ratio}`);
+});
+
+test('predicted ratio from weights with known singular values, by hand', async () => {
+  const diag = (v: number[], rows: number, cols: number) => {
+    const W = new Float64Array(rows * cols);
+    v.forEach((x, i) => (W[i * cols + i] = x));
+    return W;
+  };
+  // K = 2: ε_1 = mean(0.5, 0.1) = 0.3 (top mean 2.5), ε_2 = mean(0.2, 0.2) = 0.2 (top 2.5); the
+  // last layer does not count. ε = median = 0.25; ρ = ε² / (n/α²)^{1/L} with n = 10, α = 1, L = 3.
+  const net = { dims: [4, 4, 4, 2], weights: [diag([3, 2, 0.5, 0.1], 4, 4), diag([4, 1, 0.2, 0.2], 4, 4), diag([1, 1], 2, 4)] };
+  const spectra = await weightSpectra(net, 2);
+  assert.ok(Math.abs(spectra[0]!.tailMean! - 0.3) < 1e-12 && Math.abs(spectra[1]!.topMean - 2.5) < 1e-12);
+  const p = predictRatio(spectra, 10, 1);
+  assert.ok(Math.abs(p.epsilon - 0.25) < 1e-12, `${p.epsilon}`);
+  assert.ok(Math.abs(p.ratio - 0.0625 / Math.cbrt(10)) < 1e-12, `${p.ratio}`);
+  assert.ok(Math.abs(p.ratioFromWeights - (0.0144 + 0.0064) / 2) < 1e-12, `${p.ratioFromWeights}`);
+  // α scales n: α = 2 divides n by 4.
+  assert.ok(Math.abs(predictRatio(spectra, 10, 2).ratio - 0.0625 / Math.cbrt(2.5)) < 1e-12);
 });

@@ -28,6 +28,9 @@ import {
   probePerClass,
   selectProbeSet,
   spearman,
+  synchronicity,
+  type MonitorCheckpoint,
+  type MonitorLayerPoint,
   type MonitorResult,
 } from '../src/train/monitor.js';
 import { cellName, parseSweep, sweepCells, type SweepResult } from '../src/train/sweep.js';
@@ -307,4 +310,27 @@ describe('the command line', () => {
     assert.ok((page.match(/<svg/g) ?? []).length >= 4);
     assert.match(page, /activation-tanh/);
   });
+});
+
+test('synchronicity ranks layers by how their κ changes track accuracy changes; a flat layer is left out', () => {
+  const acc = [0.1, 0.5, 0.7, 0.8, 0.85];
+  const kappa: Record<string, number[]> = { A: [0.6, 0.8, 0.9, 0.95, 0.975], B: [0.5, 0.9, 0.6, 0.95, 0.7], C: [0.7, 0.7, 0.7, 0.7, 0.7] };
+  const point = (layer: string, k: number): MonitorLayerPoint => ({
+    layer, kappa: k, kappaWorst: null, kappaHeldOut: null, kappaHeldOutWorst: null, kappaNull: null, kappaReduction: 'none',
+    compression: null, discrimination: null, probeAccuracy: null, probeTrainAccuracy: null, seconds: { kappa: 0, geometry: 0, probe: 0 },
+  });
+  const checkpoints: MonitorCheckpoint[] = acc.map((a, t) => ({
+    index: t, epoch: t, step: t * 10, epochProgress: t, endOfEpoch: true, trainLoss: 1 - a, trainAccuracy: a,
+    runningLoss: null, runningAccuracy: null, testLoss: null, testAccuracy: null, seconds: 0, forwardSeconds: 0,
+    layers: ['A', 'B', 'C'].map((l) => point(l, kappa[l]![t]!)),
+  }));
+  const s = synchronicity(checkpoints, ['A', 'B', 'C']);
+  // A's κ changes are exactly half the accuracy changes: Pearson 1 on changes.
+  const a = s.layers.find((l) => l.layer === 'A')!;
+  assert.ok(Math.abs(a.changes.pearson! - 1) < 1e-12);
+  const b = s.layers.find((l) => l.layer === 'B')!;
+  assert.ok(Math.abs(b.levels.pearson! - plainPearson(kappa.B!, acc)) < 1e-12);
+  assert.deepEqual(s.ranking, ['A', 'B']);
+  assert.equal(s.best, 'A');
+  assert.equal(s.layers.find((l) => l.layer === 'C')!.levels.pearson, null);
 });

@@ -80,11 +80,16 @@ export function deepLinearPlan(a: DeepLinearArgs) {
     if (a.perturbation !== undefined) throw new UsageError('--perturbation applies to --data synthetic only');
   }
   const def = DEEP_LINEAR_DEFAULTS[data];
+  const width = a.width ?? def.width;
+  const classes = a.classes ?? def.classes;
+  // Narrower than K, a hidden layer cannot carry K separable class means: the compression law
+  // does not apply and the fits would be of a degenerate, flat series.
+  if (width < classes) throw new UsageError(`--width ${width} is below the ${classes} classes; the deep-linear analysis needs width ≥ K`);
   return {
     data,
     depth: a.depth,
-    width: a.width ?? def.width,
-    classes: a.classes ?? def.classes,
+    width,
+    classes,
     perClass: a['per-class'] ?? def.perClass,
     steps: a.steps ?? def.steps,
     dim: data === 'synthetic' ? a.dim ?? DEEP_LINEAR_DEFAULTS.synthetic.dim : undefined,
