@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -54,6 +54,22 @@ describe('image folder', () => {
     assert.equal(first.path, join(root, 'apple', 'x.png'));
     assert.equal(first.sha256, createHash('sha256').update(await readFile(first.path)).digest('hex'));
     assert.equal(ds.source.detail?.emptyFoldersIgnored, 'empty');
+  });
+
+  test('symbolic links to class folders and to images are followed; dangling ones are skipped', async () => {
+    const store = join(dir, 'store');
+    const px = await png(join(store, 'cats', 'c.png'), 3, 3, 3, 7);
+    await png(join(store, 'dog.png'), 3, 3, 3, 8);
+    const root = join(dir, 'linked');
+    await mkdir(join(root, 'dogs'), { recursive: true });
+    await symlink(join(store, 'cats'), join(root, 'cats'));
+    await symlink(join(store, 'dog.png'), join(root, 'dogs', 'd.png'));
+    await png(join(root, 'dogs', 'e.png'), 3, 3, 3, 9);
+    await symlink(join(store, 'missing.png'), join(root, 'dogs', 'gone.png'));
+    const ds = await openImageFolder(root);
+    assert.deepEqual(ds.classes, ['cats', 'dogs']);
+    assert.deepEqual(Array.from(ds.labels), [0, 1, 1]);
+    assert.deepEqual(Array.from((await ds.read([0])).x), Array.from(px));
   });
 
   test('greyscale stays 1 channel; channels forces replication or luma', async () => {

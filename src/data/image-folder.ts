@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
@@ -30,21 +31,36 @@ function isImage(name: string): boolean {
   return !name.startsWith('.') && dot > 0 && IMAGE_EXTENSIONS.has(name.slice(dot).toLowerCase());
 }
 
+/** A directory entry as a folder or a file, following symbolic links (a dangling one is neither). */
+async function kindOf(dir: string, e: Dirent): Promise<'dir' | 'file' | null> {
+  if (e.isDirectory()) return 'dir';
+  if (e.isFile()) return 'file';
+  if (!e.isSymbolicLink()) return null;
+  try {
+    const st = await stat(join(dir, e.name));
+    return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : null;
+  } catch {
+    return null;
+  }
+}
+
 /** `root/<class>/<image>`: class order is the sorted folder names, labels come from the listing. */
 export async function openImageFolder(root: string, opts: ImageFolderOptions = {}): Promise<Dataset> {
   const entries = await readdir(root, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`image folder ${root} cannot be listed: ${e.code ?? errorMessage(e)}`);
   });
-  const classDirs = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byName);
+  const classDirs = (await Promise.all(entries.filter((e) => !e.name.startsWith('.')).map(async (e) => ((await kindOf(root, e)) === 'dir' ? e.name : null))))
+    .filter((n): n is string => n !== null)
+    .sort(byName);
 
   const classes: string[] = [];
   const files: string[] = [];
   const labels: number[] = [];
   const emptyDirs: string[] = [];
   for (const cls of classDirs) {
-    const names = (await readdir(join(root, cls), { withFileTypes: true }))
-      .filter((e) => e.isFile() && isImage(e.name))
-      .map((e) => e.name)
+    const listed = (await readdir(join(root, cls), { withFileTypes: true })).filter((e) => isImage(e.name));
+    const names = (await Promise.all(listed.map(async (e) => ((await kindOf(join(root, cls), e)) === 'file' ? e.name : null))))
+      .filter((n): n is string => n !== null)
       .sort(byName);
     // A folder without images is not a class the data can say anything about; keeping it
     // would add a class with zero samples to every per-class statistic.
@@ -146,12 +162,13 @@ async function decodeInto(file: string, size: [number, number], channels: 1 | 3,
     return img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   };
   try {
-    // Most folders are uniform, so decode as-is first and only resize the odd ones out.
-    ({ data, info } = await decode(false, false));
-    const resize = info.width !== size[1] || info.height !== size[0];
+    // The header says whether to resize or convert, so each image is decoded once.
+    const m = await sharp(file).metadata();
+    const resize = m.width !== size[1] || m.height !== size[0];
     // CMYK and other exotic spaces come out with 4+ channels; ask libvips for sRGB instead.
-    const toSrgb = info.channels !== 1 && info.channels !== 3;
-    if (resize || toSrgb) ({ data, info } = await decode(resize, toSrgb));
+    const colour = (m.channels ?? 0) - (m.hasAlpha ? 1 : 0);
+    const toSrgb = colour !== 1 && colour !== 3;
+    ({ data, info } = await decode(resize, toSrgb));
   } catch (e) {
     throw new RuntimeFailure(`cannot decode image ${file}: ${errorMessage(e)}`);
   }
