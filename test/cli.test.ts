@@ -135,6 +135,13 @@ test('bad input gives one line and the right exit code', async (t) => {
     assertOneLineError(ci, /--ci must be a level between 0 and 1/);
     for (const f of ['c1', 'c2', 'c3']) assert.equal(existsSync(path.join(dir, f)), false, f);
   });
+  await t.test('preprocessing flags go through the preprocess schema: --size 0,0 and --std 1,0 → 2', () => {
+    for (const [flag, value] of [['--size', '0,0'], ['--std', '1,0']] as const) {
+      const r = cli(['extract', '-m', model, '-d', data.images, flag, value, '-o', path.join(dir, 'p')]);
+      assert.equal(r.code, 2, `${flag} ${value}`);
+      assertOneLineError(r, new RegExp(`${flag}: Too small`));
+    }
+  });
   await t.test('truncated IDX → 1', async () => {
     const cut = path.join(dir, 'cut');
     await mkdir(cut);

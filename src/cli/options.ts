@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import type { OpenDatasetOptions } from '../data/open.js';
 import type { PreprocessSpec } from '../data/types.js';
+import { parsePreprocess } from '../data/preprocess.js';
 import { UsageError } from '../errors.js';
 
 export interface DataArgs {
@@ -75,17 +76,19 @@ export function preprocessFrom(a: InputArgs): Partial<PreprocessSpec> {
   const mean = parseNumberList('mean', a.mean);
   const std = parseNumberList('std', a.std);
   const reshape = parseNumberList('reshape', a.reshape);
-  if (a.scale !== undefined && !(a.scale > 0)) throw new UsageError(`--scale must be positive (got ${a.scale})`);
-  if (std?.some((s) => s <= 0)) throw new UsageError('--std values must be positive');
-  return {
-    ...(a.scale !== undefined ? { scale: a.scale } : {}),
-    ...(mean ? { mean } : {}),
-    ...(std ? { std } : {}),
-    ...(a.layout ? { layout: a.layout as 'NCHW' | 'NHWC' } : {}),
-    ...(size ? { size: size as [number, number] } : {}),
-    ...(a.channels ? { channels: a.channels as 1 | 3 } : {}),
-    ...(reshape ? { reshape } : {}),
-  };
+  // One validation for flags and probe specs alike: the schema names the key, here as its flag.
+  return parsePreprocess(
+    {
+      ...(a.scale !== undefined ? { scale: a.scale } : {}),
+      ...(mean ? { mean } : {}),
+      ...(std ? { std } : {}),
+      ...(a.layout ? { layout: a.layout } : {}),
+      ...(size ? { size } : {}),
+      ...(a.channels ? { channels: a.channels } : {}),
+      ...(reshape ? { reshape } : {}),
+    },
+    (key: string) => `--${key.split('.')[0]}`,
+  );
 }
 
 export function samplingFrom(a: DataArgs): { perClass?: number; limit?: number; seed?: number } {

@@ -124,8 +124,11 @@ const schema = z.strictObject({
   reshape: z.array(z.number().int().refine((d) => d === -1 || d > 0, 'dimensions must be positive or -1')).min(1).optional(),
 });
 
-/** Validates a preprocess block from a probe spec or CLI; errors name the offending key. */
-export function parsePreprocess(obj: unknown): PreprocessSpec {
+/**
+ * Validates a preprocess block from a probe spec or CLI; errors name the offending key, as
+ * `name(key)` gives it (`preprocess: \`size.0\`` by default; the CLI names its flag).
+ */
+export function parsePreprocess(obj: unknown, name: (key: string) => string = (key) => `preprocess: \`${key}\``): PreprocessSpec {
   const r = schema.safeParse(obj ?? {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
@@ -136,7 +139,7 @@ export function parsePreprocess(obj: unknown): PreprocessSpec {
     );
   }
   const key = issue.path.length ? issue.path.map(String).join('.') : '(preprocess)';
-  throw new UsageError(`preprocess: \`${key}\`: ${issue.message}`);
+  throw new UsageError(`${name(key)}: ${issue.message}`);
 }
 
 /** One line for manifests and reports, e.g. "resize 32x32 bilinear, 1→3 channels, x/255, NCHW". */
