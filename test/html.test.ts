@@ -12,6 +12,7 @@ import { audit } from '../src/pipeline/audit.js';
 import { renderHtml, writeReportHtml, escapeHtml } from '../src/report/html.js';
 import { assertSafeSvg, planCharts } from '../src/report/charts.js';
 import { loadReport } from '../src/report/load.js';
+import { csvCell, csvLine } from '../src/report/csv.js';
 import { reportCommand, renderReportFile } from '../src/cli/report.js';
 import { RuntimeFailure, UsageError } from '../src/errors.js';
 import type { Report } from '../src/report/schema.js';
@@ -329,4 +330,14 @@ test('layerprobe report re-renders report.html next to report.json, or to --out;
   assert.equal((await renderReportFile(copy, { out: target, force: true })).html, target);
   const folder = path.join(dir, 'new-folder') + path.sep;
   assert.equal((await renderReportFile(copy, { out: folder })).html, path.join(folder, 'report.html'));
+});
+
+test('CSV cells: empty for missing or non-finite numbers, quoted strings where a spreadsheet could misread them', () => {
+  assert.equal(csvLine([1.5, NaN, Infinity, null, undefined, true, 'plain']), '1.5,,,,,true,plain');
+  assert.equal(csvCell('=HYPERLINK("x")'), '"=HYPERLINK(""x"")"');
+  assert.equal(csvCell('-1+2'), '"-1+2"');
+  assert.equal(csvCell('@sum'), '"@sum"');
+  assert.equal(csvCell('a,b'), '"a,b"');
+  assert.equal(csvCell('two\nlines'), '"two\nlines"');
+  assert.equal(csvCell(-1), '-1', 'a negative number is a number, not a formula');
 });

@@ -1,5 +1,6 @@
 /** Flat records, one per (model, layer, metric): for `--json` streams of compare and metrics.csv. */
 import type { Report } from './schema.js';
+import { csvLine } from './csv.js';
 
 export interface MetricRow {
   model: string;
@@ -28,16 +29,9 @@ export function metricRows(report: Report): MetricRow[] {
   return rows;
 }
 
-function csvCell(v: string | number | null): string {
-  if (v === null) return '';
-  const s = String(v);
-  // Quote anything a spreadsheet could misread; a leading = + - @ would be a formula.
-  return /[",\n\r]|^[=+\-@]/.test(s) && typeof v === 'string' ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 export function metricsCsv(report: Report): string {
   const cols: (keyof MetricRow)[] = ['model', 'layer', 'position', 'depth', 'reduction', 'metric', 'value', 'ciLow', 'ciHigh'];
   const lines = [cols.join(',')];
-  for (const r of metricRows(report)) lines.push(cols.map((c) => csvCell(r[c])).join(','));
+  for (const r of metricRows(report)) lines.push(csvLine(cols.map((c) => r[c])));
   return lines.join('\n') + '\n';
 }

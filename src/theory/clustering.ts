@@ -31,6 +31,7 @@ import { RuntimeFailure, UsageError } from '../errors.js';
 import { Rng } from '../util/rng.js';
 import { sampleLp } from './sample-lp.js';
 import { deriveSeed } from './seed.js';
+import { csvLine } from '../report/csv.js';
 
 export const CLUSTERING_DEFINITION =
   'weight clustering (SCIENCE.md §5, Sarussi et al. 2021): N(x) = Σ_j v_j σ(w_jᵀx), σ leaky ReLU (slope α); ' +
@@ -840,6 +841,5 @@ const CSV_COLUMNS: [string, (r: ClusteringRecord) => number | null][] = [
 
 /** The time series as CSV (one row per record; empty cells for undefined values). */
 export function clusteringCsv(res: ClusteringResult): string {
-  const cell = (v: number | null) => (v === null || !Number.isFinite(v) ? '' : String(v));
-  return [CSV_COLUMNS.map((c) => c[0]).join(','), ...res.records.map((r) => CSV_COLUMNS.map((c) => cell(c[1](r))).join(','))].join('\n') + '\n';
+  return [CSV_COLUMNS.map((c) => c[0]).join(','), ...res.records.map((r) => csvLine(CSV_COLUMNS.map((c) => c[1](r))))].join('\n') + '\n';
 }

@@ -33,6 +33,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf } from '../runtime/backend.js';
 import { gaussianMatrix, orthonormalColumns } from './subspaces.js';
 import { deriveSeed } from './seed.js';
+import { csvLine } from '../report/csv.js';
 
 // ---------------------------------------------------------------------------------------------
 // Definitions carried in every result (change them here; the code below follows them)
@@ -782,8 +783,7 @@ export async function deepLinearExperiment(o: DeepLinearExperimentOptions): Prom
 
 /** Per-layer CSV: layer,kind,dim,compression,discrimination,tr_within,tr_between,max_cosine,ratio. */
 export function deepLinearCsv(res: DeepLinearResult): string {
-  const num = (v: number | null) => (v === null || !Number.isFinite(v) ? '' : String(v));
   const lines = ['layer,kind,dim,compression,discrimination,tr_within,tr_between,max_cosine,ratio_to_previous'];
-  for (const g of res.layers) lines.push([g.layer, g.kind, g.dim, num(g.compression), num(g.discrimination), num(g.trWithin), num(g.trBetween), num(g.maxCosine), num(g.ratio)].join(','));
+  for (const g of res.layers) lines.push(csvLine([g.layer, g.kind, g.dim, g.compression, g.discrimination, g.trWithin, g.trBetween, g.maxCosine, g.ratio]));
   return lines.join('\n') + '\n';
 }

@@ -28,6 +28,7 @@ import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { Rng } from '../util/rng.js';
 import { batchOf, type InMemorySplit } from './data.js';
 import type { Checkpoint, CheckpointSchedule } from './loop.js';
+import { csvLine } from '../report/csv.js';
 
 type LayersModel = tfTypes.LayersModel;
 type Tensor = tfTypes.Tensor;
@@ -687,13 +688,6 @@ export class TrainingMonitor {
 // ---------------------------------------------------------------------------------------------
 // Files
 
-function csvCell(v: string | number | boolean | null): string {
-  if (v === null) return '';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 export const MONITOR_CSV_COLUMNS = [
   'checkpoint', 'epoch', 'step', 'epoch_progress', 'layer', 'layer_index', 'kappa', 'kappa_worst', 'kappa_worst_pair', 'kappa_heldout',
   'kappa_null', 'kappa_reduction', 'compression', 'discrimination', 'probe_accuracy', 'probe_train_accuracy', 'train_loss', 'train_accuracy',
@@ -711,7 +705,7 @@ export function monitorCsv(r: MonitorResult): string {
         l.kappaReduction, l.compression, l.discrimination, l.probeAccuracy, l.probeTrainAccuracy, c.trainLoss, c.trainAccuracy,
         c.runningLoss, c.runningAccuracy, c.testLoss, c.testAccuracy, c.seconds,
       ];
-      lines.push(row.map(csvCell).join(','));
+      lines.push(csvLine(row));
     });
   }
   return lines.join('\n') + '\n';

@@ -18,6 +18,7 @@ import type { LayerSynchronicity, MonitorSpec, ProbeSetSpec } from './monitor.js
 import { probePerClass } from './monitor.js';
 import { renderSweepHtml } from './monitor-report.js';
 import { RECIPE_DEFAULTS, monitorRequest, train, type TrainOptions, type TrainResult } from './train.js';
+import { csvLine } from '../report/csv.js';
 
 export const SWEEP_FORMAT = 'layerprobe-train-sweep';
 export const SWEEP_VERSION = 1;
@@ -214,12 +215,6 @@ function summariseCell(name: string, settings: Record<string, SweepValue>, r: Tr
   };
 }
 
-function csvCell(v: SweepValue | null | undefined): string {
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
-  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
 /** sweep.csv: one row per cell and hidden layer (a failed cell: one row without layer values). */
 export function sweepCsv(s: SweepResult): string {
   const keys = s.axes.map((a) => a.key);
@@ -230,7 +225,7 @@ export function sweepCsv(s: SweepResult): string {
     const rows = c.layers.length
       ? c.layers.map((l) => [...common, l.layer, l.index, l.relativeDepth, l.kappa, l.kappaHeldOut, l.compression, l.discrimination, l.probeAccuracy, l.syncLevels, l.syncChanges, l.syncChangesDuringTraining, c.seconds])
       : [[...common, null, null, null, null, null, null, null, null, null, null, null, c.seconds]];
-    for (const r of rows) lines.push(r.map(csvCell).join(','));
+    for (const r of rows) lines.push(csvLine(r));
   }
   return lines.join('\n') + '\n';
 }
