@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError, errorMessage } from '../errors.js';
 import { loadReport } from '../report/load.js';
 import { renderHtml, REPORT_HTML } from '../report/html.js';
-import { writeFileAtomic } from '../report/run-folder.js';
+import { exists, writeFileAtomic } from '../report/run-folder.js';
 
 interface Args {
   run: string;
@@ -56,15 +56,6 @@ async function target(out: string | undefined, dir: string, source: string, forc
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }
   return file;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The work of `layerprobe report`, callable without yargs. */

@@ -35,7 +35,7 @@ export async function abortAllRunFolders(): Promise<void> {
   await Promise.all([...live].map((r) => r.abort()));
 }
 
-async function exists(p: string): Promise<boolean> {
+export async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
