@@ -115,6 +115,17 @@ test('bad input gives one line and the right exit code', async (t) => {
     assertOneLineError(r, /layer `h3` not found.*did you mean `h[12]`/);
     assert.equal(existsSync(path.join(dir, 'x')), false);
   });
+  await t.test('a misspelt option → 2, one line naming the close option and the command help', () => {
+    const r = cli(['audit', '-m', model, '-d', data.images, '--metric', 'geometry', '-o', path.join(dir, 'm')]);
+    assert.equal(r.code, 2);
+    assertOneLineError(r, /Unknown argument: metric\n  hint: did you mean `--metrics`\? See `layerprobe audit --help`/);
+    const sub = cli(['theory', 'phase', '--trails', '3']);
+    assert.equal(sub.code, 2);
+    assertOneLineError(sub, /Unknown argument: trails\n  hint: did you mean `--trials`\? See `layerprobe theory phase --help`/);
+    const far = cli(['extract', '-m', model, '-d', data.images, '--bogus']);
+    assertOneLineError(far, /Unknown argument: bogus\n  hint: See `layerprobe extract --help`\n$/);
+    assert.equal(existsSync(path.join(dir, 'm')), false);
+  });
   await t.test('a seed that is not a 32-bit whole number → 2, nothing written', () => {
     for (const seed of ['abc', '1.5', '-1', '4294967296']) {
       const r = cli(['extract', '-m', model, '-d', data.images, '--seed', seed, '-o', path.join(dir, 's')]);

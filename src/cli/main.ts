@@ -23,6 +23,7 @@ import { trainCommand } from './train.js';
 import { exportCommand } from './export.js';
 import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
+import { didYouMean, editDistance } from '../util/suggest.js';
 
 // yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
 // build wraps on word boundaries (wrap-ansi).
@@ -70,6 +71,10 @@ function checkSeed(argv: Record<string, unknown>): void {
   }
 }
 
+const COMMAND_MODULES = [auditCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
+/** First word of each command's usage (`audit [spec]` → `audit`). */
+const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
+
 export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => {
     interrupted = true;
@@ -111,8 +116,27 @@ export async function main(argv: string[]): Promise<void> {
     .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 threshold failed, 130 interrupted.')
     .fail((msg, err, y) => {
       if (err) throw err;
-      y.showHelp((s: string) => process.stderr.write(s + '\n'));
-      fail(msg, undefined, 2);
+      const command = argv.find((a) => !a.startsWith('-'));
+      if (!command || !COMMANDS.includes(command) || msg.startsWith('Not enough non-option arguments')) {
+        // No (known) command or subcommand: the list of commands is the useful answer.
+        y.showHelp((s: string) => process.stderr.write(s + '\n'));
+        fail(msg, undefined, 2);
+      }
+      // Within a command the error names the problem; the full help would bury it.
+      const unknown = /^Unknown arguments?: ([^,\s]+)/.exec(msg);
+      let near = '';
+      if (unknown) {
+        // The command's own option names, read off its help text (yargs exposes no list here).
+        let help = '';
+        y.showHelp((h: string) => (help = h));
+        const options = [...new Set(Array.from(help.matchAll(/--([a-z][a-z0-9-]*)/g), (m) => m[1]!))];
+        const name = unknown[1]!.replace(/^-+/, '');
+        const close = options.filter((o) => editDistance(name, o) <= Math.max(2, Math.floor(name.length / 3)) || o.startsWith(name));
+        near = didYouMean(name, close).replace(/`([^`]+)`/g, '`--$1`');
+      }
+      // `theory phase …`: the help to point at is the subcommand's.
+      const words = command === 'theory' ? argv.slice(argv.indexOf(command), argv.indexOf(command) + 2).filter((a) => !a.startsWith('-')) : [command];
+      fail(msg, `${near ? near + ' ' : ''}See \`layerprobe ${words.join(' ')} --help\``, 2);
     });
   await cli.parseAsync();
 }
