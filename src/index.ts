@@ -30,4 +30,4 @@ export * as theory from './theory/index.js';
 export { train, type TrainOptions, type TrainResult } from './train/train.js';
 export { parseMonitorSpec, parseProbeSet, pearson, spearman, synchronicity, TrainingMonitor, type MonitorResult, type MonitorSpec } from './train/monitor.js';
 export { parseSweep, runSweep, type SweepOptions, type SweepResult } from './train/sweep.js';
-export { layersModelToOnnx } from './export/onnx-export.js';
+export { exportOnnx, layersModelToOnnx, type ExportOptions, type ExportResult } from './export/onnx-export.js';

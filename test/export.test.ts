@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -175,19 +175,31 @@ test('an interrupted export leaves no partial file behind', async () => {
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  // Interrupt once the partial file exists (the exporter is then checking it against TF.js).
+  // Interrupt the moment the partial file appears (the exporter is then checking it against
+  // TF.js, a window of only a few tens of milliseconds): a directory watch, not polling.
   let seen = false;
-  for (let i = 0; i < 1200 && !seen; i++) {
-    seen = (await fs.readdir(dir)).some((f) => f.includes('.partial-'));
-    if (!seen) await new Promise((r) => setTimeout(r, 25));
-  }
+  const watcher = fsSync.watch(dir);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    watcher.on('change', (_e, f) => {
+      if (String(f).includes('.partial-')) {
+        seen = true;
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  watcher.close();
   child.kill('SIGINT');
   const code = await exited;
   const left = await fs.readdir(dir);
   assert.ok(seen || left.includes('vit.onnx'), `the partial file never appeared: ${stderr}`);
   if (seen) {
     assert.equal(code, 130, stderr);
-    assert.deepEqual(left, [], `left behind: ${left.join(', ')}`);
+    assert.deepEqual(left.filter((f) => f.includes('.partial-')), [], `left behind: ${left.join(', ')}`);
+    // A signal that lands after the final rename finds a complete file; never a truncated one.
+    if (left.includes('vit.onnx')) await (await openOnnxModel(out)).dispose();
+    else assert.deepEqual(left, [], `left behind: ${left.join(', ')}`);
   }
   await fs.rm(dir, { recursive: true, force: true });
 });

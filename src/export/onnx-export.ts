@@ -15,6 +15,7 @@ import { loadTf } from '../runtime/backend.js';
 import { OnnxGraphBuilder } from '../runtime/onnx-build.js';
 import { openOnnxModel } from '../runtime/onnx.js';
 import { openTfjsModel, TfjsLayersRunner } from '../runtime/tfjs.js';
+import type { ModelRunner } from '../runtime/types.js';
 import { trackPartialFile } from '../report/run-folder.js';
 import { registerVitLayers } from '../train/layers/vit-layers.js';
 import { Rng } from '../util/rng.js';
@@ -148,35 +149,43 @@ export function nchwToNhwc(data: Float32Array, shape: readonly number[]): Float3
 }
 
 /** Max |a − b| over every layer both runners expose, after undoing the NCHW storage of 4-D ONNX maps. */
+export async function compareRunners(tfr: ModelRunner, ort: ModelRunner, input: { data: Float32Array; shape: number[] }): Promise<{ maxAbsDiff: number; worst: string; layers: string[] }> {
+  const onnxLayout = new Map(ort.layers().map((l) => [l.id, l.layout]));
+  const tfLayout = new Map(tfr.layers().map((l) => [l.id, l.layout]));
+  const shared = [...tfLayout.keys()].filter((id) => onnxLayout.has(id));
+  const [a, b] = await Promise.all([tfr.run(input, shared), ort.run(input, shared)]);
+  let maxAbsDiff = 0;
+  let worst = '';
+  for (const id of shared) {
+    const ta = a.get(id)!;
+    const tb = b.get(id)!;
+    const transposed = onnxLayout.get(id) === 'NCHW' && tfLayout.get(id) === 'NHWC';
+    const other = transposed ? nchwToNhwc(tb.data, tb.shape) : tb.data;
+    if (other.length !== ta.data.length) throw new RuntimeFailure(`layer \`${id}\` has ${ta.data.length} values in TF.js but ${other.length} in ONNX`);
+    for (let i = 0; i < other.length; i++) {
+      const d = Math.abs(other[i]! - ta.data[i]!);
+      if (!(d <= maxAbsDiff)) {
+        maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+        worst = id;
+      }
+    }
+  }
+  return { maxAbsDiff, worst, layers: shared };
+}
+
+/** `compareRunners` on a TF.js model and an ONNX file, each opened for the comparison. */
 export async function compareFormats(tfjsPath: string, onnxPath: string, input: { data: Float32Array; shape: number[] }): Promise<{ maxAbsDiff: number; worst: string; layers: string[] }> {
   registerVitLayers((await loadTf()).tf);
   const tfr = await openTfjsModel(tfjsPath);
-  const ort = await openOnnxModel(onnxPath);
   try {
-    const onnxLayout = new Map(ort.layers().map((l) => [l.id, l.layout]));
-    const tfLayout = new Map(tfr.layers().map((l) => [l.id, l.layout]));
-    const shared = [...tfLayout.keys()].filter((id) => onnxLayout.has(id));
-    const [a, b] = await Promise.all([tfr.run(input, shared), ort.run(input, shared)]);
-    let maxAbsDiff = 0;
-    let worst = '';
-    for (const id of shared) {
-      const ta = a.get(id)!;
-      const tb = b.get(id)!;
-      const transposed = onnxLayout.get(id) === 'NCHW' && tfLayout.get(id) === 'NHWC';
-      const other = transposed ? nchwToNhwc(tb.data, tb.shape) : tb.data;
-      if (other.length !== ta.data.length) throw new RuntimeFailure(`layer \`${id}\` has ${ta.data.length} values in TF.js but ${other.length} in ONNX`);
-      for (let i = 0; i < other.length; i++) {
-        const d = Math.abs(other[i]! - ta.data[i]!);
-        if (!(d <= maxAbsDiff)) {
-          maxAbsDiff = Number.isNaN(d) ? Infinity : d;
-          worst = id;
-        }
-      }
+    const ort = await openOnnxModel(onnxPath);
+    try {
+      return await compareRunners(tfr, ort, input);
+    } finally {
+      await ort.dispose();
     }
-    return { maxAbsDiff, worst, layers: shared };
   } finally {
     await tfr.dispose();
-    await ort.dispose();
   }
 }
 
@@ -186,48 +195,54 @@ export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
   if ((await exists(out)) && !opts.force) throw new UsageError(`${opts.out} already exists`, 'pass --force to replace it');
   if (!(await exists(path.dirname(out)))) throw new UsageError(`folder ${path.dirname(opts.out)} does not exist`);
   registerVitLayers((await loadTf()).tf);
+  // One TF.js model serves the conversion and the check against the written file.
   const runner = await openTfjsModel(opts.model);
-  let bytes: Uint8Array;
-  let defaultLayers: string[];
   try {
     if (!(runner instanceof TfjsLayersRunner)) {
       throw new RuntimeFailure(`${opts.model} is a TF.js graph model; only layers models (format "layers-model") can be exported`);
     }
-    defaultLayers = runner.layers().filter((l) => l.defaultSelected).map((l) => l.id);
-    bytes = await layersModelToOnnx(runner.layersModel, { defaultLayers });
+    const defaultLayers = runner.layers().filter((l) => l.defaultSelected).map((l) => l.id);
+    const bytes = await layersModelToOnnx(runner.layersModel, { defaultLayers });
+    const tmp = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}.onnx`);
+    const tracked = trackPartialFile(tmp);
+    await writeFile(tmp, bytes);
+    try {
+      let maxAbsDiff: number | undefined;
+      let layers: string[] = [];
+      if (opts.check !== false) {
+        const ort = await openOnnxModel(tmp);
+        try {
+          const perSample = ort.inputShape.slice(1) as number[];
+          const rng = new Rng(17);
+          const n = 8;
+          const data = Float32Array.from({ length: n * perSample.reduce((p, d) => p * d, 1) }, () => rng.next());
+          const cmp = await compareRunners(runner, ort, { data, shape: [n, ...perSample] });
+          maxAbsDiff = cmp.maxAbsDiff;
+          layers = cmp.layers;
+          if (!(cmp.maxAbsDiff <= 1e-3)) {
+            throw new RuntimeFailure(
+              `the exported model disagrees with the TF.js model (max |difference| ${cmp.maxAbsDiff.toExponential(2)} at layer \`${cmp.worst}\`); nothing was written`,
+              'this is a bug in the exporter; please report it with the model',
+            );
+          }
+        } finally {
+          await ort.dispose();
+        }
+      } else {
+        // Unchecked, the file must still load: a graph onnxruntime rejects is not an export.
+        await (await openOnnxModel(tmp)).dispose();
+      }
+      await rename(tmp, out);
+      return { out, bytes: bytes.byteLength, opset: ONNX_OPSET, layers, defaultLayers, ...(maxAbsDiff !== undefined ? { maxAbsDiff } : {}) };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      if (e instanceof RuntimeFailure || e instanceof UsageError) throw e;
+      throw new RuntimeFailure(`exporting ${opts.model} failed: ${errorMessage(e)}`);
+    } finally {
+      tracked.release();
+    }
   } finally {
     await runner.dispose();
   }
-  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}.onnx`);
-  const tracked = trackPartialFile(tmp);
-  await writeFile(tmp, bytes);
-  try {
-    let maxAbsDiff: number | undefined;
-    let layers: string[] = [];
-    const ort = await openOnnxModel(tmp);
-    const perSample = ort.inputShape.slice(1) as number[];
-    await ort.dispose();
-    if (opts.check !== false) {
-      const rng = new Rng(17);
-      const n = 8;
-      const data = Float32Array.from({ length: n * perSample.reduce((p, d) => p * d, 1) }, () => rng.next());
-      const cmp = await compareFormats(opts.model, tmp, { data, shape: [n, ...perSample] });
-      maxAbsDiff = cmp.maxAbsDiff;
-      layers = cmp.layers;
-      if (!(cmp.maxAbsDiff <= 1e-3)) {
-        throw new RuntimeFailure(
-          `the exported model disagrees with the TF.js model (max |difference| ${cmp.maxAbsDiff.toExponential(2)} at layer \`${cmp.worst}\`); nothing was written`,
-          'this is a bug in the exporter; please report it with the model',
-        );
-      }
-    }
-    await rename(tmp, out);
-    return { out, bytes: bytes.byteLength, opset: ONNX_OPSET, layers, defaultLayers, ...(maxAbsDiff !== undefined ? { maxAbsDiff } : {}) };
-  } catch (e) {
-    await rm(tmp, { force: true });
-    if (e instanceof RuntimeFailure || e instanceof UsageError) throw e;
-    throw new RuntimeFailure(`exporting ${opts.model} failed: ${errorMessage(e)}`);
-  } finally {
-    tracked.release();
-  }
 }
+
