@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatTable } from '../src/cli/table.js';
+import { formatTable } from '../src/report/table.js';
 import { writeBenchCnn, writeBenchMlp } from './models.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));

@@ -16,6 +16,7 @@ export { LayerprobeError, UsageError, RuntimeFailure, ThresholdFailure } from '.
 export { audit, type AuditOptions, type AuditResult } from './pipeline/audit.js';
 export { reportSchema, reportJsonSchema, type Report } from './report/schema.js';
 export { renderHtml } from './report/html.js';
+export { renderReportFile, type ReportRenderOptions, type ReportRenderResult } from './report/render.js';
 export { loadReport } from './report/load.js';
 export { loadProbeSpec, parseProbeSpec, type ProbeSpec } from './spec/probe-spec.js';
 export { ClassStats } from './stats/accumulator.js';

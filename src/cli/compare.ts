@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { audit } from '../pipeline/audit.js';
 import { metricRows } from '../report/records.js';
 import { renderSummary, fmtNumber } from '../report/summary.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { UsageError } from '../errors.js';
 import type { Report } from '../report/schema.js';
 import { makeProgress } from './progress.js';

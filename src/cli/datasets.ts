@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { datasetInfo, fetchDataset, knownDataset, registryNames, type Split } from '../data/registry.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { UsageError } from '../errors.js';
 
 interface Args {

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { listLayers } from '../api/layers.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 
 interface Args {
   model: string;

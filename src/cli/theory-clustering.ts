@@ -10,7 +10,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { DEFAULT_ALPHA, clusteringCsv, trainClustering, type ClusteringRecord, type ClusteringResult } from '../theory/clustering.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 
 interface ClusteringArgs {

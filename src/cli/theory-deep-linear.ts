@@ -11,7 +11,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { deepLinearCsv, deepLinearExperiment, type DeepLinearResult, type Engine } from '../theory/deep-linear.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 
 export interface DeepLinearArgs {

@@ -11,7 +11,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 
 /** `0.05,0.2,0.8` or `lo:hi:step` → sorted distinct values, each in (0, 1). */

@@ -16,7 +16,7 @@ import { PHASE_AXES, phaseTransition, type PhaseAxis, type PhaseOptions, type Ph
 import { phaseCsv, phaseHtml } from '../theory/phase-report.js';
 import { datasetClassRanks, type DatasetRankResult } from '../theory/rank.js';
 import { unionOfSubspaces, type UnionOfSubspaces } from '../theory/subspaces.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 import { clusteringCommand } from './theory-clustering.js';
 import { deepLinearCommand } from './theory-deep-linear.js';

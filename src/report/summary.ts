@@ -1,6 +1,6 @@
 /** The terminal table and summary.txt: layers as rows, the headline metrics as columns. */
 import type { Report } from './schema.js';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from './table.js';
 
 const COLUMNS: [key: string, title: string][] = [
   ['compression', 'C'],
