@@ -9,14 +9,22 @@ export interface Progress {
   stop(): void;
 }
 
-export function makeProgress(label: string, opts: { quiet?: boolean } = {}): Progress {
+export interface ProgressOptions {
+  quiet?: boolean;
+  /** What is counted. Default `images`. */
+  unit?: string;
+}
+
+export function makeProgress(label: string, opts: ProgressOptions = {}): Progress {
   if (opts.quiet) return { update() {}, stop() {} };
+  const unit = opts.unit ?? 'images';
+  const perSecond = unit === 'images' ? 'img/s' : `${unit}/s`;
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   const start = performance.now();
   if (tty) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {value}/{total} images | {rate} img/s | ETA {eta_formatted}`,
+        format: `${label} [{bar}] {value}/{total} ${unit} | {rate} ${perSecond} | ETA {eta_formatted}`,
         stream: process.stderr,
         hideCursor: true,
         clearOnComplete: false,
@@ -47,7 +55,7 @@ export function makeProgress(label: string, opts: { quiet?: boolean } = {}): Pro
       lastPrint = now;
       lastDone = done;
       const rate = done / Math.max(1e-3, (now - start) / 1000);
-      process.stderr.write(`${label}: ${done}/${total} images (${rate.toFixed(0)} img/s)\n`);
+      process.stderr.write(`${label}: ${done}/${total} ${unit} (${rate.toFixed(rate < 10 ? 1 : 0)} ${perSecond})\n`);
     },
     stop() {},
   };

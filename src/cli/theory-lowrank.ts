@@ -12,6 +12,7 @@ import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank.js';
 import { formatTable } from '../report/table.js';
+import { makeProgress } from './progress.js';
 import { resultJson } from './result-json.js';
 
 /** `0.05,0.2,0.8` or `lo:hi:step` → sorted distinct values, each in (0, 1). */
@@ -131,7 +132,7 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       if (modelMode) {
         const missing = (['model', 'reference', 'dataset'] as const).filter((k) => a[k] === undefined);
         if (missing.length > 0) throw new UsageError(`model mode needs --model, --reference and --dataset; missing ${missing.map((m) => '--' + m).join(', ')}`, 'e.g. --model models/fmnist-mlp --reference models/fmnist-cnn --dataset fashion-mnist');
-        const progress = a.json || a.quiet || !process.stderr.isTTY ? undefined : (done: number, total: number) => process.stderr.write(`\rtheory lowrank: ${done}/${total} items${done === total ? '\n' : ''}`);
+        const bar = makeProgress('theory lowrank', { unit: 'items', quiet: a.json || a.quiet });
         const res = await lowrankModel({
           model: a.model!,
           reference: a.reference!,
@@ -140,8 +141,8 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
           ...(a.limit !== undefined ? { limit: a.limit } : {}),
           ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}),
           seed: a.seed,
-          ...(progress ? { onProgress: progress } : {}),
-        });
+          onProgress: (done: number, total: number) => bar.update(done, total),
+        }).finally(() => bar.stop());
         if (a.k !== undefined) {
           if (!Number.isInteger(a.k) || a.k < 1 || a.k > res.K - 1) throw new UsageError(`--k must be an integer in 1..${res.K - 1} (got ${a.k})`);
           res.rows = res.rows.filter((r) => r.k === a.k);

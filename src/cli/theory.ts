@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
+import { makeProgress } from './progress.js';
 import type { Argv, CommandModule } from 'yargs';
 import { npyHeader } from '../data/npy.js';
 import { UsageError } from '../errors.js';
@@ -61,43 +61,6 @@ function single(flag: string, text: string | number | undefined, fallback: numbe
   return v[0]!;
 }
 
-interface Progress {
-  update(done: number, total: number): void;
-  stop(): void;
-}
-
-/** Progress on stderr (a bar on a TTY, a line every few seconds otherwise), nothing when quiet. */
-function progress(label: string, unit: string, quiet: boolean): Progress {
-  if (quiet) return { update() {}, stop() {} };
-  if (process.stderr.isTTY && !process.env.CI) {
-    const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} ${unit} | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
-      cliProgress.Presets.shades_classic,
-    );
-    let started = false;
-    return {
-      update(done, total) {
-        if (!started) {
-          bar.start(total, done);
-          started = true;
-        } else bar.update(done);
-      },
-      stop() {
-        if (started) bar.stop();
-      },
-    };
-  }
-  let last = 0;
-  return {
-    update(done, total) {
-      const now = performance.now();
-      if (done !== total && now - last < 5000) return;
-      last = now;
-      process.stderr.write(`${label}: ${done}/${total} ${unit}\n`);
-    },
-    stop() {},
-  };
-}
 
 interface CommonArgs {
   json: boolean;
@@ -340,7 +303,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
     const out = a.out ?? defaultRunDir('theory-phase');
     // The output folder is claimed first: an existing one is refused before the trials run.
     const res = await withRunFolder(out, { force: a.force }, async (dir) => {
-      const bar = progress('theory phase', 'trials', quiet);
+      const bar = makeProgress('theory phase', { unit: 'trials', quiet });
       const r = await phaseTransition({
         ...plan,
         K: a.K,
@@ -397,7 +360,7 @@ const rankCommand: CommandModule<object, RankArgs> = {
   handler: async (a) => {
     if (!(a.energy > 0 && a.energy <= 1)) throw new UsageError(`--energy must be in (0, 1], got ${a.energy}`);
     const quiet = a.quiet || a.json;
-    const bar = progress('theory rank', 'images', quiet);
+    const bar = makeProgress('theory rank', { quiet });
     const res = await datasetClassRanks({
       dataset: a.dataset,
       ...(a.split ? { split: a.split as 'train' | 'test' } : {}),
