@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EigenvalueDecomposition, Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
 import { crossGram, gram, matmul, outerGram } from '../src/linalg/ort-ops.js';
-import { pinvSym, singularValues, symEig, symEigenvalues, trace } from '../src/linalg/dense.js';
+import { pinvSym, singularValues, symEig, symEigenvalues, symTopEig, trace } from '../src/linalg/dense.js';
 import { Rng } from '../src/util/rng.js';
 
 function randArray(rng: Rng, len: number, scale = 1, offset = 0): Float64Array {
@@ -139,6 +139,49 @@ test('symEig reconstructs the matrix with orthonormal vectors; values and vector
     });
   }
   assert.deepEqual(symEig(new Float64Array(0), 0), { values: new Float64Array(0), vectors: new Float64Array(0) });
+});
+
+test('symTopEig: the k leading pairs match ml-matrix, including repeated, clustered and zero eigenvalues', () => {
+  const rng = new Rng(12);
+  const cases: { name: string; S: Float64Array; n: number; k: number }[] = [];
+  for (const [n, k] of [[1, 1], [5, 5], [40, 12], [120, 30]] as const) {
+    const A = randArray(rng, n * n);
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = A[i * n + j]! + A[j * n + i]!;
+    cases.push({ name: `random ${n}`, S, n, k });
+  }
+  // Q diag(λ) Qᵀ with a triple eigenvalue, a cluster 1e-10 wide, then a flat tail; rank 3 of 30
+  // (k beyond the rank reaches the zero eigenvalues); the zero matrix.
+  const n = 50;
+  const Q = symEig(plainMatMul(randArray(rng, n * n), randArray(rng, n * n), n, n, n, false, true).map((v, i, a) => v + a[(i % n) * n + Math.floor(i / n)]!), n).vectors;
+  const lam = Array.from({ length: n }, (_, i) => (i < 3 ? 9 : i < 8 ? 4 + 1e-10 * i : 1 + 0.01 * i));
+  const L = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) L[i * n + j] = Q[i * n + j]! * lam[j]!;
+  cases.push({ name: 'clustered', S: plainMatMul(L, Q, n, n, n, false, true), n, k: 20 });
+  const U = randArray(rng, 30 * 3);
+  cases.push({ name: 'rank 3', S: plainMatMul(U, U, 30, 3, 30, false, true), n: 30, k: 10 });
+  cases.push({ name: 'zero', S: new Float64Array(16), n: 4, k: 2 });
+  for (const { name, S, n, k } of cases) {
+    const M = new Matrix(Array.from({ length: n }, (_, i) => Array.from(S.subarray(i * n, (i + 1) * n))));
+    const ref = new EigenvalueDecomposition(M, { assumeSymmetric: true }).realEigenvalues.sort((a, b) => b - a);
+    const top = symTopEig(S, n, k);
+    const scale = Math.max(1, ...ref.map(Math.abs));
+    for (let j = 0; j < k; j++) {
+      assert.ok(Math.abs(top.values[j]! - ref[j]!) <= 1e-12 * scale, `${name} λ_${j}: ${top.values[j]} vs ${ref[j]}`);
+      // Residual ‖S v − λ v‖ and orthonormality: within a cluster the vectors are any basis of
+      // its invariant subspace, so they are checked by what they do, not entry by entry.
+      for (let i = 0; i < n; i++) {
+        let sv = 0;
+        for (let c = 0; c < n; c++) sv += S[i * n + c]! * top.vectors[c * k + j]!;
+        assert.ok(Math.abs(sv - top.values[j]! * top.vectors[i * k + j]!) <= 1e-10 * scale, `${name} residual of v_${j}`);
+      }
+      for (let c = 0; c <= j; c++) {
+        let dotp = 0;
+        for (let i = 0; i < n; i++) dotp += top.vectors[i * k + j]! * top.vectors[i * k + c]!;
+        assert.ok(Math.abs(dotp - (c === j ? 1 : 0)) <= 1e-10, `${name} v_${j}·v_${c} = ${dotp}`);
+      }
+    }
+  }
 });
 
 test('pinvSym of a rank-deficient matrix equals the SVD pseudo-inverse and satisfies Moore–Penrose', () => {

@@ -17,11 +17,11 @@
  * prediction of its accuracy. r̂ for the ratio is the largest class rank (the hardest class).
  */
 import { UsageError } from '../errors.js';
-import { symEig } from '../linalg/dense.js';
+import { symEigenvalues, symTopEig } from '../linalg/dense.js';
 import { gram, outerGram } from '../linalg/ort-ops.js';
 import { randomLayer, type Activation } from './layer.js';
 import { energyRankFromSquares } from './rank.js';
-import { columns, orthonormalColumns, principalAngles } from './subspaces.js';
+import { orthonormalColumns, principalAngles } from './subspaces.js';
 
 export const BASELINE_DEFINITION =
   'random-layer baseline (SCIENCE.md §4): per-class 95%-energy rank r̂ of the centred layer input, principal angles between the top-r̂ class subspaces, ' +
@@ -96,18 +96,21 @@ export interface RandomLayerBaseline {
  * vectors (d×m, orthonormal), from one eigendecomposition of the smaller Gram.
  */
 async function classSpectrum(C: Float64Array, n: number, d: number): Promise<{ sq: number[]; basis(m: number): Float64Array }> {
+  // Every eigenvalue is needed, but only the m leading vectors: values alone, then the m pairs
+  // (two tridiagonalisations cost far less than one full set of n vectors).
   if (n < d) {
-    const { values, vectors } = symEig(await outerGram(C, n, d), n);
-    const sq = Array.from(values, (v) => Math.max(0, v));
+    const G = await outerGram(C, n, d);
+    const sq = Array.from(symEigenvalues(G, n), (v) => Math.max(0, v));
     return {
       sq,
       basis(m) {
+        const vectors = symTopEig(G, n, m).vectors;
         // v_j = Cᵀu_j / σ_j, then one orthonormalisation pass for rounding.
         const V = new Float64Array(d * m);
         for (let j = 0; j < m; j++) {
           const s = Math.sqrt(sq[j]!);
           for (let i = 0; i < n; i++) {
-            const u = vectors[i * n + j]! / s;
+            const u = vectors[i * m + j]! / s;
             if (u === 0) continue;
             for (let c = 0; c < d; c++) V[c * m + j]! += u * C[i * d + c]!;
           }
@@ -116,8 +119,8 @@ async function classSpectrum(C: Float64Array, n: number, d: number): Promise<{ s
       },
     };
   }
-  const { values, vectors } = symEig(await gram(C, n, d), d);
-  return { sq: Array.from(values, (v) => Math.max(0, v)), basis: (m) => columns(vectors, d, d, 0, m) };
+  const G = await gram(C, n, d);
+  return { sq: Array.from(symEigenvalues(G, d), (v) => Math.max(0, v)), basis: (m) => symTopEig(G, d, m).vectors };
 }
 
 export async function randomLayerBaseline(opts: RandomLayerBaselineOptions): Promise<RandomLayerBaseline> {
