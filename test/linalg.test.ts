@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EigenvalueDecomposition, Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
 import { crossGram, gram, matmul, outerGram } from '../src/linalg/ort-ops.js';
-import { pinvSym, singularValues, symEig, symEigenvalues, symTopEig, trace } from '../src/linalg/dense.js';
+import { centredRows, pinvSym, singularValues, symEig, symEigenvalues, symTopEig, trace } from '../src/linalg/dense.js';
 import { Rng } from '../src/util/rng.js';
 
 function randArray(rng: Rng, len: number, scale = 1, offset = 0): Float64Array {
@@ -182,6 +182,17 @@ test('symTopEig: the k leading pairs match ml-matrix, including repeated, cluste
       }
     }
   }
+});
+
+test('centredRows: all rows or a selection, against the means computed by hand', () => {
+  const X = Float32Array.from([1, 10, 3, 30, 5, 50, 100, 1000]);
+  const all = centredRows(X, 4, 2);
+  assert.deepEqual(Array.from(all.mean), [27.25, 272.5]);
+  assert.deepEqual(Array.from(all.centred.subarray(0, 2)), [1 - 27.25, 10 - 272.5]);
+  const sel = centredRows(X, 4, 2, [2, 0]);
+  assert.deepEqual(Array.from(sel.mean), [3, 30]);
+  assert.deepEqual(Array.from(sel.centred), [2, 20, -2, -20]);
+  assert.deepEqual(Array.from(centredRows(X, 4, 2, []).mean), [0, 0]);
 });
 
 test('pinvSym of a rank-deficient matrix equals the SVD pseudo-inverse and satisfies Moore–Penrose', () => {

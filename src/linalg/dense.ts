@@ -37,6 +37,27 @@ export function symEig(A: Float64Array, n: number): SymEig {
   return { values, vectors };
 }
 
+/**
+ * The rows of X (n×d row-major; only `rows`, in that order, when given) centred on their own
+ * column means, in float64, and those means. An empty selection has mean 0.
+ */
+export function centredRows(X: ArrayLike<number>, n: number, d: number, rows?: ArrayLike<number>): { centred: Float64Array; mean: Float64Array } {
+  const m = rows ? rows.length : n;
+  const at = (t: number): number => (rows ? rows[t]! : t) * d;
+  const mean = new Float64Array(d);
+  for (let t = 0; t < m; t++) {
+    const o = at(t);
+    for (let j = 0; j < d; j++) mean[j]! += X[o + j]!;
+  }
+  if (m > 0) for (let j = 0; j < d; j++) mean[j]! /= m;
+  const centred = new Float64Array(m * d);
+  for (let t = 0; t < m; t++) {
+    const o = at(t);
+    for (let j = 0; j < d; j++) centred[t * d + j] = X[o + j]! - mean[j]!;
+  }
+  return { centred, mean };
+}
+
 /** In place: A ← (A + Aᵀ)/2. */
 export function symmetrize(A: Float64Array, n: number): void {
   for (let i = 0; i < n; i++) {

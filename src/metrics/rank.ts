@@ -4,7 +4,7 @@
  * come from the eigenvalues of the smaller float64 Gram (onnxruntime), which resolves them down
  * to about √(m·ε)·σ_max; anything below that is indistinguishable from 0 and is set to 0.
  */
-import { singularValues } from '../linalg/dense.js';
+import { centredRows, singularValues } from '../linalg/dense.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { DEFINITIONS, type MetricResult } from './types.js';
 
@@ -39,12 +39,7 @@ export function rankFromSingularValues(s: Float64Array, energy = 0.95): { numeri
 
 /** Singular values of the centred rows of X (n×d), cut at the Gram's resolution. */
 export async function centredSpectrum(X: Float32Array | Float64Array, n: number, d: number): Promise<Float64Array> {
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += X[i * d + j]!;
-  for (let j = 0; j < d; j++) mean[j]! /= n;
-  const C = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) C[i * d + j] = X[i * d + j]! - mean[j]!;
-  const s = await singularValues(C, n, d);
+  const s = await singularValues(centredRows(X, n, d).centred, n, d);
   const m = s.length;
   const floor = m > 0 ? Math.sqrt(m * Number.EPSILON) * s[0]! : 0;
   return s.map((v) => (v > floor ? v : 0));

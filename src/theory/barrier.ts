@@ -24,7 +24,7 @@
  */
 import { RuntimeFailure } from '../errors.js';
 import { symEigenvalues } from '../linalg/dense.js';
-import { choleskyInPlace, choleskyInverse, choleskySolve, logDetFromCholesky } from './chol.js';
+import { choleskyInPlace, choleskyInverse, choleskySolve, logDetFromCholesky } from '../linalg/chol.js';
 import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
 
 export interface BarrierOptions {

@@ -17,7 +17,7 @@
  * prediction of its accuracy. r̂ for the ratio is the largest class rank (the hardest class).
  */
 import { UsageError } from '../errors.js';
-import { symEigenvalues, symTopEig } from '../linalg/dense.js';
+import { centredRows, symEigenvalues, symTopEig } from '../linalg/dense.js';
 import { gram, outerGram } from '../linalg/ort-ops.js';
 import { randomLayer, type Activation } from './layer.js';
 import { energyRankFromSquares } from './rank.js';
@@ -140,13 +140,7 @@ export async function randomLayerBaseline(opts: RandomLayerBaselineOptions): Pro
       continue;
     }
     const m = rows.length;
-    const mean = new Float64Array(d);
-    for (const i of rows) for (let j = 0; j < d; j++) mean[j]! += X[i * d + j]!;
-    for (let j = 0; j < d; j++) mean[j]! /= m;
-    const C = new Float64Array(m * d);
-    rows.forEach((i, t) => {
-      for (let j = 0; j < d; j++) C[t * d + j] = X[i * d + j]! - mean[j]!;
-    });
+    const C = centredRows(X, n, d, rows).centred;
     const spec = await classSpectrum(C, m, d);
     const rk = energyRankFromSquares(spec.sq, energy);
     perClassRank.push(rk);

@@ -13,7 +13,7 @@
  * a batch at a time, so that memory stays K·d² whatever the number of images.
  */
 import { RuntimeFailure, UsageError } from '../errors.js';
-import { singularValues, symEigenvalues } from '../linalg/dense.js';
+import { centredRows, singularValues, symEigenvalues } from '../linalg/dense.js';
 import { gram } from '../linalg/ort-ops.js';
 import { openDataset, type OpenDatasetOptions } from '../data/open.js';
 import { preprocess } from '../data/preprocess.js';
@@ -56,12 +56,7 @@ export interface ClassRank {
 
 /** Rank of rows (n×d) of one class, centred and uncentred. */
 export async function classRank(X: Float64Array, n: number, d: number, energy = 0.95): Promise<{ rank: number; rankUncentred: number; energyCaptured: number }> {
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += X[i * d + j]!;
-  for (let j = 0; j < d; j++) mean[j]! /= n;
-  const C = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) C[i * d + j] = X[i * d + j]! - mean[j]!;
-  const sc = await singularValues(C, n, d);
+  const sc = await singularValues(centredRows(X, n, d).centred, n, d);
   const su = await singularValues(X, n, d);
   const rank = energyRank(sc, energy);
   return { rank, rankUncentred: energyRank(su, energy), energyCaptured: captured(Array.from(sc, (x) => x * x), rank) };

@@ -19,7 +19,7 @@
  * row has the same score and nothing can be separated.
  */
 import { UsageError } from '../../errors.js';
-import { symEig, symTopEig } from '../../linalg/dense.js';
+import { centredRows, symEig, symTopEig } from '../../linalg/dense.js';
 import { gram, matmul, outerGram, type FloatArray } from '../../linalg/ort-ops.js';
 import { Rng } from '../../util/rng.js';
 import { lowerInverse, orthonormalRows, pivotedCholesky } from './small.js';
@@ -187,11 +187,7 @@ export async function whiten(Y: Float64Array, N: number, p: number, scaleRef?: F
  * coordinates serve the in-sample, held-out and permuted-label runs.
  */
 export async function prepareFeatures(X: FloatArray, N: number, d: number, k: number | null, seed: number): Promise<Prepared> {
-  const mean = new Float64Array(d);
-  for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) mean[j]! += X[i * d + j]!;
-  for (let j = 0; j < d; j++) mean[j]! /= Math.max(N, 1);
-  const Xc = new Float64Array(N * d);
-  for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) Xc[i * d + j] = X[i * d + j]! - mean[j]!;
+  const { centred: Xc, mean } = centredRows(X, N, d);
   if (k === null || k >= d) {
     const w = await whiten(Xc, N, d, mean);
     return { ...w, Y: Xc, dim: d };

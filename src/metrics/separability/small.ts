@@ -5,24 +5,14 @@
  * because ml-matrix's per-element access costs ~10× here and these run once per class pair.
  */
 import { RuntimeFailure } from '../../errors.js';
+import { choleskyInPlace } from '../../linalg/chol.js';
 
 /** Lower-triangular L with A = L Lᵀ (row-major n×n). Throws when A is not positive definite. */
 export function cholesky(A: Float64Array, n: number): Float64Array {
-  const L = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    const rj = j * n;
-    let s = A[rj + j]!;
-    for (let k = 0; k < j; k++) s -= L[rj + k]! * L[rj + k]!;
-    if (!(s > 0)) throw new RuntimeFailure(`Cholesky: matrix is not positive definite (pivot ${j} = ${s})`);
-    const ljj = Math.sqrt(s);
-    L[rj + j] = ljj;
-    for (let i = j + 1; i < n; i++) {
-      const ri = i * n;
-      let t = A[ri + j]!;
-      for (let k = 0; k < j; k++) t -= L[ri + k]! * L[rj + k]!;
-      L[ri + j] = t / ljj;
-    }
-  }
+  const L = new Float64Array(A);
+  if (!choleskyInPlace(L, n)) throw new RuntimeFailure('Cholesky: matrix is not positive definite');
+  // choleskyInPlace leaves the upper triangle as it found it; callers read L as a full matrix.
+  for (let i = 0; i < n; i++) L.fill(0, i * n + i + 1, (i + 1) * n);
   return L;
 }
 

@@ -1,7 +1,7 @@
 /**
- * Cholesky on small dense row-major float64 matrices, for the barrier solver. Unlike the
- * throwing variant in metrics/separability/small.ts, a failed factorisation returns false: the
- * line search uses it as the test "still inside the cone".
+ * Cholesky on small dense row-major float64 matrices. The factorisation reports failure by
+ * returning false (the barrier solver's line search uses it as the test "still inside the
+ * cone"); `cholesky` in metrics/separability/small.ts wraps it for callers that want a throw.
  */
 
 /** In place: the lower triangle of A becomes L with A = L Lᵀ (upper triangle untouched). */
