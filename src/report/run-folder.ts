@@ -30,9 +30,20 @@ export function trackPartialFile(file: string): { release(): void } {
   return { release: () => void live.delete(handle) };
 }
 
+/**
+ * Removals already under way. A second caller (the failing main flow after the Ctrl-C handler
+ * began) must wait for them too, or it exits while a removal is half done.
+ */
+const removing = new Set<Promise<void>>();
+
 /** Remove unfinished run folders and partial files on Ctrl-C before exiting with 130. */
 export async function abortAllRunFolders(): Promise<void> {
-  await Promise.all([...live].map((r) => r.abort()));
+  for (const r of [...live]) {
+    live.delete(r);
+    const p = r.abort().catch(() => undefined);
+    removing.add(p);
+  }
+  await Promise.all([...removing]);
 }
 
 export async function exists(p: string): Promise<boolean> {
@@ -65,6 +76,7 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   let done = false;
+  let aborting: Promise<void> | undefined;
   const folder: RunFolder = {
     workDir,
     finalDir: abs,
@@ -83,11 +95,13 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
       live.delete(folder);
       return abs;
     },
-    async abort() {
-      if (done) return;
+    abort() {
+      if (aborting) return aborting;
+      if (done) return Promise.resolve();
       done = true;
       live.delete(folder);
-      await discard(workDir);
+      aborting = discard(workDir);
+      return aborting;
     },
   };
   live.add(folder);
