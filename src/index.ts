@@ -14,6 +14,7 @@ export { makeReducer, parseReduction, type Reducer, type ReductionSpec } from '.
 export { loadTf } from './runtime/backend.js';
 export { LayerprobeError, UsageError, RuntimeFailure, ThresholdFailure } from './errors.js';
 export { audit, type AuditOptions, type AuditResult } from './pipeline/audit.js';
+export { auditOptionsFromSpec } from './pipeline/from-spec.js';
 export { reportSchema, reportJsonSchema, type Report } from './report/schema.js';
 export { renderHtml } from './report/html.js';
 export { renderReportFile, type ReportRenderOptions, type ReportRenderResult } from './report/render.js';

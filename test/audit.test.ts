@@ -13,7 +13,9 @@ import { readNpy } from '../src/data/npy.js';
 import { bootstrapCi } from '../src/metrics/bootstrap.js';
 import { reportSchema, type Report } from '../src/report/schema.js';
 import { BASELINE_METRICS, GROUP_METRICS } from '../src/report/gates.js';
-import { METRIC_GROUPS } from '../src/spec/probe-spec.js';
+import { loadProbeSpec, METRIC_GROUPS } from '../src/spec/probe-spec.js';
+import { auditOptionsFromSpec } from '../src/pipeline/from-spec.js';
+import { auditOptionsFrom, type AuditArgs } from '../src/cli/audit.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
 import { cli, hasShared, randomMlp, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
 
@@ -256,4 +258,39 @@ test('random-layer baseline: a seeded random twin per layer, excess = trained âˆ
     assert.ok(Math.abs(m.baseline_width_ratio!.value! - l.dim / detail.predictedThreshold) < 1e-9);
     assert.equal(m.baseline_probe_heldout_accuracy!.value, b[i]!.metrics.baseline_probe_heldout_accuracy!.value, 'seeded: same twin, same number');
   }
+});
+
+test('a probe spec as audit options, and flags laid over it (flags win; --dataset replaces the spec dataset whole)', async () => {
+  const dir = await tempDir();
+  const file = path.join(dir, 'spec.yaml');
+  await writeFile(
+    file,
+    [
+      'name: s',
+      'dataset: { name: fashion-mnist, split: test, perClass: 7, seed: 3, labels: lab.idx }',
+      'models:',
+      '  - { name: a, path: a.onnx, layers: "op:Relu", input: { scale: 2 } }',
+      '  - { path: sub/b.json, reduce: gap }',
+      'metrics: [geometry, rank]',
+      'ci: 0.9',
+      'batchSize: 16',
+    ].join('\n'),
+  );
+  const spec = auditOptionsFromSpec(await loadProbeSpec(file));
+  assert.deepEqual(spec.models, [
+    { path: path.join(dir, 'a.onnx'), name: 'a', preprocess: { scale: 2 }, layers: 'op:Relu' },
+    { path: path.join(dir, 'sub/b.json'), preprocess: {}, reduce: 'gap' },
+  ]);
+  assert.equal(spec.dataset, 'fashion-mnist');
+  assert.deepEqual(spec.datasetOptions, { split: 'test', labels: path.join(dir, 'lab.idx') });
+  assert.deepEqual([spec.perClass, spec.seed, spec.ci, spec.batchSize, spec.name], [7, 3, 0.9, 16, 's']);
+  assert.deepEqual(spec.metrics, ['geometry', 'rank']);
+
+  const base = { spec: file, force: false, json: false, quiet: true } as const;
+  const flags = await auditOptionsFrom({ ...base, layers: 'all', metrics: 'probe', 'per-class': 2, scale: 5 } as AuditArgs);
+  assert.deepEqual(flags.models.map((m) => [m.layers, m.preprocess?.scale, m.reduce]), [['all', 5, undefined], ['all', 5, 'gap']]);
+  assert.deepEqual(flags.metrics, ['probe']);
+  assert.deepEqual([flags.perClass, flags.seed, flags.datasetOptions], [2, 3, { split: 'test', labels: path.join(dir, 'lab.idx') }]);
+  const other = await auditOptionsFrom({ ...base, dataset: 'mnist' } as AuditArgs);
+  assert.deepEqual([other.dataset, other.perClass, other.datasetOptions], ['mnist', undefined, {}]);
 });

@@ -4,6 +4,7 @@ import { EigenvalueDecomposition, Matrix, pseudoInverse, SingularValueDecomposit
 import { crossGram, gram, matmul, outerGram } from '../src/linalg/ort-ops.js';
 import { centredRows, pinvSym, singularValues, symEig, symEigenvalues, symTopEig, trace } from '../src/linalg/dense.js';
 import { Rng } from '../src/util/rng.js';
+import { choleskyInPlace, choleskyInverse, choleskySolve, logDetFromCholesky } from '../src/linalg/chol.js';
 
 function randArray(rng: Rng, len: number, scale = 1, offset = 0): Float64Array {
   const a = new Float64Array(len);
@@ -223,4 +224,31 @@ test('singularValues (via the smaller Gram) match ml-matrix SVD for tall and wid
     assert.equal(s.length, Math.min(n, d));
     for (let i = 0; i < s.length; i++) assert.ok(Math.abs(s[i]! - ref[i]!) <= 1e-9 * ref[0]!, `${n}x${d} σ${i}: ${s[i]} vs ${ref[i]}`);
   }
+});
+
+test('Cholesky: factor, solve (with and without the transposed factor) and inverse match ml-matrix', () => {
+  const rng = new Rng(11);
+  const n = 37;
+  const B = Matrix.from1DArray(n, n, Array.from({ length: n * n }, () => rng.normal()));
+  const A = B.mmul(B.transpose()).add(Matrix.eye(n).mul(0.1));
+  const L = Float64Array.from(A.to1DArray());
+  assert.ok(choleskyInPlace(L, n));
+  for (let i = 0; i < n; i++) L.fill(0, i * n + i + 1, (i + 1) * n);
+  const Lm = Matrix.from1DArray(n, n, Array.from(L));
+  assert.ok(Lm.mmul(Lm.transpose()).sub(A).norm('frobenius') < 1e-10 * A.norm('frobenius'));
+  const b = Float64Array.from({ length: n }, () => rng.normal());
+  const want = pseudoInverse(A).mmul(Matrix.columnVector(Array.from(b))).to1DArray();
+  const Lt = Float64Array.from(Lm.transpose().to1DArray());
+  for (const x of [choleskySolve(L, n, Float64Array.from(b)), choleskySolve(L, n, Float64Array.from(b), Lt)]) {
+    for (let i = 0; i < n; i++) assert.ok(Math.abs(x[i]! - want[i]!) < 1e-8 * (1 + Math.abs(want[i]!)), `x[${i}] ${x[i]} vs ${want[i]}`);
+  }
+  const inv = choleskyInverse(L, n);
+  const eye = A.mmul(Matrix.from1DArray(n, n, Array.from(inv)));
+  assert.ok(eye.sub(Matrix.eye(n)).norm('frobenius') < 1e-8);
+  const logdet = new EigenvalueDecomposition(A).realEigenvalues.reduce((s, v) => s + Math.log(v), 0);
+  assert.ok(Math.abs(logDetFromCholesky(L, n) - logdet) < 1e-9 * Math.abs(logdet));
+  // Not positive definite: refused, not factored into NaN.
+  const S = Float64Array.from(A.to1DArray());
+  S[0] = -1;
+  assert.equal(choleskyInPlace(S, n), false);
 });

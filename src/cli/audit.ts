@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { audit, DEFAULT_BUFFER_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
 import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../spec/probe-spec.js';
+import { auditOptionsFromSpec } from '../pipeline/from-spec.js';
 import { renderSummary } from '../report/summary.js';
 import { ThresholdFailure, UsageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
@@ -36,35 +37,30 @@ export function parseMetrics(text: string | undefined): MetricGroup[] | undefine
   return items as MetricGroup[];
 }
 
-/** Merge a probe spec (if any) with the flags; flags win. */
+/** The probe spec's options (if any) with the flags laid over them; flags win. */
 export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Promise<AuditOptions> {
-  const spec = a.spec ? await loadProbeSpec(a.spec) : undefined;
+  const spec = a.spec ? auditOptionsFromSpec(await loadProbeSpec(a.spec)) : undefined;
   const preprocess = preprocessFrom(a);
+  const layers = a.layers ? { layers: a.layers } : {};
+  const reduceFlag = a.reduce ? { reduce: a.reduce } : {};
   const models: AuditOptions['models'] = a.model?.length
-    ? a.model.map((p) => ({ path: p, preprocess, ...(a.layers ? { layers: a.layers } : {}), ...(a.reduce ? { reduce: a.reduce } : {}) }))
-    : (spec?.models ?? []).map((m) => ({
-        path: m.path,
-        ...(m.name ? { name: m.name } : {}),
-        preprocess: { ...(m.input ?? {}), ...preprocess },
-        ...(a.layers ?? m.layers ? { layers: a.layers ?? m.layers } : {}),
-        ...(a.reduce ?? m.reduce ? { reduce: a.reduce ?? m.reduce } : {}),
-      }));
+    ? a.model.map((p) => ({ path: p, preprocess, ...layers, ...reduceFlag }))
+    : (spec?.models ?? []).map((m) => ({ ...m, preprocess: { ...m.preprocess, ...preprocess }, ...layers, ...reduceFlag }));
   if (models.length === 0) throw new UsageError(`${commandName} needs --model (or a probe spec file)`, `e.g. layerprobe ${commandName} --model model.onnx --dataset fashion-mnist`);
-  const dataset = a.dataset ?? spec?.dataset.name;
+  // A --dataset flag replaces the spec's dataset whole: its split, labels and sampling belong to it.
+  const fromSpec = spec && !a.dataset ? spec : undefined;
+  const dataset = a.dataset ?? fromSpec?.dataset;
   if (!dataset) throw new UsageError(`${commandName} needs --dataset (or a probe spec file)`);
   const sampling = samplingFrom(a);
-  const ds = spec && !a.dataset ? spec.dataset : undefined;
-  const datasetOptions = datasetOptionsFrom(a);
-  if (ds?.split && !datasetOptions.split) datasetOptions.split = ds.split;
-  if (ds?.labels && !datasetOptions.labels) datasetOptions.labels = ds.labels;
+  const datasetOptions = { ...fromSpec?.datasetOptions, ...datasetOptionsFrom(a) };
   const metrics = parseMetrics(a.metrics) ?? spec?.metrics;
   const bufferPerClass = a['buffer-per-class'] ?? spec?.bufferPerClass;
   const ci = a.ci ?? spec?.ci;
   const baseline = (a.baseline ?? spec?.baseline) as AuditOptions['baseline'];
-  const reduce = spec?.reduce;
-  const perClass = sampling.perClass ?? ds?.perClass;
-  const limit = sampling.limit ?? ds?.limit;
-  const seed = sampling.seed ?? ds?.seed ?? spec?.dataset.seed;
+  const perClass = sampling.perClass ?? fromSpec?.perClass;
+  const limit = sampling.limit ?? fromSpec?.limit;
+  // The spec's seed stays even under --dataset: it seeds the split and the probes too.
+  const seed = sampling.seed ?? spec?.seed;
   return {
     models,
     dataset,
@@ -73,7 +69,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ...(limit !== undefined ? { limit } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(metrics ? { metrics } : {}),
-    ...(reduce ? { reduce } : {}),
+    ...(spec?.reduce ? { reduce: spec.reduce } : {}),
     ...(bufferPerClass !== undefined ? { bufferPerClass } : {}),
     ...(ci !== undefined ? { ci } : {}),
     ...(baseline ? { baseline } : {}),
