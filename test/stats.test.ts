@@ -102,6 +102,22 @@ test('ClassStats one pass equals the direct two-pass computation (means, tr Σ_W
     let refSumSq = 0;
     for (const v of data.X) refSumSq += v * v;
     assert.ok(rel(sumSq, refSumSq) < 1e-12);
+    // Read-outs through the shared moments functions, against the same plain pass.
+    const g = s.globalMean();
+    for (let j = 0; j < 6; j++) {
+      let v = 0;
+      for (let i = 0; i < data.n; i++) v += data.X[i * 6 + j]!;
+      assert.ok(Math.abs(g[j]! - v / data.n) < 1e-12 * (1 + Math.abs(v / data.n)), `global mean ${j}`);
+    }
+    assert.ok(maxRelMatrix(s.withinCovariance()!, ref.scatter.map((r) => r.map((v) => v / data.n))) < tol);
+    for (let k = 0; k < 4; k++) {
+      let ss = 0;
+      for (let i = 0; i < data.n; i++) {
+        if (data.labels[i] !== k) continue;
+        for (let j = 0; j < 6; j++) ss += (data.X[i * 6 + j]! - ref.means[k]![j]!) ** 2;
+      }
+      assert.ok(rel(s.classVariance(k), ss / ref.counts[k]!) < 1e-12, `Var_${k}`);
+    }
   }
 });
 

@@ -19,6 +19,9 @@ import { gram } from '../linalg/ort-ops.js';
 import {
   betweenTrace as momentsBetweenTrace,
   checkLabel,
+  classVariance as momentsClassVariance,
+  globalMean as momentsGlobalMean,
+  withinCovariance as momentsWithinCovariance,
   throwNonFinite,
   withinTrace as momentsWithinTrace,
   type ClassMoments,
@@ -359,10 +362,7 @@ export class ClassStats {
 
   /** μ_G over all samples. */
   globalMean(): Float64Array {
-    const N = this.N;
-    const g = new Float64Array(this.d);
-    for (let k = 0; k < this.K; k++) for (let j = 0; j < this.d; j++) g[j]! += this.sums[k * this.d + j]!;
-    return g.map((v) => v / N);
+    return momentsGlobalMean(this.moments());
   }
 
   /** Σ_{i∈k} ‖h_i − μ_k‖². */
@@ -372,7 +372,7 @@ export class ClassStats {
 
   /** Var_k = mean ‖h − μ_k‖² (Galanti's CDNV variance). */
   classVariance(k: number): number {
-    return this.sswK[k]! / this.n[k]!;
+    return momentsClassVariance(this.moments(), k);
   }
 
   /** Σ_{i∈k} ‖h_i‖², recovered as ssw_k + n_k‖μ_k‖². */
@@ -406,10 +406,8 @@ export class ClassStats {
 
   /** Σ_W = scatter / N, or null. */
   withinCovariance(): Float64Array | null {
-    const S = this.withinScatter();
-    if (!S) return null;
-    const N = this.N;
-    return S.map((v) => v / N);
+    this.assertSettled();
+    return momentsWithinCovariance(this.moments());
   }
 
   /** Σ_i h_i h_iᵀ = scatter + Σ_k n_k μ_k μ_kᵀ (d×d), or null. */
