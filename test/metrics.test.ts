@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
 import { RuntimeFailure } from '../src/errors.js';
 import { accuracy, argmaxRows } from '../src/metrics/accuracy.js';
-import { bootstrapCi, bootstrapCis, quantileSorted, resampleRows } from '../src/metrics/bootstrap.js';
+import { bootstrapCi, bootstrapCis, quantileSorted, rescaledInterval, resampleRows } from '../src/metrics/bootstrap.js';
 import { computeLayerMetrics } from '../src/pipeline/layer-metrics.js';
 import { cdnv, nc1, nc2, nc3, nc4 } from '../src/metrics/collapse.js';
 import { compression, compressionFromSamples, discrimination, discriminationFromSamples } from '../src/metrics/geometry.js';
-import { rank } from '../src/metrics/rank.js';
+import { rank, rankFromSingularValues } from '../src/metrics/rank.js';
 import { ClassStats } from '../src/stats/accumulator.js';
 import { momentsNoScatter } from '../src/stats/moments.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
@@ -317,6 +317,22 @@ test('effective rank of isotropic data is close to d', async () => {
   assert.ok(er!.value > 0.98 * 20 && er!.value <= 20, `${er!.value}`);
 });
 
+test('rank at an exact tie: 100 equal singular values hold 95% in exactly 95; effective rank is never above the count', async () => {
+  // X = [I; −I]: centred already, every singular value √2.
+  const d = 100;
+  const X = new Float32Array(2 * d * d);
+  for (let i = 0; i < d; i++) {
+    X[i * d + i] = 1;
+    X[(d + i) * d + i] = -1;
+  }
+  const [nr, er] = await rank({ X, n: 2 * d, d });
+  assert.equal(nr!.value, 95);
+  assert.ok(er!.value <= d && Math.abs(er!.value - d) < 1e-9, `effective rank ${er!.value}`);
+  const flat = rankFromSingularValues(new Float64Array(60).fill(0.1));
+  assert.equal(flat.numericalRank, 57);
+  assert.ok(flat.effectiveRank <= 60, `${flat.effectiveRank}`);
+});
+
 test('numerical and effective rank equal a direct SVD computation', async () => {
   for (const [n, d] of [
     [300, 15],
@@ -390,6 +406,43 @@ test('several statistics over shared resamples equal separate bootstraps with th
   const [a, b] = await bootstrapCis((s) => [comp(s), disc(s)], m, { seed: 4, reps: 60 });
   assert.deepEqual(a, await bootstrapCi(comp, m, { seed: 4, reps: 60 }));
   assert.deepEqual(b, await bootstrapCi(disc, m, { seed: 4, reps: 60 }));
+});
+
+test('rescaled interval: the basic interval when the buffer is everything; from a subsample it still covers the population C', async () => {
+  // m = N: [2θ̂ − q_hi, 2θ̂ − q_lo].
+  const m0 = randomData(55, 120, 4, 3, 1);
+  const [b0] = await bootstrapCis((s) => [compressionFromSamples(s).value], m0, { seed: 2, reps: 80, level: 0.9 });
+  const ci0 = rescaledInterval(b0!.estimate, b0!, m0.n, m0.n)!;
+  assertRel(ci0[0], 2 * b0!.estimate - b0!.ci![1], 1e-12, 'basic lower');
+  assertRel(ci0[1], 2 * b0!.estimate - b0!.ci![0], 1e-12, 'basic upper');
+  // Coverage: K = 4 Gaussian classes, means 2·e_k in d = 8, unit noise, so the population
+  // C = tr Σ_W / tr Σ_B = 8 / (0.75·2²). C comes from 250 rows per class, the bootstrap from 25 of
+  // them. The percentile interval of the subsample describes C at 25 per class (biased, wider)
+  // and misses the population C most of the time; the rescaled interval should hold it at close
+  // to its level.
+  const K = 4, d = 8, Nk = 250, mk = 25, trials = 60;
+  const Ctrue = d / (0.75 * 4);
+  const rng = new Rng(1);
+  let rescaled = 0;
+  let percentile = 0;
+  for (let t = 0; t < trials; t++) {
+    const N = Nk * K;
+    const X = new Float32Array(N * d);
+    const y = new Int32Array(N);
+    for (let i = 0; i < N; i++) {
+      y[i] = i % K;
+      for (let j = 0; j < d; j++) X[i * d + j] = rng.normal() + (j === y[i] ? 2 : 0);
+    }
+    const C = compression(momentsNoScatter(X, N, d, y, K)).value;
+    const m = mk * K;
+    const buf = { X: X.subarray(0, m * d), n: m, d, K, labels: y.subarray(0, m), ids: new Int32Array(m) };
+    const [b] = await bootstrapCis((s) => [compressionFromSamples(s).value], buf, { seed: t, reps: 200, level: 0.9 });
+    const ci = rescaledInterval(C, b!, m, N)!;
+    if (ci[0] <= Ctrue && Ctrue <= ci[1]) rescaled++;
+    if (b!.ci![0] <= Ctrue && Ctrue <= b!.ci![1]) percentile++;
+  }
+  assert.ok(rescaled / trials >= 0.75, `rescaled coverage ${rescaled / trials} at level 0.9`);
+  assert.ok(percentile / trials < 0.5, `the subsample's percentile interval covered ${percentile / trials}: the test no longer tells the two apart`);
 });
 
 test('a statistic undefined on most resamples gets no interval, and the layer metric says why', async () => {

@@ -345,6 +345,10 @@ test('saturation guard: reduces by PCA, refuses, or records the risk; saturation
   assert.match(g.reason, /d=40.*100 rows.*limit 25/);
   assert.throws(() => saturationGuard(40, 100, { reduce: 'refuse' }), (e: unknown) => e instanceof UsageError && /not well below/.test(e.message));
   assert.match(saturationGuard(40, 100, { reduce: 'none' }).reason, /saturated/);
+  // Fraction 1 would allow d = m + n − 1 (saturated); the limit stays at rows − 2 and says it is not well below.
+  const full = saturationGuard(99, 100, { maxDimFraction: 1 });
+  assert.deepEqual([full.k, full.reduction], [98, 'pca:98']);
+  assert.match(saturationGuard(98, 100, { maxDimFraction: 1 }).reason, /not well below.*optimistic/);
 
   // Identical classes, d = 120 ≥ m + n − 1 = 99: without reduction every pair is separable.
   const rng = new Rng(17);

@@ -1,7 +1,9 @@
 /**
- * Percentile bootstrap confidence intervals for any metric of a sample matrix. Rows are
- * resampled with replacement within each class by default (the buffer is stratified, so class
- * sizes are part of the design, and a resample that loses a class would change K).
+ * Bootstrap confidence intervals for any metric of a sample matrix: the percentile interval of
+ * the matrix's own statistic, and an interval for the same statistic computed on all the rows the
+ * matrix was sampled from (`rescaledInterval`). Rows are resampled with replacement within each
+ * class by default (the buffer is stratified, so class sizes are part of the design, and a
+ * resample that loses a class would change K).
  */
 import { LayerprobeError } from '../errors.js';
 import { Rng } from '../util/rng.js';
@@ -117,4 +119,26 @@ export async function bootstrapCis(
     const ci: [number, number] | null = replicates.length * 2 >= reps && replicates.length > 0 ? [quantileSorted(replicates, (1 - level) / 2), quantileSorted(replicates, (1 + level) / 2)] : null;
     return { ci, estimate, replicates, failed: failed[k]!, level, reps };
   });
+}
+
+/**
+ * An interval for a statistic whose value was computed on all N rows, from a bootstrap of an
+ * m-row random subsample of them (the audit's sample buffer; C and D are exact from streaming
+ * statistics, but only the buffer can be resampled). The bootstrap shows the statistic's error
+ * at size m; for a smooth statistic the bias shrinks as 1/n and the spread as 1/√n, so the error
+ * at N is taken as (m/N)·bias + √(m/N)·(replicate − mean replicate): the m-out-of-n rescaling of
+ * Bickel, Götze & van Zwet (1997), with the bootstrap bias estimate rescaled on its own. With
+ * m = N this is the basic bootstrap interval [2θ̂ − q_hi, 2θ̂ − q_lo], which corrects the plug-in
+ * bias instead of repeating it (a percentile interval of C sits below C, because resampling
+ * inflates tr(Σ_B) by about tr(Σ_W)/n_k). Null when the bootstrap gave no interval.
+ */
+export function rescaledInterval(value: number, b: BootstrapResult, m: number, N: number): [number, number] | null {
+  if (!b.ci || !Number.isFinite(value) || !(m > 0) || !(N > 0)) return null;
+  const f = Math.min(1, m / N);
+  let mean = 0;
+  for (const v of b.replicates) mean += v;
+  mean /= b.replicates.length;
+  const bias = f * (mean - b.estimate);
+  const spread = Math.sqrt(f);
+  return [value - bias - spread * (b.ci[1] - mean), value - bias - spread * (b.ci[0] - mean)];
 }

@@ -27,14 +27,19 @@ export function rankFromSingularValues(s: Float64Array, energy = 0.95): { numeri
   if (!(total > 0)) return { numericalRank: 0, effectiveRank: 0 };
   let r = 0;
   let acc = 0;
-  while (r < s.length && acc < energy * total) acc += s[r++]!;
+  // The small relative allowance keeps an exact split (equal singular values) from counting one
+  // more on rounding.
+  while (r < s.length && acc < energy * total * (1 - 1e-12)) acc += s[r++]!;
   let h = 0;
+  let positive = 0;
   for (const v of s) {
     if (v <= 0) continue;
+    positive++;
     const p = v / total;
     h -= p * Math.log(p);
   }
-  return { numericalRank: r, effectiveRank: Math.exp(h) };
+  // exp(entropy) of `positive` values is at most `positive`; rounding must not push it above.
+  return { numericalRank: r, effectiveRank: Math.min(positive, Math.exp(h)) };
 }
 
 /** Singular values of the centred rows of X (n×d), cut at the Gram's resolution. */

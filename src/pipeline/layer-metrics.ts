@@ -10,7 +10,7 @@ import { momentsNoScatter } from '../stats/moments.js';
 import { cdnv, nc1, nc2, nc4 } from '../metrics/collapse.js';
 import { rank } from '../metrics/rank.js';
 import { linearProbe } from '../metrics/probe.js';
-import { bootstrapCis } from '../metrics/bootstrap.js';
+import { bootstrapCis, rescaledInterval } from '../metrics/bootstrap.js';
 import type { MetricResult } from '../metrics/types.js';
 import { mdlsm, mdlsmMetrics, separabilityMatrix, separabilityMetrics } from '../metrics/separability/index.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
@@ -35,19 +35,25 @@ export interface LayerMetricOptions {
 
 /**
  * Bootstrap intervals for results computed together from one resample (they share the work),
- * attached to each result; a result whose interval is undefined says so instead.
+ * attached to each result; a result whose interval is undefined says so instead. The values come
+ * from all N images and the resamples from the buffer's m rows, so each interval is rescaled from
+ * m to N (`rescaledInterval`); non-negative statistics keep a non-negative lower end.
  */
-async function withCis(results: MetricResult[], fn: (m: SampleMatrix) => number[], samples: SampleMatrix, opts: LayerMetricOptions): Promise<MetricResult[]> {
+async function withCis(results: MetricResult[], fn: (m: SampleMatrix) => number[], samples: SampleMatrix, N: number, opts: LayerMetricOptions): Promise<MetricResult[]> {
   if (opts.ci === undefined) return results;
   const bs = await bootstrapCis(fn, samples, { level: opts.ci, reps: opts.bootstrapReps ?? 200, seed: opts.seed });
   return results.map((r, k) => {
     const b = bs[k]!;
-    const ciMethod = `percentile bootstrap over the ${samples.n} buffered samples, ${b.reps} stratified resamples, level ${b.level}`;
-    const detail = { ...r.detail, ciMethod, ciFailedReplicates: b.failed };
-    if (b.ci) {
-      const outside = b.estimate < b.ci[0] || b.estimate > b.ci[1];
-      const ciNote = 'the estimate lies outside its percentile interval: the statistic is biased on resamples of this size (for C, resampling inflates tr(Σ_B) by about tr(Σ_W)/n_k); read the interval as a spread, not as coverage';
-      return { ...r, ci: b.ci, detail: outside ? { ...detail, ciNote } : detail };
+    const ciMethod =
+      `bias-corrected basic bootstrap, level ${b.level}: ${b.reps} stratified resamples of the ${samples.n} buffered samples` +
+      (samples.n < N ? `, rescaled to the ${N} images the value comes from (bias × m/N, spread × √(m/N))` : '');
+    const detail = { ...r.detail, ciMethod, ciFailedReplicates: b.failed, ciBufferEstimate: b.estimate };
+    const ci = rescaledInterval(r.value, b, samples.n, N);
+    if (ci) {
+      if (ci[0] < 0 && r.value >= 0) ci[0] = 0;
+      const outside = r.value < ci[0] || r.value > ci[1];
+      const ciNote = `the interval does not contain the plug-in value: resampling shows the plug-in estimate is biased ${r.value < ci[0] ? 'low' : 'high'} at this sample size by more than its spread, and the interval corrects for that bias`;
+      return { ...r, ci, detail: outside ? { ...detail, ciNote } : detail };
     }
     return { ...r, detail: { ...detail, ciNote: `no interval: only ${b.reps - b.failed} of ${b.reps} resamples gave a finite value` } };
   });
@@ -73,7 +79,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
       const mom = momentsNoScatter(m.X, m.n, m.d, m.labels, m.K);
       return [compression(mom).value, discrimination(mom).value];
     };
-    out.push(...(await withCis([compression(stats), discrimination(stats)], geometryOf, samples, opts)));
+    out.push(...(await withCis([compression(stats), discrimination(stats)], geometryOf, samples, stats.N, opts)));
     lap('geometry');
   }
   if (want.has('collapse')) {

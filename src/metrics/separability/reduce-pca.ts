@@ -63,8 +63,9 @@ export function saturationGuard(d: number, minPairRows: number, opts: GuardOptio
   const frac = opts.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
   if (!(frac > 0 && frac <= 1)) throw new UsageError(`maxDimFraction must be in (0, 1], got ${frac}`);
   const mode = opts.reduce ?? 'pca';
-  const limit = Math.max(1, Math.floor(frac * minPairRows));
-  const what = `d=${d}, smallest class pair ${minPairRows} rows, limit ${limit} = ⌊${frac}·${minPairRows}⌋`;
+  // Whatever the fraction, the limit stays below saturation: κ = 1 once d ≥ m + n − 1.
+  const limit = Math.max(1, Math.min(Math.floor(frac * minPairRows), minPairRows - 2));
+  const what = `d=${d}, smallest class pair ${minPairRows} rows, limit ${limit} = min(⌊${frac}·${minPairRows}⌋, ${minPairRows} − 2)`;
   if (opts.pcaDim !== undefined) {
     if (!Number.isInteger(opts.pcaDim) || opts.pcaDim < 1) throw new UsageError(`pcaDim must be a positive integer, got ${opts.pcaDim}`);
     if (mode === 'pca' && opts.pcaDim < d) {
@@ -72,7 +73,10 @@ export function saturationGuard(d: number, minPairRows: number, opts: GuardOptio
       return { k: opts.pcaDim, reduction: `pca:${opts.pcaDim}`, reason: `pcaDim=${opts.pcaDim} requested (${what})${risk}` };
     }
   }
-  if (d <= limit) return { k: null, reduction: 'none', reason: `${what}: d is well below the per-pair sample count` };
+  if (d <= limit) {
+    const how = frac <= DEFAULT_MAX_DIM_FRACTION ? 'well below the per-pair sample count' : 'below saturation, but with this fraction not well below the per-pair sample count: κ may be optimistic';
+    return { k: null, reduction: 'none', reason: `${what}: d is ${how}` };
+  }
   if (mode === 'refuse') {
     throw new UsageError(
       `linear separability: ${d} dimensions is not well below the ${minPairRows} rows of the smallest class pair (limit ${limit}); κ would be saturated (any ${minPairRows} points in general position are separable once d ≥ ${minPairRows - 1}) or optimistic`,
