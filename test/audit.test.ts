@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { EigenvalueDecomposition, Matrix, pseudoInverse, SingularValueDecomposition } from 'ml-matrix';
 import { audit } from '../src/pipeline/audit.js';
 import { extract } from '../src/pipeline/extract.js';
 import { readNpy } from '../src/data/npy.js';
@@ -241,6 +242,112 @@ test('DeepEverest CNN on MNIST: compression falls and probe accuracy rises with 
   assert.ok(last.metrics.compression!.value! < first.metrics.compression!.value!, 'C falls');
   assert.ok(last.metrics.probe_heldout_accuracy!.value! > first.metrics.probe_heldout_accuracy!.value!, 'probe accuracy rises');
   assert.ok(last.metrics.probe_control_heldout_accuracy!.value! < 0.3, 'shuffled-label control stays near chance');
+});
+
+test('DeepEverest CNN on MNIST: each layer C, D, NC1, NC2, NC4, CDNV and ranks equal a plain computation from its extracted activations', async (t) => {
+  if (!hasShared('models/mnist-cnn-deepeverest.onnx') || !hasShared('data/mnist/t10k-images-idx3-ubyte.gz')) {
+    t.skip('needs ../shared/assets/models/mnist-cnn-deepeverest.onnx and data/mnist (absent)');
+    return;
+  }
+  const dir = await tempDir();
+  const common = { dataset: sharedPath('data/mnist/t10k-images-idx3-ubyte.gz'), perClass: 40, reduce: 'flatten' };
+  const res = await audit({ ...common, models: [{ path: sharedPath('models/mnist-cnn-deepeverest.onnx') }], metrics: ['geometry', 'collapse', 'rank'], out: path.join(dir, 'a') });
+  const ex = await extract({ ...common, model: sharedPath('models/mnist-cnn-deepeverest.onnx'), out: path.join(dir, 'x') });
+  const y = (await readNpy(path.join(dir, 'x/labels.npy'))).data as Int32Array;
+  const out = await readNpy(path.join(dir, 'x/output.npy'));
+  const K = 10;
+  const N = y.length;
+  const pred = Array.from({ length: N }, (_, i) => {
+    let b = 0;
+    for (let k = 1; k < K; k++) if (Number(out.data[i * K + k]) > Number(out.data[i * K + b])) b = k;
+    return b;
+  });
+  const layers = res.report.models[0]!.layers;
+  assert.ok(layers.length >= 3, `${layers.length} layers`);
+  const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+  const popStd = (a: number[]) => Math.sqrt(mean(a.map((v) => (v - mean(a)) ** 2)));
+  const dotv = (a: number[], b: number[]) => a.reduce((s, v, j) => s + v * b[j]!, 0);
+  const cos = (a: number[], b: number[]) => dotv(a, b) / Math.sqrt(dotv(a, a) * dotv(b, b));
+  for (const l of layers) {
+    const file = ex.manifest.models[0]!.layers.find((x) => x.id === l.id)!.file!;
+    const a = await readNpy(path.join(dir, 'x', file));
+    const d = a.shape[1]!;
+    const X = (i: number, j: number) => Number(a.data[i * d + j]);
+    // Class means, global mean, traces (SCIENCE.md §1).
+    const mu = Array.from({ length: K }, () => new Array<number>(d).fill(0));
+    const cnt = new Array<number>(K).fill(0);
+    for (let i = 0; i < N; i++) {
+      cnt[y[i]!]!++;
+      for (let j = 0; j < d; j++) mu[y[i]!]![j]! += X(i, j);
+    }
+    mu.forEach((m, k) => m.forEach((_, j) => (m[j]! /= cnt[k]!)));
+    const g = new Array<number>(d).fill(0);
+    for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) g[j]! += X(i, j) / N;
+    const mt = mu.map((m) => m.map((v, j) => v - g[j]!));
+    let ssw = 0;
+    const varK = new Array<number>(K).fill(0);
+    for (let i = 0; i < N; i++) {
+      let e = 0;
+      for (let j = 0; j < d; j++) e += (X(i, j) - mu[y[i]!]![j]!) ** 2;
+      ssw += e;
+      varK[y[i]!]! += e / cnt[y[i]!]!;
+    }
+    const C = ssw / N / mean(mt.map((v) => dotv(v, v)));
+    let maxCos = -Infinity;
+    for (let k = 0; k < K; k++) for (let q = 0; q < K; q++) if (k !== q) maxCos = Math.max(maxCos, cos(mu[k]!, mu[q]!));
+    // NC1 in the span of the centred means: Σ_B⁺ = K (M̃⁺)ᵀ M̃⁺, so NC1 = (1/N) Σ_i ‖M̃⁺ (h_i − μ_{y_i})‖².
+    const M = new Matrix(mt).transpose();
+    const sMax = new SingularValueDecomposition(M).diagonal[0]!;
+    const Mp = pseudoInverse(M, 1e-9 * sMax);
+    let nc1 = 0;
+    for (let i = 0; i < N; i++) {
+      const r = Matrix.columnVector(Array.from({ length: d }, (_, j) => X(i, j) - mu[y[i]!]![j]!));
+      nc1 += Mp.mmul(r).norm('frobenius') ** 2 / N;
+    }
+    const norms = mt.map((v) => Math.sqrt(dotv(v, v)));
+    const offCos: number[] = [];
+    for (let k = 0; k < K; k++) for (let q = 0; q < K; q++) if (k !== q) offCos.push(cos(mt[k]!, mt[q]!));
+    let nc4 = 0;
+    for (let i = 0; i < N; i++) {
+      let best = 0;
+      let bestD = Infinity;
+      for (let k = 0; k < K; k++) {
+        let e = 0;
+        for (let j = 0; j < d; j++) e += (X(i, j) - mu[k]![j]!) ** 2;
+        if (e < bestD) [best, bestD] = [k, e];
+      }
+      if (best !== pred[i]) nc4 += 1 / N;
+    }
+    const cd: number[] = [];
+    for (let k = 0; k < K; k++) for (let q = k + 1; q < K; q++) cd.push((varK[k]! + varK[q]!) / (2 * mu[k]!.reduce((s, v, j) => s + (v - mu[q]![j]!) ** 2, 0)));
+    // Ranks from the eigenvalues of the centred N×N Gram (ml-matrix), independent of ours.
+    const Xc = new Matrix(Array.from({ length: N }, (_, i) => Array.from({ length: d }, (_, j) => X(i, j) - g[j]!)));
+    const ev = new EigenvalueDecomposition(Xc.mmul(Xc.transpose()), { assumeSymmetric: true }).realEigenvalues.sort((p, q) => q - p);
+    const sv = ev.filter((v) => v > 1e-10 * ev[0]!).map(Math.sqrt);
+    const total = sv.reduce((s, v) => s + v, 0);
+    let nr = 0;
+    for (let acc = 0; acc < 0.95 * total; ) acc += sv[nr++]!;
+    const er = Math.exp(-sv.reduce((s, v) => s + (v / total) * Math.log(v / total), 0));
+    const want: Record<string, number> = {
+      compression: C,
+      discrimination: 1 - maxCos,
+      nc1,
+      nc2_equinorm: popStd(norms) / mean(norms),
+      nc2_equiangularity: popStd(offCos),
+      nc2_max_angle: mean(offCos.map((c) => Math.abs(c + 1 / (K - 1)))),
+      nc4,
+      cdnv: mean(cd),
+      numerical_rank: nr,
+      effective_rank: er,
+    };
+    for (const [name, v] of Object.entries(want)) {
+      const got = l.metrics[name]?.value;
+      assert.ok(typeof got === 'number', `${l.id} ${name} missing`);
+      const tol = name === 'effective_rank' ? 1e-4 : name === 'numerical_rank' ? 0 : 1e-5;
+      assert.ok(Math.abs(got - v) <= tol * Math.max(1, Math.abs(v)), `${l.id} (d=${d}) ${name}: ${got} vs plain ${v}`);
+    }
+  }
+  t.diagnostic(`NC1 ${layers.map((l) => l.metrics.nc1!.value!.toFixed(3)).join(' → ')}; effective rank ${layers.map((l) => l.metrics.effective_rank!.value!.toFixed(1)).join(' → ')}`);
 });
 
 test('random-layer baseline: a seeded random twin per layer, excess = trained − random', async () => {
