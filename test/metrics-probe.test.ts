@@ -93,6 +93,47 @@ test('fitted probe equals the optimum found by plain gradient descent (unique fo
   for (let t = 0; t < fit.W.length; t++) assert.ok(Math.abs(fit64.W[t]! - ref.W[t]!) < 1e-7);
 });
 
+test('linearProbe end to end (split, training-split standardisation, fit, both accuracies) equals a plain computation', async () => {
+  const m = blobs(65, 40, 4, 3, 1.5);
+  // Give the features different offsets and scales, so that a missing or wrong standardisation shows.
+  for (let i = 0; i < m.n; i++) for (let j = 0; j < m.d; j++) m.X[i * m.d + j] = m.X[i * m.d + j]! * (j + 1) * 3 - 40 * j;
+  const lambda = 0.02;
+  const r = await linearProbe(m, { seed: 5, lambda, gtol: 1e-7, control: false });
+  // The split is the design (seeded), taken as given; everything after it is written out here.
+  const split = stratifiedSplit(m.labels, m.K, 0.7, new Rng(5), 'train');
+  assert.deepEqual(Array.from(r.split.train), Array.from(split.train));
+  const { d, K } = m;
+  const mean = new Array<number>(d).fill(0);
+  const sd = new Array<number>(d).fill(0);
+  for (const i of split.train) for (let j = 0; j < d; j++) mean[j]! += m.X[i * d + j]! / split.train.length;
+  for (const i of split.train) for (let j = 0; j < d; j++) sd[j]! += (m.X[i * d + j]! - mean[j]!) ** 2 / split.train.length;
+  const std = (rows: Int32Array) => Float32Array.from({ length: rows.length * d }, (_, t) => (m.X[rows[Math.floor(t / d)]! * d + (t % d)]! - mean[t % d]!) / Math.sqrt(sd[t % d]!));
+  const Xtr = std(split.train);
+  const Xte = std(split.test);
+  const ytr = Int32Array.from(split.train, (i) => m.labels[i]!);
+  const yte = Int32Array.from(split.test, (i) => m.labels[i]!);
+  const ref = plainGd(Xtr, ytr.length, d, ytr, K, lambda, 20000);
+  assert.ok(ref.gradMax < 1e-8, `reference did not converge: ${ref.gradMax}`);
+  assert.ok(Math.abs(r.fit.loss - ref.loss) <= 1e-6 * ref.loss, `loss ${r.fit.loss} vs ${ref.loss}`);
+  const accuracy = (X: Float32Array, y: Int32Array) => {
+    let hit = 0;
+    for (let i = 0; i < y.length; i++) {
+      let best = 0;
+      let bestZ = -Infinity;
+      for (let k = 0; k < K; k++) {
+        let z = ref.b[k]!;
+        for (let j = 0; j < d; j++) z += X[i * d + j]! * ref.W[j * K + k]!;
+        if (z > bestZ) [best, bestZ] = [k, z];
+      }
+      if (best === y[i]) hit++;
+    }
+    return hit / y.length;
+  };
+  assert.equal(r.trainAccuracy, accuracy(Xtr, ytr));
+  assert.equal(r.heldOutAccuracy, accuracy(Xte, yte));
+  assert.ok(r.heldOutAccuracy > 0.5 && r.heldOutAccuracy < 1, `a case where accuracy says something: ${r.heldOutAccuracy}`);
+});
+
 test('linearly separable blobs: held-out accuracy 1; the shuffled-label control cannot fit its labels', async () => {
   const m = blobs(62, 200, 10, 3, 12);
   const r = await linearProbe(m, { seed: 1 });
