@@ -607,3 +607,32 @@ test('controls: stratified split and permutations keep class sizes; empty classe
   assert.deepEqual(r.classCounts, [30, 30, 0]);
   await assert.rejects(mdlsm({ ...sub, labels: new Int32Array(sub.n) }), /at least two classes/);
 });
+
+test('held-out κ of two shifted Gaussians equals the population κ = Φ(δ/√2); in-sample sits at or above it, the permutation null near ½', async () => {
+  // Classes N(0, I) and N(δe₁, I) in d = 5: the best direction is e₁ and κ = P(x₁' > x₁) = Φ(δ/√2).
+  const rng = new Rng(4);
+  const d = 5;
+  const per = 2000;
+  const delta = 1;
+  const n = 2 * per;
+  const X = new Float32Array(n * d);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 2;
+    for (let j = 0; j < d; j++) X[i * d + j] = rng.normal() + (j === 0 && labels[i] ? delta : 0);
+  }
+  const r = await mdlsm({ X, n, d, K: 2, labels, ids: new Int32Array(n) }, { permutations: 3 });
+  // Φ via erf (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7).
+  const erf = (x: number) => {
+    const t = 1 / (1 + 0.3275911 * Math.abs(x));
+    const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+    return x >= 0 ? y : -y;
+  };
+  const population = 0.5 * (1 + erf(delta / 2));
+  const held = r.heldOut!.mean!;
+  const inSample = r.pairs[0]![1]!;
+  assert.equal(r.reduction.reduction, 'none');
+  assert.ok(Math.abs(held - population) < 0.015, `held-out κ ${held} vs population ${population}`);
+  assert.ok(inSample >= held - 0.005, `in-sample ${inSample} vs held-out ${held}`);
+  assert.ok(r.null!.mean! > 0.48 && r.null!.mean! < 0.56, `null ${r.null!.mean}`);
+});
