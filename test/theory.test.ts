@@ -372,13 +372,13 @@ test('quadratic layer, d = 40, 10 trials: D* within [r(r+1)/2, r(r+1)], always s
     // Every trial is separable at r(r+1): its threshold exists and is at most r(r+1).
     for (const t of c.thresholds!) assert.ok(t !== null && t <= c.r * (c.r + 1), `r=${c.r}: threshold ${t}`);
     if ([4, 6, 8].includes(c.r)) {
-      assert.ok(c.dStar !== null && c.dStar >= c.featureDim && c.dStar <= c.sureWidth, `r=${c.r}: D* ${c.dStar}`);
+      assert.ok(c.dStar !== null && c.dStar >= c.featureDim && c.sureWidth !== null && c.dStar <= c.sureWidth, `r=${c.r}: D* ${c.dStar}`);
     }
   }
   assert.ok(res.fit && res.fit.points === rs.length);
   assert.ok(res.fit.slope >= 1.5 && res.fit.slope <= 2.2, `slope ${res.fit.slope}`);
   // The grid follows from the thresholds: P at r(r+1) is 1 in every column.
-  for (const c of res.columns) assert.equal(c.probability[c.sureWidth - 1], 1);
+  for (const c of res.columns) assert.equal(c.probability[c.sureWidth! - 1], 1);
   // Directly, without bisection: fresh draws tested at exactly D = r(r+1) all separate.
   for (const r of [2, 4, 6, 8]) {
     for (let seed = 0; seed < 10; seed++) {
@@ -401,6 +401,10 @@ test('bisection on nested widths gives the same grid as testing every cell', asy
   // A column reproduces alone: seeds depend on the column value, not its position.
   const alone = await phaseTransition({ ...common, values: [3] });
   assert.deepEqual(alone.columns[0]!.thresholds, fast.columns[1]!.thresholds);
+  // r(r+1) is a two-subspace guarantee: with three classes the result does not claim it.
+  assert.deepEqual(fast.columns.map((c) => c.sureWidth), [6, 12]);
+  const three = await phaseTransition({ ...common, values: [2], K: 3 });
+  assert.equal(three.columns[0]!.sureWidth, null);
 });
 
 test('D* does not move with the ambient dimension: r = 6, d = 12, 40, 100 within 25%', async () => {

@@ -256,7 +256,7 @@ export function phaseTable(res: PhaseResult): string {
     c.angleDeg === null ? '—' : fmt(c.angleDeg, 2),
     c.dStar === null ? (c.dStarNote?.includes('already') ? `≤ ${res.widths[0]}` : `> ${res.widths[res.widths.length - 1]}`) : c.dStar.toFixed(1),
     String(c.featureDim),
-    String(c.sureWidth),
+    c.sureWidth === null ? '—' : String(c.sureWidth),
     c.dStar === null ? '—' : (c.dStar / c.featureDim).toFixed(2),
     String(c.undecided),
   ]);

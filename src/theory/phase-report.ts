@@ -60,7 +60,7 @@ export function dStarSpec(res: PhaseResult): TopLevelSpec | null {
     if (c.dStar !== null) rows.push({ x: c.value, D: c.dStar, series: 'D* (measured)' });
     if (res.activation === 'quadratic' || res.vary === 'intrinsic') {
       rows.push({ x: c.value, D: c.featureDim, series: 'r(r+1)/2' });
-      rows.push({ x: c.value, D: c.sureWidth, series: 'r(r+1)' });
+      if (c.sureWidth !== null) rows.push({ x: c.value, D: c.sureWidth, series: 'r(r+1)' });
     }
   }
   const log = res.vary === 'intrinsic';
@@ -85,7 +85,7 @@ export async function phaseHtml(res: PhaseResult): Promise<string> {
   const dsSpec = dStarSpec(res);
   const curve = dsSpec ? await renderSvg(dsSpec, 'dstar-') : null;
   const rows = res.columns.map(
-    (c) => html`<tr><td>${c.value}</td><td>${c.r}</td><td>${c.d}</td><td>${c.angleDeg ?? '—'}</td><td>${c.dStar === null ? c.dStarNote ?? '—' : c.dStar.toFixed(1)}</td><td>${c.featureDim}</td><td>${c.sureWidth}</td><td>${c.undecided}</td></tr>`,
+    (c) => html`<tr><td>${c.value}</td><td>${c.r}</td><td>${c.d}</td><td>${c.angleDeg ?? '—'}</td><td>${c.dStar === null ? c.dStarNote ?? '—' : c.dStar.toFixed(1)}</td><td>${c.featureDim}</td><td>${c.sureWidth ?? '—'}</td><td>${c.undecided}</td></tr>`,
   );
   const fit = res.fit
     ? html`<p>Fitted ln D* = ${res.fit.slope.toFixed(3)}·ln r + ${res.fit.intercept.toFixed(3)} over ${res.fit.points} values of r (R² = ${res.fit.r2.toFixed(4)}).</p>`

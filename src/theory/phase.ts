@@ -70,8 +70,11 @@ export interface PhaseColumn {
   dStarNote?: string;
   /** r(r+1)/2: the dimension each class's quadratic features span. */
   featureDim: number;
-  /** r(r+1): width that separates two subspaces meeting only at 0 with probability 1 (quadratic layer). */
-  sureWidth: number;
+  /**
+   * r(r+1): width that separates two subspaces meeting only at 0 with probability 1 (quadratic
+   * layer). Null for K > 2 classes: SCIENCE.md §4 states the guarantee for two subspaces only.
+   */
+  sureWidth: number | null;
   undecided: number;
   tests: number;
 }
@@ -98,7 +101,7 @@ export interface PhaseResult {
 
 export const PHASE_DEFINITION =
   'P(separable) of K union-of-subspaces classes after one random layer σ(Wx), W i.i.d. N(0,1), no bias (SCIENCE.md §4); ' +
-  'exact test: ∃a with A_k(a) ≻ 0 ≻ A_j(a) (quadratic layer, semidefinite programme); sample test: LP on the features of finite samples; ' +
+  'exact test: ∃a with A_k(a) ≻ 0 ≻ A_j(a) (quadratic layer, semidefinite programme); sample test: LP on the features of finite samples with an affine readout aᵀφ + b (one degree of freedom more than the exact test\'s aᵀφ; Cover\'s capacity 2(D+1) accordingly); ' +
   'D* = width where the trial-averaged P(separable) crosses ½ (linear interpolation).';
 
 /** Least-squares line through (ln x, ln y), over the points where both are positive. */
@@ -224,7 +227,7 @@ export async function phaseTransition(opts: PhaseOptions): Promise<PhaseResult> 
       dStar: crossing.dStar,
       ...(crossing.note ? { dStarNote: crossing.note } : {}),
       featureDim: (r * (r + 1)) / 2,
-      sureWidth: r * (r + 1),
+      sureWidth: K === 2 ? r * (r + 1) : null,
       undecided,
       tests,
     });

@@ -15,6 +15,11 @@
  * `inseparable` recomputes a bound from the row duals μ ≥ 0, rescaled to equal mass on each
  * side so the bias drops out: for every a in the box, min_i y_i(aᵀφ_i + b) ≤ ‖Σ_i μ_i y_i φ_i‖₁.
  *
+ * The readout is affine (aᵀφ + b), where SCIENCE.md §4 writes aᵀφ: the same LP serves the
+ * generic sample test (checked against separability's `lpSeparable`, which has a bias) and the
+ * clustering analysis, which needs one. For the phase maps this is one degree of freedom more
+ * than the exact quadratic test, and the capacity below counts it; the phase definition says so.
+ *
  * Cover: N points in general position in R^D are affinely separable with probability 1 when
  * N ≤ D + 1 and with probability ≥ ½ up to N = 2(D + 1), whatever their labels. A sample test
  * says something about the classes only with N ≫ 2(D + 1); below that it is refused.

@@ -38,7 +38,7 @@ export interface LpResult {
   marginStatus?: string;
   /**
    * min_i y_i(wᵀx_i + b) of the returned solution recomputed in float64 (≥ 1 up to the solver's
-   * tolerance): a separable answer is checked, not just trusted.
+   * tolerance): a separable answer is checked, not just trusted; at ≤ 0 the answer is null.
    */
   minSlack?: number;
   /** A separating direction w (LP solution, or the SVM normal when the margin was computed). */
@@ -157,7 +157,11 @@ export async function lpSeparable(A: FloatArray, B: FloatArray, d: number, opts:
   }
   const dir = readDirection(lp, d);
   if (!dir) throw new RuntimeFailure(`HiGHS reported 'Optimal' for the separability LP but returned no finite solution`);
-  const res: LpResult = { separable: true, status: lp.Status, minSlack: minSlack(A, B, m, n, d, dir.w, dir.b), w: dir.w, b: dir.b, m, n, d };
+  const slack = minSlack(A, B, m, n, d, dir.w, dir.b);
+  // The answer is checked, not trusted: a solution that does not strictly separate the points in
+  // float64 (the solver's feasibility tolerance let it through) proves nothing either way.
+  if (!(slack > 0)) return { separable: null, status: `unverified: the LP solution does not strictly separate the points (min slack ${slack.toExponential(2)})`, minSlack: slack, m, n, d };
+  const res: LpResult = { separable: true, status: lp.Status, minSlack: slack, w: dir.w, b: dir.b, m, n, d };
 
   if (opts.margin ?? true) {
     let qp: Solution;
