@@ -1,10 +1,13 @@
-/** MD-LSM κ and LP separability as audit metrics, end to end on the shipped Fashion-MNIST MLP. */
+/** MD-LSM κ and LP separability on real models: the shipped Fashion-MNIST MLP, the DeepEverest CNN. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { audit } from '../src/pipeline/audit.js';
-import { ROOT, tempDir } from './helpers/fixtures.js';
+import { extract } from '../src/pipeline/extract.js';
+import { readNpy } from '../src/data/npy.js';
+import { lpSeparable } from '../src/metrics/separability/index.js';
+import { hasShared, ROOT, sharedPath, tempDir } from './helpers/fixtures.js';
 
 const MLP = path.join(ROOT, 'models/fmnist-mlp/model.onnx');
 const TEST_SET = path.join(ROOT, 'datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');
@@ -39,4 +42,64 @@ test('held-out κ (mean and worst pair) is higher at the last hidden layer than 
     }
     assert.equal(separable / ((kappa.length * (kappa.length - 1)) / 2), m.lp_separable_fraction!.value);
   }
+});
+
+test('LP verdicts on a real CNN (DeepEverest logits, 300 MNIST digits per class) are borne out: separating directions separate, inseparable pairs defeat a perceptron', async (t) => {
+  if (!hasShared('models/mnist-cnn-deepeverest.onnx') || !hasShared('data/mnist/t10k-images-idx3-ubyte.gz')) {
+    t.skip('needs ../shared/assets/models/mnist-cnn-deepeverest.onnx and data/mnist (absent)');
+    return;
+  }
+  const dir = await tempDir();
+  const ex = await extract({ model: sharedPath('models/mnist-cnn-deepeverest.onnx'), dataset: sharedPath('data/mnist/t10k-images-idx3-ubyte.gz'), perClass: 300, layers: 'x.3', out: path.join(dir, 'x') });
+  const layer = ex.manifest.models[0]!.layers.find((l) => l.id === 'x.3')!;
+  const a = await readNpy(path.join(dir, 'x', layer.file!));
+  const y = (await readNpy(path.join(dir, 'x/labels.npy'))).data as Int32Array;
+  const d = a.shape[1]!;
+  const rowsOf = (c: number) => {
+    const r: number[] = [];
+    for (let i = 0; i < y.length; i++) if (y[i] === c) for (let j = 0; j < d; j++) r.push(Number(a.data[i * d + j]));
+    return Float64Array.from(r);
+  };
+  let separable = 0;
+  let inseparable = 0;
+  for (let k = 0; k < 10; k++) {
+    for (let q = k + 1; q < 10; q++) {
+      const A = rowsOf(k);
+      const B = rowsOf(q);
+      const lp = await lpSeparable(A, B, d, { margin: false });
+      assert.notEqual(lp.separable, null, `pair ${k},${q}: ${lp.status}`);
+      const side = (X: Float64Array, i: number, w: ArrayLike<number>, b: number) => {
+        let s = b;
+        for (let j = 0; j < d; j++) s += w[j]! * X[i * d + j]!;
+        return s;
+      };
+      if (lp.separable) {
+        separable++;
+        let min = Infinity;
+        for (let i = 0; i < A.length / d; i++) min = Math.min(min, side(A, i, lp.w!, lp.b!));
+        for (let i = 0; i < B.length / d; i++) min = Math.min(min, -side(B, i, lp.w!, lp.b!));
+        assert.ok(min > 0, `pair ${k},${q}: the LP's direction leaves a point on the wrong side (${min})`);
+      } else {
+        inseparable++;
+        // A perceptron with a bias: if it ever completes an epoch without a mistake, the pair was separable.
+        const w = new Float64Array(d);
+        let b = 0;
+        let clean = false;
+        for (let epoch = 0; epoch < 300 && !clean; epoch++) {
+          clean = true;
+          for (const [X, s] of [[A, 1], [B, -1]] as const) {
+            for (let i = 0; i < X.length / d; i++) {
+              if (s * side(X, i, w, b) > 0) continue;
+              clean = false;
+              for (let j = 0; j < d; j++) w[j]! += s * X[i * d + j]!;
+              b += s;
+            }
+          }
+        }
+        assert.equal(clean, false, `pair ${k},${q}: the LP said inseparable but a perceptron separated it`);
+      }
+    }
+  }
+  t.diagnostic(`${separable} separable, ${inseparable} inseparable pairs`);
+  assert.ok(separable > 0 && inseparable > 0, `both verdicts occur (${separable}/${inseparable}), so both checks ran`);
 });
