@@ -366,6 +366,23 @@ test('random-layer baseline: a seeded random twin per layer, excess = trained �
     assert.ok(Math.abs(m.baseline_width_ratio!.value! - l.dim / detail.predictedThreshold) < 1e-9);
     assert.equal(m.baseline_probe_heldout_accuracy!.value, b[i]!.metrics.baseline_probe_heldout_accuracy!.value, 'seeded: same twin, same number');
   }
+  // The first layer's input is the image itself (pixels / 255; ranks do not see the scale): its
+  // per-class 95%-energy ranks from a plain SVD, r̂ their maximum, D*(r̂) = 2 · 1.25 · r̂(r̂+1)/2 for ReLU.
+  const plainRanks = [0, 1, 2, 3].map((k) => {
+    const rows: number[][] = [];
+    for (let i = 0; i < data.y.length; i++) if (data.y[i] === k) rows.push(Array.from(data.pixels.subarray(i * 64, (i + 1) * 64)));
+    const mean = rows[0]!.map((_, j) => rows.reduce((s, r) => s + r[j]!, 0) / rows.length);
+    const sv = new SingularValueDecomposition(new Matrix(rows.map((r) => r.map((v, j) => v - mean[j]!)))).diagonal;
+    const total = sv.reduce((s, v) => s + v * v, 0);
+    let r = 0;
+    for (let acc = 0; acc < 0.95 * total * (1 - 1e-12); ) acc += sv[r++]! ** 2;
+    return r;
+  });
+  const first = a[0]!.metrics.baseline_width_ratio!.detail as { perClassInputRank: number[]; rHat: number; predictedThreshold: number };
+  assert.deepEqual(first.perClassInputRank, plainRanks);
+  const rHat = Math.max(...plainRanks);
+  assert.equal(first.rHat, rHat);
+  assert.ok(Math.abs(first.predictedThreshold - 2 * 1.25 * (rHat * (rHat + 1)) / 2) < 1e-12);
 });
 
 test('a probe spec as audit options, and flags laid over it (flags win; --dataset replaces the spec dataset whole)', async () => {
