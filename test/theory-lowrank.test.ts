@@ -11,6 +11,8 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
+import { extract } from '../src/pipeline/extract.js';
+import { readNpy } from '../src/data/npy.js';
 import { RuntimeFailure } from '../src/errors.js';
 import { decodeModel } from '../src/runtime/onnx-graph.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
@@ -273,4 +275,36 @@ test('model mode: the shipped MLP head against the CNN posteriors on 200 Fashion
   }
   // k = K − 1: both subspaces are the whole complement of √P(y).
   assert.ok(res.rows[8]!.raw.maxAngleDeg < 1e-4);
+  // The spectra against a plain SVD of the N×K matrices built from each model's posteriors on the
+  // same 200 images: B̃_{iy} = (q_i(y) − P(y)) / √(N·P(y)) and M_{iy} = (q_i(y) − P(y)) / √N.
+  const dir = await tempDir();
+  const posteriors = async (model: string, out: string) => {
+    await extract({ model, dataset: 'fashion-mnist', perClass: 20, seed: 0, layers: [], out: path.join(dir, out) });
+    const o = await readNpy(path.join(dir, out, 'output.npy'));
+    const [n, K] = o.shape as [number, number];
+    const rows = Array.from({ length: n }, (_, i) => Array.from({ length: K }, (_, y) => Number(o.data[i * K + y])));
+    const isProb = rows.every((r) => r.every((v) => v >= 0) && Math.abs(r.reduce((a, b) => a + b, 0) - 1) < 1e-3);
+    return isProb
+      ? rows
+      : rows.map((r) => {
+          const mx = Math.max(...r);
+          const e = r.map((v) => Math.exp(v - mx));
+          const z = e.reduce((a, b) => a + b, 0);
+          return e.map((v) => v / z);
+        });
+  };
+  const spectrum = (q: number[][], dtm: boolean) => {
+    const N = q.length;
+    const py = q[0]!.map((_, y) => q.reduce((s, r) => s + r[y]!, 0) / N);
+    const B = new Matrix(q.map((r) => r.map((v, y) => (v - py[y]!) / Math.sqrt(N * (dtm ? py[y]! : 1)))));
+    return new SingularValueDecomposition(B).diagonal;
+  };
+  const qRef = await posteriors(path.join(ROOT, 'models/fmnist-cnn'), 'ref');
+  const qSelf = await posteriors(path.join(ROOT, 'models/fmnist-mlp'), 'self');
+  const close = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) => {
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-6, `${what} σ_${i + 1}: ${got[i]} vs plain ${want[i]}`);
+  };
+  close(res.referenceDtm.singularValues, spectrum(qRef, true), 'reference B̃');
+  close(res.selfDtm.singularValues, spectrum(qSelf, true), 'model B̃');
+  close(res.mmse.singularValues, spectrum(qRef, false), 'MMSE M');
 });
