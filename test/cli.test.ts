@@ -214,6 +214,19 @@ test('bad input gives one line and the right exit code', async (t) => {
     const r = cli(['extract', '-m', model, '-d', data.images, '--no-such-flag']);
     assert.equal(r.code, 2);
   });
+  await t.test('a single-value flag given twice → 2, before any work (repeatable flags still repeat)', () => {
+    for (const args of [
+      ['--metrics', 'geometry', '--metrics', 'probe'],
+      ['--scale', '255', '--scale', '1'],
+      ['-o', path.join(dir, 'x1'), '--out', path.join(dir, 'x2')],
+    ]) {
+      const r = cli(['audit', '-m', model, '-d', data.images, ...args]);
+      assert.equal(r.code, 2, args.join(' '));
+      assertOneLineError(r, /was given more than once/);
+    }
+    const ok = cli(['audit', '-m', model, '-m', model, '-d', data.images, '--metrics', 'geometry', '--fail-under', 'compression=0', '--fail-under', 'discrimination=0', '-q', '-o', path.join(dir, 'rep')]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
   await t.test('bad reduction for a dense layer → 2', () => {
     const r = cli(['extract', '-m', model, '-d', data.images, '--reduce', 'gap', '-o', path.join(dir, 't')]);
     assert.equal(r.code, 2);

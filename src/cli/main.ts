@@ -71,6 +71,30 @@ function checkSeed(argv: Record<string, unknown>): void {
   }
 }
 
+/** Flags that may repeat; every other flag takes one value. */
+const REPEATABLE = new Set(['model', 'fail-under', 'fail-over', 'sweep']);
+/** Short aliases, for counting `-o a --out b` as one flag given twice. */
+const SHORT: Record<string, string> = { o: 'out', q: 'quiet', d: 'dataset', m: 'model', l: 'layers', r: 'reference', L: 'depth', K: 'classes', n: 'per-class', t: 'trials', V: 'version' };
+
+/**
+ * A single-value flag given twice is refused before yargs sees it: yargs turns the values into an
+ * array, which a string option then fails on deep inside a command, and a number option quietly
+ * sums (`--scale 255 --scale 1` ran with 256).
+ */
+function checkRepeatedFlags(argv: readonly string[]): void {
+  const seen = new Map<string, number>();
+  for (const a of argv) {
+    if (a === '--') break;
+    const long = /^--(?:no-)?([a-zA-Z][a-zA-Z0-9-]*)(?:=.*)?$/.exec(a);
+    const short = /^-([a-zA-Z])$/.exec(a);
+    const name = long ? long[1]! : short ? (SHORT[short[1]!] ?? short[1]!) : null;
+    if (name === null || REPEATABLE.has(name)) continue;
+    const count = (seen.get(name) ?? 0) + 1;
+    seen.set(name, count);
+    if (count === 2) throw new UsageError(`--${name} was given more than once`, `give it once (only --model, --fail-under, --fail-over and --sweep repeat)`);
+  }
+}
+
 const COMMAND_MODULES = [auditCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
@@ -87,6 +111,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`layerprobe: no command given; running the default audit ${path.relative(process.cwd(), spec)} (see --help for commands)\n`);
     argv = ['audit', spec];
   }
+  checkRepeatedFlags(argv);
   if (argv.includes('--version') || argv.includes('-V')) {
     await printVersion(argv.includes('--verbose'));
     return;
