@@ -126,7 +126,8 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
   handler: async (a) => {
     const modelMode = a.model !== undefined || a.reference !== undefined || a.dataset !== undefined;
     // The output folder is claimed first: an existing one is refused before the model pass.
-    const { result, table } = await withRunFolder(a.out, { force: a.force }, async (dir) => {
+    const inputs = [a.model, a.reference, a.dataset].filter((p): p is string => p !== undefined);
+    const { result, table } = await withRunFolder(a.out, { force: a.force, inputs }, async (dir) => {
       let result: SyntheticLowrankResult | ModelLowrankResult;
       let table: string;
       if (modelMode) {

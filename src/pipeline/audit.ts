@@ -271,7 +271,11 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   checkClassCounts(data);
   const names = new Set<string>();
-  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), { force: opts.force ?? false });
+  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), {
+    force: opts.force ?? false,
+    inputs: [...opts.models.map((m) => m.path), opts.dataset],
+    unique: opts.out === undefined,
+  });
   try {
     const warnings: string[] = [];
     const runs: ModelRun[] = [];

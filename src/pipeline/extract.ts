@@ -33,7 +33,7 @@ export interface ExtractResult {
 export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   const model = await prepareModel(opts.model, data, { ...opts, reduce: opts.reduce ?? 'flatten' });
-  const folder = await createRunFolder(opts.out, { force: opts.force ?? false });
+  const folder = await createRunFolder(opts.out, { force: opts.force ?? false, inputs: [opts.model, opts.dataset] });
   const writers = new Map<string, NpyWriter>();
   try {
     const n = data.indices.length;

@@ -3,8 +3,8 @@
  * into place only when complete, so an interrupted or failed run never leaves a folder that
  * looks finished. Single files are written the same way (temp file + rename).
  */
-import { mkdir, rename, rm, stat, writeFile, access } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { mkdir, rename, rm, rmdir, stat, writeFile, access, readdir } from 'node:fs/promises';
+import { constants, rmSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError, RuntimeFailure, errorMessage } from '../errors.js';
 
@@ -12,7 +12,8 @@ export interface RunFolder {
   /** Where to write files while the run is in progress. */
   readonly workDir: string;
   /** Final location. */
-  readonly finalDir: string;
+  /** Where the run is moved when it commits (a default name may move on to a free `-2`, `-3`, …). */
+  finalDir: string;
   commit(): Promise<string>;
   abort(): Promise<void>;
 }
@@ -60,21 +61,85 @@ export function defaultRunDir(name: string, now = new Date()): string {
   return path.join('runs', `${stamp}-${name.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
 }
 
-export async function createRunFolder(finalDir: string, opts: { force?: boolean } = {}): Promise<RunFolder> {
-  const abs = path.resolve(finalDir);
-  if ((await exists(abs)) && !opts.force) {
-    throw new UsageError(`output folder ${finalDir} already exists`, 'pass --force to replace it, or choose another --out');
+/**
+ * Files that mark a folder as something layerprobe wrote: audit and extract runs, trained models,
+ * sweeps, theory results.
+ */
+const OUTPUT_MARKERS = ['manifest.json', 'report.json', 'card.json', 'monitor.json', 'sweep.json', 'result.json', 'phase.json', 'uos.json'];
+
+/**
+ * `--force` replaces an earlier output, never anything else: not the current folder or one
+ * above it, not a plain file, not a folder holding one of this run's inputs, and not a folder
+ * that holds files but none that layerprobe writes.
+ */
+async function checkReplaceable(abs: string, given: string, inputs: readonly string[]): Promise<void> {
+  const rel = path.relative(abs, process.cwd());
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new UsageError(`--force will not replace ${given}: it is the current folder or holds it`, 'choose another --out');
+  }
+  const st = await stat(abs);
+  if (!st.isDirectory()) throw new UsageError(`--force will not replace ${given}: it is a file, not an output folder`, 'choose another --out');
+  for (const input of inputs) {
+    const r = path.relative(abs, path.resolve(input));
+    if (r === '' || (!r.startsWith('..') && !path.isAbsolute(r))) {
+      throw new UsageError(`--force will not replace ${given}: it holds ${input}, an input of this run`, 'choose another --out');
+    }
+  }
+  const entries = await readdir(abs);
+  if (entries.length > 0 && !entries.some((e) => OUTPUT_MARKERS.includes(e))) {
+    throw new UsageError(`--force will not replace ${given}: it does not look like a layerprobe output (none of ${OUTPUT_MARKERS.join(', ')})`, 'remove it yourself, or choose another --out');
+  }
+}
+
+export interface RunFolderOptions {
+  force?: boolean;
+  /** Files this run reads: an existing output is never replaced when it holds one of them. */
+  inputs?: readonly string[];
+  /**
+   * A default name (runs/<time>-…): when it is taken, at the start or by a parallel run by the
+   * time this one finishes, use the next free `<name>-2`, `-3`, … instead of failing.
+   */
+  unique?: boolean;
+}
+
+async function freeName(abs: string): Promise<string> {
+  if (!(await exists(abs))) return abs;
+  for (let i = 2; ; i++) if (!(await exists(`${abs}-${i}`))) return `${abs}-${i}`;
+}
+
+export async function createRunFolder(finalDir: string, opts: RunFolderOptions = {}): Promise<RunFolder> {
+  const base = path.resolve(finalDir);
+  let abs = opts.unique ? await freeName(base) : base;
+  if (await exists(abs)) {
+    if (!opts.force) throw new UsageError(`output folder ${finalDir} already exists`, 'pass --force to replace it, or choose another --out');
+    await checkReplaceable(abs, finalDir, opts.inputs ?? []);
   }
   const parent = path.dirname(abs);
+  let createdParent: string | undefined;
   try {
-    await mkdir(parent, { recursive: true });
+    createdParent = await mkdir(parent, { recursive: true });
     await access(parent, constants.W_OK);
   } catch (e) {
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }
   const workDir = path.join(parent, `.${path.basename(abs)}.partial-${process.pid}`);
-  await rm(workDir, { recursive: true, force: true });
-  await mkdir(workDir, { recursive: true });
+  try {
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
+  }
+  /** A failed run leaves no trace, not even the `runs/` folder it created for itself. */
+  const removeCreatedParents = async () => {
+    if (!createdParent) return;
+    for (let dir = parent; dir.length >= createdParent.length; dir = path.dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return; // not empty (another run), or already gone
+      }
+    }
+  };
   let done = false;
   let aborting: Promise<void> | undefined;
   const folder: RunFolder = {
@@ -83,8 +148,9 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
     async commit() {
       if (done) return abs;
       if (await exists(abs)) {
-        if (!opts.force) throw new UsageError(`output folder ${finalDir} appeared while the run was in progress`);
-        await rm(abs, { recursive: true, force: true });
+        if (opts.unique) abs = await freeName(base);
+        else if (!opts.force) throw new UsageError(`output folder ${finalDir} appeared while the run was in progress`);
+        else await rm(abs, { recursive: true, force: true });
       }
       try {
         await rename(workDir, abs);
@@ -93,6 +159,7 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
       }
       done = true;
       live.delete(folder);
+      folder.finalDir = abs;
       return abs;
     },
     abort() {
@@ -100,7 +167,7 @@ export async function createRunFolder(finalDir: string, opts: { force?: boolean 
       if (done) return Promise.resolve();
       done = true;
       live.delete(folder);
-      aborting = discard(workDir);
+      aborting = discard(workDir).then(removeCreatedParents);
       return aborting;
     },
   };
@@ -123,6 +190,9 @@ async function discard(workDir: string): Promise<void> {
     // Already gone, or not renamable: remove it where it is.
   }
   await rm(target, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+  // A writer still in flight (mkdir -p of a subfolder, say) can re-create the work folder after
+  // the rename; sweep it once more, synchronously, right before the caller exits.
+  rmSync(workDir, { recursive: true, force: true });
 }
 
 /** Write a whole file atomically (temp + rename in the same folder). */
@@ -161,7 +231,7 @@ export function fileStems(ids: readonly string[]): Map<string, string> {
  * which becomes `out` only when it returns. Any error (or Ctrl-C) removes it. With `out`
  * undefined, `work` runs with no folder.
  */
-export async function withRunFolder<T>(out: string | undefined, opts: { force?: boolean }, work: (dir: string | null) => Promise<T>): Promise<T> {
+export async function withRunFolder<T>(out: string | undefined, opts: RunFolderOptions, work: (dir: string | null) => Promise<T>): Promise<T> {
   if (out === undefined) return work(null);
   const folder = await createRunFolder(out, opts);
   try {
