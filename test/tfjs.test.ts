@@ -470,3 +470,23 @@ describe('tfjs runner: real LeNet models on MNIST t10k', () => {
     });
   }
 });
+
+test('a NaN or Inf float32 weight is refused at load, naming the weight (wasm would hide a NaN bias behind ReLU)', async () => {
+  const src = path.resolve('models/fmnist-mlp');
+  const json = JSON.parse(readFileSync(path.join(src, 'model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  const specs = json.weightsManifest.flatMap((g) => g.weights);
+  const bytes = readFileSync(path.join(src, 'weights.bin'));
+  for (const [bad, k] of [[NaN, 1], [Infinity, 2]] as const) {
+    // Corrupt one value of the k-th weight tensor.
+    let offset = 0;
+    for (let i = 0; i < k; i++) offset += specs[i]!.shape.reduce((a, b) => a * b, 1);
+    const w = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    w[offset + 3] = bad;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lp-nan-'));
+    await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
+    await fs.writeFile(path.join(dir, 'weights.bin'), Buffer.from(w.buffer));
+    await assert.rejects(openTfjsModel(dir), (e: unknown) => e instanceof RuntimeFailure && e.message.includes(`\`${specs[k]!.name}\``) && e.message.includes(`${bad} (value 3 of`));
+  }
+  // The clean model opens.
+  await (await openTfjsModel(src)).dispose();
+});

@@ -104,6 +104,29 @@ export function requiredWeightBytes(specs: readonly WeightsManifestEntry[]): num
   return total;
 }
 
+/**
+ * NaN or Inf in a float32 weight is refused at load. The activations would not always show it:
+ * on the wasm backend a ReLU after a NaN bias returns 0, and the audit went on to report numbers
+ * for a broken model.
+ */
+function checkFiniteWeights(file: string, specs: readonly WeightsManifestEntry[], data: ArrayBuffer): void {
+  let offset = 0;
+  for (const s of specs) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const dtype = s.quantization?.dtype ?? s.dtype;
+    const bytes = n * DTYPE_BYTES[dtype]!;
+    if (dtype === 'float32') {
+      const w = new Float32Array(data.slice(offset, offset + bytes));
+      for (let i = 0; i < n; i++) {
+        if (!Number.isFinite(w[i]!)) {
+          throw new RuntimeFailure(`weight \`${s.name}\` of ${path.basename(file)} holds ${w[i]} (value ${i} of ${n}): the model is corrupt`, 're-download, re-export or retrain the model');
+        }
+      }
+    }
+    offset += bytes;
+  }
+}
+
 /** Converters percent-encode odd characters in shard names; try the name as written first. */
 async function locateShard(dir: string, p: string): Promise<string | null> {
   const candidates = [path.resolve(dir, p)];
@@ -156,6 +179,7 @@ export async function loadModelFiles(modelJsonPath: string): Promise<{ file: str
   // A fresh ArrayBuffer of exactly the weights: Buffer.concat may hand back a slice of a pooled one.
   const weightData = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer;
 
+  checkFiniteWeights(file, weightSpecs, weightData);
   const artifacts: ModelArtifacts = { weightSpecs, weightData };
   if (isRecord(json.modelTopology)) artifacts.modelTopology = json.modelTopology;
   if (typeof json.format === 'string') artifacts.format = json.format;
