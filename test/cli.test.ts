@@ -244,7 +244,9 @@ test('an interrupted extract leaves no output folder behind', async () => {
     env: { ...process.env, CI: '1' },
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   // Interrupt once the partial folder exists, i.e. mid-run.
   for (let i = 0; i < 600; i++) {
@@ -257,6 +259,8 @@ test('an interrupted extract leaves no output folder behind', async () => {
   assert.equal(code, 130, stderr);
   const left = await readdir(dir);
   assert.deepEqual(left.filter((f) => f.includes('acts')), [], `left behind: ${left.join(', ')}`);
+  assert.equal(stdout, '', 'nothing that looks like a result is printed after the interrupt');
+  assert.match(stderr, /interrupted; removing unfinished output\n$/, 'the interrupt line is the last thing on stderr');
 });
 
 test('the DeepEverest CNN extracts through the CLI with ≥97% accuracy on MNIST', async (t) => {

@@ -103,6 +103,11 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => {
     interrupted = true;
     process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
+    // The work in flight cannot be cancelled at once and runs on until exit; anything it prints
+    // now (a summary table, a "report:" path) would describe a run that no longer exists.
+    const mute = (() => true) as typeof process.stdout.write;
+    process.stdout.write = mute;
+    process.stderr.write = mute;
     void abortAllRunFolders().finally(() => process.exit(130));
   });
   if (argv.length === 0) {
