@@ -32,7 +32,7 @@ export const extractCommand: CommandModule<object, Args> = {
       ),
     )
       .example('$0 extract -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 100 -o acts', 'default layers of an ONNX CNN on 1,000 MNIST digits')
-      .example('$0 extract -m model.json -d fashion-mnist --layers "op:Relu" --reduce gap -o acts', 'global-average-pooled ReLU outputs of a TF.js model')
+      .example('$0 extract -m models/fmnist-cnn/model.json -d fashion-mnist --layers kind:conv --reduce gap -o acts', 'global-average-pooled conv maps of a TF.js CNN')
       .example("python -c \"import numpy; print(numpy.load('acts/labels.npy').shape)\"", 'the files are plain .npy'),
   handler: async (a) => {
     const progress = makeProgress('extract', { quiet: a.quiet || a.json });
@@ -57,10 +57,12 @@ export const extractCommand: CommandModule<object, Args> = {
     }
     const m = result.manifest.models[0]!;
     const secs = result.timings.totalMs / 1000;
-    process.stderr.write(
-      `extracted ${m.layers.length} layers × ${result.manifest.dataset.selectedItems} images in ${secs.toFixed(1)} s ` +
-        `(${(result.manifest.dataset.selectedItems / secs).toFixed(0)} img/s; forward ${(result.timings.forwardMs / 1000).toFixed(1)} s)\n`,
-    );
+    if (!a.quiet) {
+      process.stderr.write(
+        `extracted ${m.layers.length} layers × ${result.manifest.dataset.selectedItems} images in ${secs.toFixed(1)} s ` +
+          `(${(result.manifest.dataset.selectedItems / secs).toFixed(0)} img/s; forward ${(result.timings.forwardMs / 1000).toFixed(1)} s)\n`,
+      );
+    }
     process.stdout.write(result.outDir + '\n');
   },
 };

@@ -35,6 +35,9 @@ export const layersCommand: CommandModule<object, Args> = {
       l.kind,
     ]);
     process.stdout.write(formatTable(['#', 'sel', 'id', 'op', 'shape', 'kind'], rows, ['r']) + '\n');
-    process.stdout.write(`\n${info.layers.filter((l) => l.defaultSelected).length} default layers (*) of ${info.layers.length}; choose others with --layers id,glob*,op:Relu,kind:conv\n`);
+    // Name an op and a kind this model has, so the hint can be pasted as it is.
+    const op = (info.layers.find((l) => l.defaultSelected) ?? info.layers[0])?.op ?? 'Relu';
+    const kind = info.layers.some((l) => l.kind === 'conv') ? 'conv' : 'dense';
+    process.stdout.write(`\n${info.layers.filter((l) => l.defaultSelected).length} default layers (*) of ${info.layers.length}; choose others with --layers id,glob*,op:${op},kind:${kind}\n`);
   },
 };

@@ -20,7 +20,7 @@ export const reportCommand: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file' })
       .option('json', { type: 'boolean', default: false, describe: 'print {html, source, bytes} as JSON on stdout' })
       .example('$0 report runs/20250101T120000Z-audit-model', 'rewrite runs/…/report.html from its report.json')
-      .example('$0 report runs/latest/report.json -o /tmp/audit.html', 'write the page somewhere else')
+      .example('$0 report runs/20250101T120000Z-audit-model/report.json -o /tmp/audit.html', 'write the page somewhere else')
       .example('$0 report run/ --kappa-layer dense_1 --json', 'open the κ heat map at another layer; machine-readable output') as unknown as Argv<Args>,
   handler: async (a) => {
     const r = await renderReportFile(a.run, {
