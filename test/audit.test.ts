@@ -141,6 +141,8 @@ test('gates exit 3 and still write the complete report; --json is the report', a
 test('bootstrap intervals equal a bias-corrected bootstrap of the extracted activations; an interval that misses the value is flagged', async () => {
   const { dir, data, model } = await fixture();
   const res = await audit({ models: [{ path: model }], dataset: data.images, ci: 0.9, bootstrapReps: 50, metrics: ['geometry'], out: path.join(dir, 'ci') });
+  // The report records the sampling, not the whole options object it was passed in.
+  assert.deepEqual(res.report.options.sampling, { seed: 0 });
   // 60 images per class fit the 200-per-class buffer: it holds every row, in dataset order, so a
   // bootstrap of the extracted activations with the run's seed draws the same resamples, and the
   // interval is the basic one, [2C − q_hi, 2C − q_lo].

@@ -138,6 +138,10 @@ test('bad input gives one line and the right exit code', async (t) => {
     const one = cli(['compare', '--models', model, '-d', data.images, '-o', path.join(dir, 'c1')]);
     assert.equal(one.code, 2);
     assertOneLineError(one, /compare needs at least two models \(got 1\)/);
+    // A missing second model is found before the first one runs (no progress, no stage lines).
+    const missing = cli(['compare', '--models', `${model},${path.join(dir, 'nope.onnx')}`, '-d', data.images, '-o', path.join(dir, 'c0')]);
+    assert.equal(missing.code, 2);
+    assertOneLineError(missing, /model .*nope\.onnx not found/);
     const buf = cli(['audit', '-m', model, '-d', data.images, '--buffer-per-class', '0', '-o', path.join(dir, 'c2')]);
     assert.equal(buf.code, 2);
     assertOneLineError(buf, /--buffer-per-class must be a whole number ≥ 2/);

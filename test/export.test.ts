@@ -164,6 +164,8 @@ describe('refusals', () => {
     const r = await exportOnnx({ model: json, out, force: true, check: false });
     assert.equal(r.maxAbsDiff, undefined);
     assert.ok((await fs.stat(out)).size > 1000);
+    // An ONNX model as input is a usage error, not a JSON parse failure of its bytes.
+    await assert.rejects(exportOnnx({ model: out, out: path.join(tmp, 'again.onnx') }), (e: unknown) => e instanceof UsageError && /already ONNX/.test(e.message));
   });
 });
 

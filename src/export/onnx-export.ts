@@ -194,6 +194,9 @@ export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
   if (!out.toLowerCase().endsWith('.onnx')) throw new UsageError(`--out ${opts.out} should name a .onnx file`);
   if ((await exists(out)) && !opts.force) throw new UsageError(`${opts.out} already exists`, 'pass --force to replace it');
   if (!(await exists(path.dirname(out)))) throw new UsageError(`folder ${path.dirname(opts.out)} does not exist`);
+  if (opts.model.toLowerCase().endsWith('.onnx')) {
+    throw new UsageError(`${opts.model} is already ONNX; export converts a TF.js layers model (model.json, or its folder) to ONNX`);
+  }
   registerVitLayers((await loadTf()).tf);
   // One TF.js model serves the conversion and the check against the written file.
   const runner = await openTfjsModel(opts.model);

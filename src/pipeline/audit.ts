@@ -26,6 +26,7 @@ import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
+import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 import { valuesPerItem } from '../runtime/types.js';
 
@@ -268,6 +269,9 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   if (b !== undefined && !(Number.isInteger(b) && b >= 2)) throw new UsageError(`--buffer-per-class must be a whole number ≥ 2 (rows kept per class for probes and ranks; got ${b})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
   checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
+  // Every model is found before the first one runs: a typo in the last of several models should
+  // not cost the time of all the others.
+  for (const m of opts.models) await resolveModelPath(m.path);
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   checkClassCounts(data);
   const names = new Set<string>();

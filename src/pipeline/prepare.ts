@@ -58,7 +58,9 @@ export async function prepareData(ref: string, datasetOptions: OpenDatasetOption
   const seed = sampling.seed ?? 0;
   const indices = selectIndices(dataset.labels, dataset.classes.length, { ...sampling, seed });
   if (indices.length === 0) throw new UsageError(`dataset ${ref} has no items to use`);
-  return { ref, dataset, indices, seed, sampling: { ...sampling, seed } };
+  // Only the sampling fields: callers pass their whole options object (models, out, gates, …).
+  const recorded = { ...(sampling.perClass !== undefined ? { perClass: sampling.perClass } : {}), ...(sampling.limit !== undefined ? { limit: sampling.limit } : {}), seed };
+  return { ref, dataset, indices, seed, sampling: recorded };
 }
 
 export function modelDisplayName(file: string): string {
