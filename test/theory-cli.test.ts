@@ -137,4 +137,9 @@ test('theory rank --dataset fashion-mnist prints per-class ranks computed from t
   const table = theory(['rank', '--dataset', 'fashion-mnist', '--per-class', '20']);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /Trouser/);
+  // An empty sample is refused, named by its flag, not answered with an empty table.
+  const zero = theory(['rank', '--dataset', 'fashion-mnist', '--per-class', '0']);
+  assert.equal(zero.code, 2);
+  assert.match(zero.stderr, /--per-class must be a positive integer \(got 0\)/);
+  assert.equal(zero.stdout, '');
 });

@@ -10,10 +10,17 @@ export interface SelectOptions {
   seed: number;
 }
 
-function checkCount(name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 0)) {
-    throw new UsageError(`${name} must be a non-negative integer, got ${v}`);
+/** Named as the flags are: every command that samples reaches this check. */
+function checkCount(flag: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+    throw new UsageError(`--${flag} must be a positive integer (got ${v})`);
   }
+}
+
+/** --per-class and --limit must be positive integers when given. */
+export function checkSamplingCounts(opts: { perClass?: number | undefined; limit?: number | undefined }): void {
+  checkCount('per-class', opts.perClass);
+  checkCount('limit', opts.limit);
 }
 
 /** k items drawn uniformly without replacement (partial Fisher–Yates on a copy). */
@@ -56,8 +63,7 @@ export function apportion(counts: readonly number[], limit: number): number[] {
  * Deterministic for a seed: classes are drawn in label order from one Rng.
  */
 export function selectIndices(labels: Int32Array, numClasses: number, opts: SelectOptions): Int32Array {
-  checkCount('perClass', opts.perClass);
-  checkCount('limit', opts.limit);
+  checkSamplingCounts(opts);
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   for (let i = 0; i < labels.length; i++) {
     const l = labels[i]!;

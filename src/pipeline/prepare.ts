@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { openDataset, type OpenDatasetOptions } from '../data/open.js';
-import { selectIndices } from '../data/sampling.js';
+import { checkSamplingCounts, selectIndices } from '../data/sampling.js';
 import type { Dataset, PreprocessSpec } from '../data/types.js';
 import { makeReducer, parseReduction, type ReductionSpec } from '../features/reduce.js';
 import { openModel } from '../runtime/open.js';
@@ -48,9 +48,8 @@ export interface PreparedModel {
 }
 
 export async function prepareData(ref: string, datasetOptions: OpenDatasetOptions, sampling: SamplingOptions): Promise<PreparedData> {
-  for (const [k, v] of [['per-class', sampling.perClass], ['limit', sampling.limit]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`--${k} must be a positive integer (got ${v})`);
-  }
+  // Before the dataset is opened: a bad count should not wait for a 60k-image decode.
+  checkSamplingCounts(sampling);
   const dataset = await openDataset(ref, datasetOptions);
   if (dataset.classes.length < 2) {
     throw new UsageError(`dataset ${ref} has ${dataset.classes.length} class; layer geometry needs at least two`);

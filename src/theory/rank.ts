@@ -17,7 +17,7 @@ import { centredRows, singularValues, symEigenvalues } from '../linalg/dense.js'
 import { gram } from '../linalg/ort-ops.js';
 import { openDataset, type OpenDatasetOptions } from '../data/open.js';
 import { preprocess } from '../data/preprocess.js';
-import { batchesOf, selectIndices } from '../data/sampling.js';
+import { batchesOf, checkSamplingCounts, selectIndices } from '../data/sampling.js';
 
 export const RANK_DEFINITION =
   'per-class energy rank: smallest k whose top-k singular values hold the given share (default 95%) of Σσ² (Frobenius energy) of the class matrix (SCIENCE.md §4)';
@@ -116,6 +116,7 @@ interface Acc {
 /** Per-class energy ranks of a dataset's raw pixels (scaled to [0, 1]), streamed batch by batch. */
 export async function datasetClassRanks(opts: DatasetRankOptions): Promise<DatasetRankResult> {
   const energy = opts.energy ?? 0.95;
+  checkSamplingCounts(opts);
   const ds = await openDataset(opts.dataset, opts);
   const K = ds.classes.length;
   const idx = selectIndices(ds.labels, K, { ...(opts.perClass !== undefined ? { perClass: opts.perClass } : {}), seed: opts.seed ?? 0 });
