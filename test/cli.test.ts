@@ -231,6 +231,11 @@ test('bad input gives one line and the right exit code', async (t) => {
     const ok = cli(['audit', '-m', model, '-m', model, '-d', data.images, '--metrics', 'geometry', '--fail-under', 'compression=0', '--fail-under', 'discrimination=0', '-q', '-o', path.join(dir, 'rep')]);
     assert.equal(ok.code, 0, ok.stderr);
   });
+  await t.test('a value outside the choices → 2, on one line', () => {
+    const r = cli(['datasets', 'nope']);
+    assert.equal(r.code, 2);
+    assertOneLineError(r, /Invalid values: Argument: action, Given: "nope", Choices: "list", "info", "fetch"/);
+  });
   await t.test('bad reduction for a dense layer → 2', () => {
     const r = cli(['extract', '-m', model, '-d', data.images, '--reduce', 'gap', '-o', path.join(dir, 't')]);
     assert.equal(r.code, 2);

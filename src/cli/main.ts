@@ -144,8 +144,10 @@ export async function main(argv: string[]): Promise<void> {
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 threshold failed, 130 interrupted.')
-    .fail((msg, err, y) => {
+    .fail((raw, err, y) => {
       if (err) throw err;
+      // yargs spreads some messages over lines ("Invalid values:\n  Argument: to, …"): one line.
+      const msg = raw.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
       const command = argv.find((a) => !a.startsWith('-'));
       if (!command || !COMMANDS.includes(command) || msg.startsWith('Not enough non-option arguments')) {
         // No (known) command or subcommand: the list of commands is the useful answer.
