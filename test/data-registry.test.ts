@@ -207,3 +207,15 @@ describe('registry', () => {
     assert.deepEqual([...info.splits.train.files, ...info.splits.test.files].map((f) => f.verification), new Array(4).fill('same-content'));
   });
 });
+
+test('fetch finds a verified copy already on the search path (the Debian package) and downloads nothing', async (t) => {
+  if (!existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')) {
+    t.skip('needs the Debian package dataset-fashion-mnist (absent)');
+    return;
+  }
+  const home = await mkdtemp(join(tmpdir(), 'lp-home-'));
+  // An unreachable mirror: any download attempt would fail the call.
+  const got = await fetchDataset('fashion-mnist', { split: 'train', env: { HOME: home }, baseUrls: ['http://127.0.0.1:9/'], timeoutMs: 1000 });
+  assert.deepEqual(got.map((f) => [f.downloaded, f.path.replace(/\/[^/]+$/, '')]), [[false, '/usr/share/datasets/fashion-mnist'], [false, '/usr/share/datasets/fashion-mnist']]);
+  assert.deepEqual(await readdir(home), [], 'no empty cache folder is left behind');
+});

@@ -382,9 +382,6 @@ export interface FetchedFile {
 export async function fetchDataset(name: string, opts: FetchOptions = {}): Promise<FetchedFile[]> {
   const d = knownDataset(name);
   const dir = opts.dir ?? join(cacheRoot(opts.env ?? process.env), name);
-  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
-    throw new RuntimeFailure(`cannot create ${dir}: ${errorMessage(e)}`);
-  });
   const splits = opts.split ? [opts.split] : SPLITS;
   const out: FetchedFile[] = [];
   for (const split of splits) {
@@ -396,6 +393,20 @@ export async function fetchDataset(name: string, opts: FetchOptions = {}): Promi
 }
 
 async function fetchFile(d: KnownDataset, rf: RegistryFile, dir: string, opts: FetchOptions): Promise<FetchedFile> {
+  // A verified copy already on the search path (the distribution's package, $LAYERPROBE_DATA, the
+  // project's datasets/) is what `datasets list` calls here: nothing to download.
+  if (!opts.dir) {
+    const found = locateFile(d.name, rf.file, opts.env ? { env: opts.env } : {});
+    if (found && found.location !== 'cache') {
+      const v = await verifyFile(found.path, rf);
+      if (v === 'official' || v === 'same-content') {
+        return { file: rf.file, path: found.path, bytes: (await stat(found.path)).size, sha256: await hashFile(found.path), downloaded: false };
+      }
+    }
+  }
+  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
+    throw new RuntimeFailure(`cannot create ${dir}: ${errorMessage(e)}`);
+  });
   try {
     return await downloadVerified(
       { file: rf.file, dest: join(dir, rf.file), sha256: rf.sha256, bytes: rf.bytes, urls: (opts.baseUrls ?? d.urls).map((b) => joinUrl(b, rf.file)) },
