@@ -421,3 +421,14 @@ test('a probe spec as audit options, and flags laid over it (flags win; --datase
   const other = await auditOptionsFrom({ ...base, dataset: 'mnist' } as AuditArgs);
   assert.deepEqual([other.dataset, other.perClass, other.datasetOptions], ['mnist', undefined, {}]);
 });
+
+test('labels with a stray large value: the empty classes it implies are named in the warnings', async () => {
+  const { dir, model } = await fixture();
+  const { images, labels } = syntheticImages(240, 4, 5, 8);
+  labels[0] = labels[1] = 9; // classes 0..9 from unnamed labels; 4..8 have no items
+  const b = idxBytes(images, 240, 8, 8, labels);
+  await writeFile(path.join(dir, 'x-images-idx3-ubyte'), b.images);
+  await writeFile(path.join(dir, 'x-labels-idx1-ubyte'), b.labels);
+  const res = await audit({ models: [{ path: model }], dataset: path.join(dir, 'x-images-idx3-ubyte'), datasetOptions: { labels: path.join(dir, 'x-labels-idx1-ubyte') }, metrics: ['geometry'], out: path.join(dir, 'stray') });
+  assert.ok(res.report.warnings.some((w) => /^5 of the 10 classes \(0\.\.9\) have no items in the dataset/.test(w)), res.report.warnings.join(' | '));
+});

@@ -82,10 +82,20 @@ export interface AuditResult {
   passed: boolean;
 }
 
-function checkClassCounts(data: PreparedData): void {
+/** Refuses selections without two classes of two items; returns warnings about empty classes. */
+function checkClassCounts(data: PreparedData): string[] {
   const counts = new Array<number>(data.dataset.classes.length).fill(0);
   for (const i of data.indices) counts[data.dataset.labels[i]!]! += 1;
   const present = counts.filter((c) => c > 0).length;
+  const warnings: string[] = [];
+  // Unnamed labels make one class per value up to the largest: a stray label of 200 among 0–9
+  // shows up as 190 empty classes, which the metrics would quietly skip.
+  const inData = new Array<number>(counts.length).fill(0);
+  for (const l of data.dataset.labels) inData[l]! += 1;
+  const emptyInData = inData.filter((c) => c === 0).length;
+  if (emptyInData > 0) {
+    warnings.push(`${emptyInData} of the ${counts.length} classes (${data.dataset.classes[0]}..${data.dataset.classes[counts.length - 1]}) have no items in the dataset; are the labels right?`);
+  }
   if (present < 2) throw new UsageError(`only ${present} class has items in the selection; layer geometry needs at least two classes`);
   const single = counts.findIndex((c) => c === 1);
   if (single >= 0) {
@@ -94,6 +104,7 @@ function checkClassCounts(data: PreparedData): void {
       'raise --per-class / --limit, or remove that class from the data',
     );
   }
+  return warnings;
 }
 
 interface ModelRun {
@@ -273,7 +284,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   // not cost the time of all the others.
   for (const m of opts.models) await resolveModelPath(m.path);
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
-  checkClassCounts(data);
+  const classWarnings = checkClassCounts(data);
   const names = new Set<string>();
   const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), {
     force: opts.force ?? false,
@@ -281,7 +292,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     unique: opts.out === undefined,
   });
   try {
-    const warnings: string[] = [];
+    const warnings: string[] = [...classWarnings];
     const runs: ModelRun[] = [];
     for (const m of opts.models) {
       const run = await auditModel(m, data, opts, metrics, warnings);
