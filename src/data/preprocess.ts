@@ -48,7 +48,7 @@ export function preprocess(batch: RawBatch, spec: PreprocessSpec): ModelInput {
 function broadcast(key: 'mean' | 'std', v: readonly number[], c: number): number[] {
   if (v.length === 1) return Array.from({ length: c }, () => v[0]!);
   if (v.length !== c) {
-    throw new UsageError(`preprocess ${key} has ${v.length} values but the input has ${c} channels; give 1 or ${c}`);
+    throw new UsageError(`preprocess ${key} has ${v.length} values but the input has ${c} channel${c === 1 ? '' : 's'}; give ${c === 1 ? 'one value' : `one value or ${c}`}`);
   }
   return [...v];
 }

@@ -66,7 +66,7 @@ export function columns(A: Float64Array, d: number, m: number, from: number, cou
  */
 export function subspacePairAtAngle(d: number, r: number, theta: number, rng: Rng): [Float64Array, Float64Array] {
   if (2 * r > d) throw new UsageError(`a pair at a prescribed angle needs 2r ≤ d (r=${r}, d=${d})`);
-  if (!(theta >= 0 && theta <= Math.PI / 2)) throw new UsageError(`principal angle must lie in [0°, 90°], got ${(theta * 180) / Math.PI}°`);
+  if (!(theta >= 0 && theta <= Math.PI / 2)) throw new UsageError(`principal angle must lie in [0°, 90°], got ${Number(((theta * 180) / Math.PI).toPrecision(10))}°`);
   const Q = randomSubspace(d, 2 * r, rng);
   const U1 = columns(Q, d, 2 * r, 0, r);
   const Up = columns(Q, d, 2 * r, r, r);
