@@ -114,8 +114,12 @@ interface ModelRun {
   samples: SampleMatrix[];
 }
 
-async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[]): Promise<ModelRun> {
+async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>): Promise<ModelRun> {
   const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
+  // Unique before the run, so that progress and stage lines already name `model-2`.
+  const base = model.name;
+  for (let i = 2; names.has(model.name); i++) model.name = `${base}-${i}`;
+  names.add(model.name);
   try {
     const K = data.dataset.classes.length;
     for (const p of model.plans) {
@@ -295,13 +299,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     const warnings: string[] = [...classWarnings];
     const runs: ModelRun[] = [];
     for (const m of opts.models) {
-      const run = await auditModel(m, data, opts, metrics, warnings);
-      let name = run.report.name;
-      for (let i = 2; names.has(name); i++) name = `${run.report.name}-${i}`;
-      names.add(name);
-      run.report.name = name;
-      run.manifest.name = name;
-      runs.push(run);
+      runs.push(await auditModel(m, data, opts, metrics, warnings, names));
     }
     const similarity = opts.similarity ? await layerSimilarity(runs, opts.similarity) : undefined;
     const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);

@@ -30,7 +30,7 @@ export function fmtNumber(v: number | null | undefined): string {
 export function renderSummary(report: Report): string {
   const parts: string[] = [];
   const ds = report.dataset;
-  parts.push(`layerprobe audit — ${ds.name} (${ds.selectedItems} items, ${ds.classes.length} classes), seed ${report.seed}`);
+  parts.push(`layerprobe ${report.similarity ? 'compare' : 'audit'} — ${ds.name} (${ds.selectedItems} items, ${ds.classes.length} classes), seed ${report.seed}`);
   for (const m of report.models) {
     const present = COLUMNS.filter(([k]) => m.layers.some((l) => l.metrics[k] !== undefined));
     const acc = m.accuracy?.value;
