@@ -170,7 +170,8 @@ async function decodeInto(file: string, size: [number, number], channels: 1 | 3,
     const toSrgb = colour !== 1 && colour !== 3;
     ({ data, info } = await decode(resize, toSrgb));
   } catch (e) {
-    throw new RuntimeFailure(`cannot decode image ${file}: ${errorMessage(e)}`);
+    // sharp's own words ("Warning treated as error due to failOn setting") do not say what is wrong.
+    throw new RuntimeFailure(`cannot decode image ${file}: ${errorMessage(e)}`, 'the file is corrupt, truncated or not an image; replace or remove it');
   }
   const pixels = info.width * info.height;
   if (info.width !== size[1] || info.height !== size[0] || (info.channels !== 1 && info.channels !== 3)) {

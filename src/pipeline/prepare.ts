@@ -52,7 +52,7 @@ export async function prepareData(ref: string, datasetOptions: OpenDatasetOption
   checkSamplingCounts(sampling);
   const dataset = await openDataset(ref, datasetOptions);
   if (dataset.classes.length < 2) {
-    throw new UsageError(`dataset ${ref} has ${dataset.classes.length} class; layer geometry needs at least two`);
+    throw new UsageError(`dataset ${ref} has ${dataset.classes.length} class${dataset.classes.length === 1 ? '' : 'es'}; layer geometry needs at least two`);
   }
   const seed = sampling.seed ?? 0;
   const indices = selectIndices(dataset.labels, dataset.classes.length, { ...sampling, seed });
