@@ -271,6 +271,7 @@ describe('the command line', () => {
       [['--monitor', 'every=0'], /--monitor every=0/],
       [['--probe-set', '200/klass'], /--probe-set/],
       [['--sweep', 'heads=2,4'], /not a key mlp accepts \(valid: activation, width, depth, lr, seed\)/],
+      [['--heads', '4'], /--heads does not apply to --arch mlp/],
     ];
     for (const [args, pattern] of cases) {
       const o = path.join(tmp, 'cli-bad');

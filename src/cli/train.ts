@@ -5,6 +5,7 @@ import type { TrainProgress } from '../train/loop.js';
 import { MONITOR_SYNTAX, synchronicityText, type MonitorResult } from '../train/monitor.js';
 import { SWEEP_KEYS, runSweep, sweepText } from '../train/sweep.js';
 import { RECIPE_DEFAULTS, monitorRequest, train } from '../train/train.js';
+import { UsageError } from '../errors.js';
 
 interface Args {
   arch: string;
@@ -151,6 +152,11 @@ export const trainCommand: CommandModule<object, Args> = {
     const status = (m: string): void => {
       if (!quiet) process.stderr.write(`${m}\n`);
     };
+    // An option of another architecture would be dropped without a word; say so instead.
+    const foreign = a.arch === 'vit' ? (a.activation !== undefined ? ['activation'] : []) : (['heads', 'patch'] as const).filter((k) => a[k] !== undefined);
+    if (foreign.length > 0) {
+      throw new UsageError(`--${foreign[0]} does not apply to --arch ${a.arch}`, a.arch === 'vit' ? 'the ViT uses GELU' : '--heads and --patch are ViT options (--arch vit)');
+    }
     const common = {
       arch: a.arch,
       dataset: a.dataset,
