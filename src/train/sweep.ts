@@ -307,6 +307,7 @@ export async function runSweep(opts: SweepOptions): Promise<{ outDir: string; sw
           ...opts,
           ...(s as Partial<TrainOptions>),
           out: path.join(folder.workDir, 'cells', name),
+          displayOut: path.join(opts.out, 'cells', name),
           force: false,
           name,
           monitor: req.spec,

@@ -43,6 +43,8 @@ export interface TrainOptions {
   dataset: string;
   /** Model folder to create. */
   out: string;
+  /** Where the model ends up, for messages, when `out` is inside a work folder (a sweep's cells). */
+  displayOut?: string;
   force?: boolean;
   epochs?: number;
   /** Peak learning rate (Adam). */
@@ -210,7 +212,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         });
         trainEval = { loss: ev.loss, accuracy: ev.accuracy };
       }
-      status(`saving to ${opts.out}`);
+      status(`saving to ${opts.displayOut ?? opts.out}`);
       await model.save(saveToDir(folder.workDir));
       const name = opts.name ?? path.basename(path.resolve(opts.out));
       const known = registryNames().includes(data.name) ? knownDataset(data.name) : null;
