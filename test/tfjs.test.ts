@@ -302,6 +302,13 @@ describe('tfjs file IO errors', () => {
     await assert.rejects(openTfjsModel(path.join(dir, 'model.json')), (e: unknown) => e instanceof RuntimeFailure && /truncated/.test(e.message));
   });
 
+  test('a shard longer than the manifest needs → RuntimeFailure (the weights belong to another model)', async () => {
+    const dir = await copyTiny('longer');
+    const bin = await fs.readFile(path.join(dir, 'weights.bin'));
+    await fs.writeFile(path.join(dir, 'weights.bin'), Buffer.concat([bin, Buffer.alloc(8)]));
+    await assert.rejects(openTfjsModel(path.join(dir, 'model.json')), (e: unknown) => e instanceof RuntimeFailure && /do not match its manifest: the shards hold \d+ bytes, the manifest needs \d+/.test(e.message));
+  });
+
   test('invalid JSON → RuntimeFailure naming the file', async () => {
     const dir = await copyTiny('badjson');
     await fs.writeFile(path.join(dir, 'model.json'), '{"modelTopology": {');

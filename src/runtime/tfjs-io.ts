@@ -175,6 +175,14 @@ export async function loadModelFiles(modelJsonPath: string): Promise<{ file: str
       're-download or re-export the model',
     );
   }
+  if (have > need) {
+    // Converters write shards of exactly the manifest's size; extra bytes mean the shards and the
+    // model.json do not belong together, and reading the first `need` bytes would load wrong weights.
+    throw new RuntimeFailure(
+      `weights of \`${file}\` do not match its manifest: the shards hold ${have} bytes, the manifest needs ${need}`,
+      'the weight files may belong to another model.json; re-download or re-export the model',
+    );
+  }
   const joined = Buffer.concat(buffers, have);
   // A fresh ArrayBuffer of exactly the weights: Buffer.concat may hand back a slice of a pooled one.
   const weightData = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer;
