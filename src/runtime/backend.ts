@@ -55,6 +55,10 @@ async function load(pref: BackendPreference): Promise<TfHandle> {
   }
   await tf.setBackend('cpu');
   await tf.ready();
+  // The cpu backend prints a multi-line "install our node backend" banner on first use; the
+  // backend in use is already named in --version --verbose and every manifest. PROD only mutes
+  // TF.js's console warnings.
+  tf.env().set('PROD', true);
   return { tf, backend: 'cpu', version: tf.version.tfjs };
 }
 
