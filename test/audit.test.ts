@@ -18,6 +18,7 @@ import { loadProbeSpec, METRIC_GROUPS } from '../src/spec/probe-spec.js';
 import { auditOptionsFromSpec } from '../src/pipeline/from-spec.js';
 import { auditOptionsFrom, type AuditArgs } from '../src/cli/audit.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
+import { decodeModel } from '../src/runtime/onnx-graph.js';
 import { cli, hasShared, randomMlp, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
@@ -246,7 +247,7 @@ test('DeepEverest CNN on MNIST: compression falls and probe accuracy rises with 
   assert.ok(last.metrics.probe_control_heldout_accuracy!.value! < 0.3, 'shuffled-label control stays near chance');
 });
 
-test('DeepEverest CNN on MNIST: each layer C, D, NC1, NC2, NC4, CDNV and ranks equal a plain computation from its extracted activations', async (t) => {
+test('DeepEverest CNN on MNIST: each layer C, D, NC1, NC2, NC3, NC4, CDNV and ranks equal a plain computation from its extracted activations', async (t) => {
   if (!hasShared('models/mnist-cnn-deepeverest.onnx') || !hasShared('data/mnist/t10k-images-idx3-ubyte.gz')) {
     t.skip('needs ../shared/assets/models/mnist-cnn-deepeverest.onnx and data/mnist (absent)');
     return;
@@ -266,6 +267,12 @@ test('DeepEverest CNN on MNIST: each layer C, D, NC1, NC2, NC4, CDNV and ranks e
   });
   const layers = res.report.models[0]!.layers;
   assert.ok(layers.length >= 3, `${layers.length} layers`);
+  // NC3 at the layer feeding the head: fc2.weight (10×50) read straight from the ONNX file.
+  const proto = decodeModel(new Uint8Array(await readFile(sharedPath('models/mnist-cnn-deepeverest.onnx'))));
+  const fc2 = proto.graph!.initializer!.find((t) => t.name === 'fc2.weight')!;
+  const raw = Buffer.from(fc2.rawData!);
+  const W = Array.from({ length: 10 }, (_, k) => Array.from({ length: 50 }, (_, j) => raw.readFloatLE(4 * (k * 50 + j))));
+  assert.deepEqual(layers.filter((l) => l.metrics.nc3).map((l) => l.id), ['x'], 'NC3 only at the head input');
   const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
   const popStd = (a: number[]) => Math.sqrt(mean(a.map((v) => (v - mean(a)) ** 2)));
   const dotv = (a: number[], b: number[]) => a.reduce((s, v, j) => s + v * b[j]!, 0);
@@ -342,6 +349,12 @@ test('DeepEverest CNN on MNIST: each layer C, D, NC1, NC2, NC4, CDNV and ranks e
       numerical_rank: nr,
       effective_rank: er,
     };
+    if (l.id === 'x') {
+      const fro = (rows: number[][]) => Math.sqrt(rows.reduce((s, r) => s + dotv(r, r), 0));
+      const wn = fro(W);
+      const mn = fro(mt);
+      want.nc3 = W.reduce((s, r, k) => s + r.reduce((t, v, j) => t + (v / wn - mt[k]![j]! / mn) ** 2, 0), 0);
+    }
     for (const [name, v] of Object.entries(want)) {
       const got = l.metrics[name]?.value;
       assert.ok(typeof got === 'number', `${l.id} ${name} missing`);

@@ -18,7 +18,7 @@ import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type R
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
-import { capture } from './capture.js';
+import { capture, type LayerPlan } from './capture.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv } from '../report/records.js';
@@ -28,7 +28,8 @@ import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
-import { valuesPerItem } from '../runtime/types.js';
+import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
+import { readClassifierHead, type ClassifierHead } from '../theory/lowrank.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */
@@ -105,6 +106,31 @@ function checkClassCounts(data: PreparedData): string[] {
     );
   }
   return warnings;
+}
+
+/**
+ * NC3 compares the classifier head with the class means of the layer that feeds it, so it is
+ * measured at that one layer, when it is selected at full width. Otherwise the report says why not.
+ */
+async function headForNc3(name: string, runner: ModelRunner, plans: readonly LayerPlan[], K: number, warnings: string[]): Promise<{ layer: string; W: Float64Array } | null> {
+  let head: ClassifierHead;
+  try {
+    head = await readClassifierHead(runner, name);
+  } catch (e) {
+    warnings.push(`${name}: NC3 skipped: ${errorMessage(e)}`);
+    return null;
+  }
+  if (head.K !== K) {
+    warnings.push(`${name}: NC3 skipped: the classifier head has ${head.K} outputs, not one per class (${K})`);
+    return null;
+  }
+  const plan = head.inputLayer ? plans.find((p) => p.layer.id === head.inputLayer) : undefined;
+  if (!plan || plan.reducer.name !== 'flatten' || plan.reducer.dim !== head.d) {
+    const where = head.inputLayer ? `its input \`${head.inputLayer}\`${plan ? ` is reduced (${plan.reducer.describe}), not kept whole` : ' is not among the selected layers'}` : 'its input is not a layer of the model';
+    warnings.push(`${name}: NC3 skipped: ${where}`);
+    return null;
+  }
+  return { layer: plan.layer.id, W: head.W };
 }
 
 interface ModelRun {
@@ -191,6 +217,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
       hasPredictions: classifier,
     };
+    const head = metrics.includes('collapse') ? await headForNc3(model.name, model.runner, model.plans, K, warnings) : null;
     const layers: LayerReport[] = [];
     const byGroup: MetricTimings = {};
     const kept: SampleMatrix[] = [];
@@ -200,7 +227,8 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       const buffer = buffers.get(plan.layer.id)!;
       const matrix = buffer.matrix();
       if (opts.similarity) kept.push(matrix);
-      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, layerOpts, byGroup);
+      const forLayer = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
+      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
       if (previous) {
         const tb = performance.now();
         results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));

@@ -7,7 +7,7 @@ import type { ClassStats } from '../stats/accumulator.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { compression, discrimination } from '../metrics/geometry.js';
 import { momentsNoScatter } from '../stats/moments.js';
-import { cdnv, nc1, nc2, nc4 } from '../metrics/collapse.js';
+import { cdnv, nc1, nc2, nc3, nc4 } from '../metrics/collapse.js';
 import { rank } from '../metrics/rank.js';
 import { linearProbe } from '../metrics/probe.js';
 import { bootstrapCis, rescaledInterval } from '../metrics/bootstrap.js';
@@ -31,6 +31,8 @@ export interface LayerMetricOptions {
   probeLambda?: number;
   /** Whether the buffer rows carry the model's predictions (NC4). */
   hasPredictions: boolean;
+  /** The classifier head's weights (K×d, row-major) when this layer is the head's input (NC3). */
+  classifierWeights?: Float64Array;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
   if (want.has('collapse')) {
     out.push(await nc1(stats, samples));
     out.push(...nc2(stats));
+    if (opts.classifierWeights) out.push(nc3(stats, opts.classifierWeights));
     if (opts.hasPredictions && samples.predictions) out.push(await nc4(stats, samples, samples.predictions));
     out.push(cdnv(stats));
     lap('collapse');

@@ -28,7 +28,7 @@ export interface GateResult {
  */
 export const GROUP_METRICS: Record<MetricGroup, readonly string[]> = {
   geometry: ['compression', 'discrimination'],
-  collapse: ['nc1', 'nc2_equinorm', 'nc2_equiangularity', 'nc2_max_angle', 'nc4', 'cdnv'],
+  collapse: ['nc1', 'nc2_equinorm', 'nc2_equiangularity', 'nc2_max_angle', 'nc3', 'nc4', 'cdnv'],
   rank: ['numerical_rank', 'effective_rank'],
   probe: ['probe_train_accuracy', 'probe_heldout_accuracy', 'probe_control_train_accuracy', 'probe_control_heldout_accuracy'],
   mdlsm: ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa'],
