@@ -302,6 +302,14 @@ describe('tfjs file IO errors', () => {
     await assert.rejects(openTfjsModel(path.join(dir, 'model.json')), (e: unknown) => e instanceof RuntimeFailure && /truncated/.test(e.message));
   });
 
+  test('an unknown layer class → RuntimeFailure naming the class, without TF.js\'s list of generic reasons', async () => {
+    const dir = await copyTiny('unknown-class');
+    const text = await fs.readFile(path.join(dir, 'model.json'), 'utf8');
+    assert.match(text, /"class_name":\s*"Dense"/);
+    await fs.writeFile(path.join(dir, 'model.json'), text.replace(/"class_name":(\s*)"Dense"/, '"class_name":$1"MyDense"'));
+    await assert.rejects(openTfjsModel(path.join(dir, 'model.json')), (e: unknown) => e instanceof RuntimeFailure && /uses layer class `MyDense`, which TF\.js does not know$/.test(e.message));
+  });
+
   test('a shard longer than the manifest needs → RuntimeFailure (the weights belong to another model)', async () => {
     const dir = await copyTiny('longer');
     const bin = await fs.readFile(path.join(dir, 'weights.bin'));

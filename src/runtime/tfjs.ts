@@ -188,6 +188,14 @@ export class TfjsLayersRunner extends TfjsRunner {
     try {
       model = await tf.loadLayersModel({ load: async () => artifacts });
     } catch (e) {
+      // TF.js follows "Unknown layer: X." with a list of generic reasons; the name is the news.
+      const unknown = /^Unknown layer: ([^.\s]+)/.exec(firstLine(e));
+      if (unknown) {
+        throw new RuntimeFailure(
+          `cannot load TF.js layers model \`${file}\`: it uses layer class \`${unknown[1]}\`, which TF.js does not know`,
+          'a custom layer of the training code; convert the model without it, or export it to ONNX and audit that',
+        );
+      }
       throw new RuntimeFailure(`cannot load TF.js layers model \`${file}\`: ${firstLine(e)}`);
     }
     if (model.inputs.length !== 1) {

@@ -75,7 +75,9 @@ export function parseProbeSpec(text: string, file: string): ProbeSpec {
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new UsageError(`probe spec ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${errorMessage(e).split('\n')[0]}`);
+    // The yaml package ends its first line with "at line L, column C:" before a code excerpt.
+    const first = errorMessage(e).split('\n')[0]!.replace(/:\s*$/, '');
+    throw new UsageError(`probe spec ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${first}`);
   }
   const r = specSchema.safeParse(raw);
   if (!r.success) {
