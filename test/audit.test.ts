@@ -144,6 +144,16 @@ test('bootstrap intervals equal a bias-corrected bootstrap of the extracted acti
   const res = await audit({ models: [{ path: model }], dataset: data.images, ci: 0.9, bootstrapReps: 50, metrics: ['geometry'], out: path.join(dir, 'ci') });
   // The report records the sampling, not the whole options object it was passed in.
   assert.deepEqual(res.report.options.sampling, { seed: 0 });
+  // summary.txt: the legend explains the columns shown and no others; an interval that leaves
+  // out its value is marked, and the mark explained, exactly when one does.
+  const summary = await readFile(path.join(res.outDir, 'summary.txt'), 'utf8');
+  assert.match(summary, /C = tr\(Σ_W\)\/tr\(Σ_B\)/);
+  assert.doesNotMatch(summary, /rank95 =|probe =|NC1 =/);
+  const anyOutside = res.report.models[0]!.layers.some((l) => ['compression', 'discrimination'].some((k) => {
+    const r = l.metrics[k]!;
+    return r.ci !== undefined && r.value !== null && (r.value < r.ci[0] || r.value > r.ci[1]);
+  }));
+  assert.equal(summary.includes('†'), anyOutside);
   // 60 images per class fit the 200-per-class buffer: it holds every row, in dataset order, so a
   // bootstrap of the extracted activations with the run's seed draws the same resamples, and the
   // interval is the basic one, [2C − q_hi, 2C − q_lo].

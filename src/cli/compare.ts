@@ -1,51 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
 import { audit } from '../pipeline/audit.js';
 import { metricRows } from '../report/records.js';
-import { renderSummary, fmtNumber } from '../report/summary.js';
-import { formatTable } from '../report/table.js';
+import { renderSummary } from '../report/summary.js';
 import { UsageError } from '../errors.js';
-import type { Report } from '../report/schema.js';
 import { makeProgress } from './progress.js';
 import { auditBuilder, auditOptionsFrom, throwIfGatesFailed, type AuditArgs } from './audit.js';
 
 interface Args extends AuditArgs {
   models?: string;
   debiased: boolean;
-}
-
-function trendTable(report: Report): string {
-  const rows = report.models.map((m) => [
-    m.name,
-    m.accuracy?.value === null || m.accuracy?.value === undefined ? 'n/a' : (m.accuracy.value * 100).toFixed(2) + '%',
-    String(m.layers.length),
-    fmtNumber(m.trend?.compressionRatioPerLayer),
-    fmtNumber(m.trend?.discriminationSlopePerLayer),
-    fmtNumber(m.trend?.probeReachesDepth),
-    fmtNumber(m.trend?.separableDepth),
-  ]);
-  return formatTable(['model', 'accuracy', 'layers', 'C ratio/layer', 'D slope/layer', 'probe ≥95% at depth', 'LP-separable from depth'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']);
-}
-
-function ckaBlocks(report: Report): string {
-  const s = report.similarity;
-  if (!s) return '';
-  const models = [...new Set(s.layers.map((l) => l.model))];
-  const out: string[] = [`${s.method === 'debiased' ? 'debiased ' : ''}linear CKA on ${s.n} samples (rows × columns = layers by depth)`];
-  for (let a = 0; a < models.length; a++) {
-    for (let b = a; b < models.length; b++) {
-      const ia = s.layers.map((l, i) => (l.model === models[a] ? i : -1)).filter((i) => i >= 0);
-      const ib = s.layers.map((l, i) => (l.model === models[b] ? i : -1)).filter((i) => i >= 0);
-      out.push('', `${models[a]} × ${models[b]}`);
-      out.push(
-        formatTable(
-          ['', ...ib.map((j) => s.layers[j]!.depth.toFixed(2))],
-          ia.map((i) => [`${s.layers[i]!.layer} (${s.layers[i]!.depth.toFixed(2)})`, ...ib.map((j) => fmtNumber(s.matrix[i]![j]))]),
-          ['l', ...ib.map(() => 'r' as const)],
-        ),
-      );
-    }
-  }
-  return out.join('\n');
 }
 
 export const compareCommand: CommandModule<object, Args> = {
@@ -81,9 +44,7 @@ export const compareCommand: CommandModule<object, Args> = {
     }).finally(() => progress?.stop());
     if (a.json) process.stdout.write(JSON.stringify(metricRows(result.report), null, 2) + '\n');
     else if (!a.quiet) {
-      process.stdout.write(
-        [renderSummary(result.report), '', trendTable(result.report), '', ckaBlocks(result.report), '', `report: ${result.outDir}/report.html`].join('\n') + '\n',
-      );
+      process.stdout.write([renderSummary(result.report), '', `report: ${result.outDir}/report.html`].join('\n') + '\n');
     }
     throwIfGatesFailed(result);
   },

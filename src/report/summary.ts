@@ -2,21 +2,23 @@
 import type { Report } from './schema.js';
 import { formatTable } from './table.js';
 
-const COLUMNS: [key: string, title: string][] = [
-  ['compression', 'C'],
-  ['discrimination', 'D'],
-  ['nc1', 'NC1'],
-  ['cdnv', 'CDNV'],
-  ['numerical_rank', 'rank95'],
-  ['probe_heldout_accuracy', 'probe'],
-  ['probe_control_heldout_accuracy', 'shuffled'],
-  ['mdlsm_kappa', 'κ'],
-  ['mdlsm_heldout_kappa', 'κ held'],
-  ['mdlsm_null_kappa', 'κ null'],
-  ['lp_separable_fraction', 'LP sep'],
-  ['baseline_probe_heldout_accuracy', 'rand probe'],
-  ['baseline_mdlsm_heldout_kappa', 'rand κ'],
-  ['baseline_width_ratio', 'D/D*'],
+/** The headline columns, with the legend line each one gets when it is shown. */
+const COLUMNS: [key: string, title: string, legend: string][] = [
+  ['compression', 'C', 'C = tr(Σ_W)/tr(Σ_B) (smaller: more compressed)'],
+  ['discrimination', 'D', 'D = 1 − max cos between class means'],
+  ['nc1', 'NC1', 'NC1 = tr(Σ_W Σ_B⁺)/K'],
+  ['nc3', 'NC3', 'NC3 = ‖W/‖W‖ − M̃ᵀ/‖M̃‖‖², at the layer feeding the classifier head'],
+  ['cdnv', 'CDNV', 'CDNV = mean over class pairs of (Var_k + Var_l)/(2‖μ_k − μ_l‖²)'],
+  ['numerical_rank', 'rank95', 'rank95 = numerical rank (95% of the singular-value sum)'],
+  ['probe_heldout_accuracy', 'probe', 'probe = held-out accuracy of a linear probe'],
+  ['probe_control_heldout_accuracy', 'shuffled', 'shuffled = the same probe fitted on permuted labels'],
+  ['mdlsm_kappa', 'κ', 'κ = MD-LSM separability, mean over class pairs'],
+  ['mdlsm_heldout_kappa', 'κ held', 'κ held = κ of directions fitted on another split'],
+  ['mdlsm_null_kappa', 'κ null', 'κ null = κ on permuted labels (chance level)'],
+  ['lp_separable_fraction', 'LP sep', 'LP sep = share of class pairs the LP proves linearly separable'],
+  ['baseline_probe_heldout_accuracy', 'rand probe', 'rand probe = probe on a random Gaussian layer of the same width'],
+  ['baseline_mdlsm_heldout_kappa', 'rand κ', 'rand κ = κ held on that random layer'],
+  ['baseline_width_ratio', 'D/D*', 'D/D* = layer width over the width theory needs for separability'],
 ];
 
 export function fmtNumber(v: number | null | undefined): string {
@@ -27,12 +29,30 @@ export function fmtNumber(v: number | null | undefined): string {
   return v.toFixed(a >= 100 ? 1 : a >= 10 ? 2 : 4);
 }
 
+/** Wraps `; `-joined items to lines of about `width` characters. */
+function wrapItems(items: readonly string[], width = 110): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const item of items) {
+    const next = line ? `${line}; ${item}` : item;
+    if (line && next.length > width) {
+      lines.push(line + ';');
+      line = item;
+    } else line = next;
+  }
+  if (line) lines.push(line + '.');
+  return lines;
+}
+
 export function renderSummary(report: Report): string {
   const parts: string[] = [];
   const ds = report.dataset;
+  const shown = new Set<string>();
+  let outside = false;
   parts.push(`layerprobe ${report.similarity ? 'compare' : 'audit'} — ${ds.name} (${ds.selectedItems} items, ${ds.classes.length} classes), seed ${report.seed}`);
   for (const m of report.models) {
     const present = COLUMNS.filter(([k]) => m.layers.some((l) => l.metrics[k] !== undefined));
+    for (const [k] of present) shown.add(k);
     const acc = m.accuracy?.value;
     parts.push('');
     parts.push(`${m.name}  (${m.format}, ${m.backend})${acc !== undefined && acc !== null ? `  accuracy ${(acc * 100).toFixed(2)}%` : ''}`);
@@ -44,19 +64,63 @@ export function renderSummary(report: Report): string {
       ...present.map(([k]) => {
         const r = l.metrics[k];
         if (!r) return '';
-        return r.ci ? `${fmtNumber(r.value)} [${fmtNumber(r.ci[0])},${fmtNumber(r.ci[1])}]` : fmtNumber(r.value);
+        if (!r.ci) return fmtNumber(r.value);
+        // An interval that leaves out the value is bias-corrected; the mark points to the legend.
+        const out = r.value !== null && (r.value < r.ci[0] || r.value > r.ci[1]);
+        if (out) outside = true;
+        return `${fmtNumber(r.value)} [${fmtNumber(r.ci[0])},${fmtNumber(r.ci[1])}]${out ? '†' : ''}`;
       }),
     ]);
     parts.push(formatTable(['depth', 'layer', 'op', 'dim', ...present.map(([, t]) => t)], rows, ['r', 'l', 'l', 'r', ...present.map(() => 'r' as const)]));
     const t = m.timings;
     parts.push(`time: forward ${(t.forwardMs / 1000).toFixed(2)} s, reductions ${(t.reduceMs / 1000).toFixed(2)} s, statistics ${(t.statsMs / 1000).toFixed(2)} s, metrics ${(t.metricsMs / 1000).toFixed(2)} s`);
   }
+  if (report.similarity) parts.push('', trendTable(report), '', ckaBlocks(report));
   if (report.warnings.length) parts.push('', ...report.warnings.map((w) => `warning: ${w}`));
   if (report.gates?.length) {
     parts.push('');
     for (const g of report.gates) parts.push(`${g.passed ? 'PASS' : 'FAIL'}  ${g.spec}: ${g.detail}`);
   }
-  parts.push('', 'C = tr(Σ_W)/tr(Σ_B) (smaller: more compressed); D = 1 − max cos between class means; NC1 = tr(Σ_W Σ_B⁺)/K; rank95 = numerical rank;');
-  parts.push('probe = held-out accuracy of a linear probe; shuffled = same probe on permuted labels. Definitions: SCIENCE.md, and each metric in report.json.');
+  const legend = COLUMNS.filter(([k]) => shown.has(k)).map(([, , text]) => text);
+  if (outside) legend.push('† the interval leaves out the value: resampling shows the plug-in estimate is biased at this sample size, and the interval corrects for it (ciNote in report.json)');
+  legend.push('definitions: SCIENCE.md, and each metric in report.json');
+  parts.push('', ...wrapItems(legend));
   return parts.join('\n');
+}
+
+/** Per model: how C, D, the probe and LP separability move with depth (compare). */
+export function trendTable(report: Report): string {
+  const rows = report.models.map((m) => [
+    m.name,
+    m.accuracy?.value === null || m.accuracy?.value === undefined ? 'n/a' : (m.accuracy.value * 100).toFixed(2) + '%',
+    String(m.layers.length),
+    fmtNumber(m.trend?.compressionRatioPerLayer),
+    fmtNumber(m.trend?.discriminationSlopePerLayer),
+    fmtNumber(m.trend?.probeReachesDepth),
+    fmtNumber(m.trend?.separableDepth),
+  ]);
+  return formatTable(['model', 'accuracy', 'layers', 'C ratio/layer', 'D slope/layer', 'probe ≥95% of acc. at depth', 'LP-separable from depth'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']);
+}
+
+/** The CKA matrix as one table per model pair (compare). */
+export function ckaBlocks(report: Report): string {
+  const s = report.similarity;
+  if (!s) return '';
+  const models = [...new Set(s.layers.map((l) => l.model))];
+  const out: string[] = [`${s.method === 'debiased' ? 'debiased ' : ''}linear CKA on ${s.n} samples (rows × columns = layers by depth)`];
+  for (let a = 0; a < models.length; a++) {
+    for (let b = a; b < models.length; b++) {
+      const ia = s.layers.map((l, i) => (l.model === models[a] ? i : -1)).filter((i) => i >= 0);
+      const ib = s.layers.map((l, i) => (l.model === models[b] ? i : -1)).filter((i) => i >= 0);
+      out.push('', `${models[a]} × ${models[b]}`);
+      out.push(
+        formatTable(
+          ['', ...ib.map((j) => s.layers[j]!.depth.toFixed(2))],
+          ia.map((i) => [`${s.layers[i]!.layer} (${s.layers[i]!.depth.toFixed(2)})`, ...ib.map((j) => fmtNumber(s.matrix[i]![j]))]),
+          ['l', ...ib.map(() => 'r' as const)],
+        ),
+      );
+    }
+  }
+  return out.join('\n');
 }
