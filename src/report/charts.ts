@@ -38,6 +38,7 @@ export const METRIC_LABELS: Record<string, string> = {
   nc2_equinorm: 'NC2 equinorm',
   nc2_equiangularity: 'NC2 equiangularity',
   nc2_max_angle: 'NC2 max-angle',
+  nc3: 'NC3',
   nc4: 'NC4',
   cdnv: 'CDNV',
   numerical_rank: 'rank95',
@@ -50,6 +51,11 @@ export const METRIC_LABELS: Record<string, string> = {
   mdlsm_heldout_kappa: 'κ held-out',
   mdlsm_null_kappa: 'κ null',
   lp_separable_fraction: 'LP separable',
+  baseline_probe_heldout_accuracy: 'random layer: probe held-out',
+  baseline_mdlsm_heldout_kappa: 'random layer: κ held-out',
+  baseline_width_ratio: 'D/D*',
+  excess_probe_heldout_accuracy: 'excess probe held-out',
+  excess_mdlsm_heldout_kappa: 'excess κ held-out',
 };
 
 export const KAPPA_KEYS = ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa'] as const;
@@ -139,6 +145,31 @@ export const CHART_CATALOGUE: ChartDef[] = [
       { key: 'nc2_max_angle', label: 'max-angle', dash: 'dotted' },
     ],
     note: 'All three fall to 0 when the centred class means form a simplex equiangular tight frame.',
+  },
+  {
+    id: 'nc3',
+    title: 'Neural collapse NC3 (classifier vs class means)',
+    yTitle: 'NC3 = ‖W/‖W‖ − M̃ᵀ/‖M̃‖‖²',
+    series: [{ key: 'nc3', label: 'NC3' }],
+    note: 'Measured only at the layer that feeds the classifier head, so one point per model; 0 when the head is self-dual with the centred class means.',
+  },
+  {
+    id: 'width-ratio',
+    title: 'Width against the random-layer theory',
+    yTitle: 'D / D*(r̂)',
+    log: true,
+    series: [{ key: 'baseline_width_ratio', label: 'D/D*' }],
+    note: 'Layer width over the width a random layer needs to separate classes of the estimated intrinsic rank r̂ (SCIENCE.md §4); above 1, width alone would suffice.',
+  },
+  {
+    id: 'excess',
+    title: 'What training added over a random layer',
+    yTitle: 'trained − random',
+    series: [
+      { key: 'excess_probe_heldout_accuracy', label: 'excess probe held-out' },
+      { key: 'excess_mdlsm_heldout_kappa', label: 'excess κ held-out', dash: 'dashed' },
+    ],
+    note: 'Trained layer minus a random Gaussian layer of the same width and activation on the same input; above 0, training made the classes more separable than width alone.',
   },
   {
     id: 'nc4',
