@@ -19,7 +19,7 @@ import { auditOptionsFromSpec } from '../src/pipeline/from-spec.js';
 import { auditOptionsFrom, type AuditArgs } from '../src/cli/audit.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
 import { decodeModel } from '../src/runtime/onnx-graph.js';
-import { cli, hasShared, randomMlp, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
+import { cli, hasShared, randomMlp, ROOT, sharedPath, tempDir, writeIdxDataset, writeOnnxMlp, idxBytes, syntheticImages } from './helpers/fixtures.js';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
 
@@ -454,4 +454,43 @@ test('labels with a stray large value: the empty classes it implies are named in
   await writeFile(path.join(dir, 'x-labels-idx1-ubyte'), b.labels);
   const res = await audit({ models: [{ path: model }], dataset: path.join(dir, 'x-images-idx3-ubyte'), datasetOptions: { labels: path.join(dir, 'x-labels-idx1-ubyte') }, metrics: ['geometry'], out: path.join(dir, 'stray') });
   assert.ok(res.report.warnings.some((w) => /^5 of the 10 classes \(0\.\.9\) have no items in the dataset/.test(w)), res.report.warnings.join(' | '));
+});
+
+test('NC3 of the shipped TF.js MLP equals a plain computation from dense_2 activations and the logits kernel read from weights.bin', async () => {
+  const dir = await tempDir();
+  const model = path.join(ROOT, 'models/fmnist-mlp/model.json');
+  const common = { dataset: 'fashion-mnist', perClass: 30 };
+  const res = await audit({ ...common, models: [{ path: model }], metrics: ['collapse'], out: path.join(dir, 'a') });
+  const layers = res.report.models[0]!.layers;
+  assert.deepEqual(layers.filter((l) => l.metrics.nc3).map((l) => l.id), ['dense_2']);
+  await extract({ ...common, model, layers: ['dense_2'], out: path.join(dir, 'x') });
+  const a = await readNpy(path.join(dir, 'x/dense_2.npy'));
+  const y = (await readNpy(path.join(dir, 'x/labels.npy'))).data as Int32Array;
+  const [n, d] = a.shape as [number, number];
+  // The logits kernel is the 5th weight (after dense_1 and dense_2 kernels and biases), stored d×K.
+  const json = JSON.parse(await readFile(path.join(ROOT, 'models/fmnist-mlp/model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  const specs = json.weightsManifest[0]!.weights;
+  let offset = 0;
+  for (const w of specs) {
+    if (w.name === 'logits/kernel') break;
+    offset += w.shape.reduce((p, q) => p * q, 1);
+  }
+  const bin = await readFile(path.join(ROOT, 'models/fmnist-mlp/weights.bin'));
+  const K = 10;
+  const W = Array.from({ length: K }, (_, k) => Array.from({ length: d }, (_, j) => bin.readFloatLE(4 * (offset + j * K + k))));
+  const mu = Array.from({ length: K }, () => new Array<number>(d).fill(0));
+  const cnt = new Array<number>(K).fill(0);
+  for (let i = 0; i < n; i++) {
+    cnt[y[i]!]!++;
+    for (let j = 0; j < d; j++) mu[y[i]!]![j]! += Number(a.data[i * d + j]);
+  }
+  mu.forEach((m, k) => m.forEach((_, j) => (m[j]! /= cnt[k]!)));
+  const g = Array.from({ length: d }, (_, j) => mu.reduce((s, m, k) => s + (cnt[k]! / n) * m[j]!, 0));
+  const mt = mu.map((m) => m.map((v, j) => v - g[j]!));
+  const fro = (rows: number[][]) => Math.sqrt(rows.reduce((s, r) => s + r.reduce((t, v) => t + v * v, 0), 0));
+  const wn = fro(W);
+  const mn = fro(mt);
+  const want = W.reduce((s, r, k) => s + r.reduce((t, v, j) => t + (v / wn - mt[k]![j]! / mn) ** 2, 0), 0);
+  const got = layers.find((l) => l.id === 'dense_2')!.metrics.nc3!.value!;
+  assert.ok(Math.abs(got - want) < 1e-6 * want, `NC3 ${got} vs plain ${want}`);
 });
