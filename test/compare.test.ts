@@ -35,6 +35,21 @@ test('compare: one record per (model, layer, metric), CSV, CKA = 1 between a mod
     assert.ok(sim.matrix[idx('a', layer)]![idx('b', layer)]! < 0.999, 'another model is not');
   }
   for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) assert.equal(sim.matrix[i]![j], sim.matrix[j]![i]);
+  // similarity.csv: the same matrix in long form, one row per ordered layer pair.
+  const simRows = (await readFile(path.join(out, 'similarity.csv'), 'utf8')).trim().split('\n');
+  assert.equal(simRows[0], 'method,modelA,layerA,depthA,modelB,layerB,depthB,cka');
+  assert.equal(simRows.length, 1 + 36);
+  for (const [t, row] of simRows.slice(1).entries()) {
+    const c = row.split(',');
+    const [i, j] = [Math.floor(t / 6), t % 6];
+    assert.deepEqual([c[1], c[2], c[4], c[5]], [sim.layers[i]!.model, sim.layers[i]!.layer, sim.layers[j]!.model, sim.layers[j]!.layer]);
+    assert.equal(Number(c[7]), sim.matrix[i]![j]);
+  }
+  // summary.txt carries compare's trend and CKA tables too.
+  const summary = await readFile(path.join(out, 'summary.txt'), 'utf8');
+  assert.match(summary, /^layerprobe compare — /);
+  assert.match(summary, /C ratio\/layer/);
+  assert.match(summary, /linear CKA on \d+ samples/);
   // The page holds exactly the models and layers of report.json.
   const html = await readFile(path.join(out, 'report.html'), 'utf8');
   for (const m of report.models) for (const l of m.layers) assert.ok(html.includes(`data-model="${m.name}"`) && html.includes(`data-layer="${l.id}"`));

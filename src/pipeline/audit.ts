@@ -21,7 +21,7 @@ import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture, type LayerPlan } from './capture.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
-import { metricsCsv } from '../report/records.js';
+import { metricsCsv, similarityCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
@@ -361,6 +361,8 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     await writeFileAtomic(path.join(folder.workDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     await writeFileAtomic(path.join(folder.workDir, 'summary.txt'), renderSummary(report) + '\n');
     await writeFileAtomic(path.join(folder.workDir, 'metrics.csv'), metricsCsv(report));
+    const simCsv = similarityCsv(report);
+    if (simCsv) await writeFileAtomic(path.join(folder.workDir, 'similarity.csv'), simCsv);
     try {
       await writeReportHtml(folder.workDir, report);
     } catch (e) {

@@ -35,3 +35,19 @@ export function metricsCsv(report: Report): string {
   for (const r of metricRows(report)) lines.push(csvLine(cols.map((c) => r[c])));
   return lines.join('\n') + '\n';
 }
+
+/**
+ * compare's layer similarity in long form, one row per ordered layer pair, for tools that read
+ * CSV rather than report.json; an undefined CKA is an empty cell.
+ */
+export function similarityCsv(report: Report): string | null {
+  const s = report.similarity;
+  if (!s) return null;
+  const lines = [['method', 'modelA', 'layerA', 'depthA', 'modelB', 'layerB', 'depthB', 'cka'].join(',')];
+  s.layers.forEach((a, i) => {
+    s.layers.forEach((b, j) => {
+      lines.push(csvLine([s.method, a.model, a.layer, a.depth, b.model, b.layer, b.depth, s.matrix[i]![j]]));
+    });
+  });
+  return lines.join('\n') + '\n';
+}
