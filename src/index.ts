@@ -9,6 +9,7 @@ export { readNpy, NpyWriter } from './data/npy.js';
 export type { Dataset, RawBatch, PreprocessSpec, ModelInput } from './data/types.js';
 export { openModel } from './runtime/open.js';
 export { selectLayers } from './runtime/select.js';
+export { readClassifierHead, onnxClassifierHead, type ClassifierHead } from './runtime/classifier-head.js';
 export type { ModelRunner, LayerInfo, LayerTensor } from './runtime/types.js';
 export { makeReducer, parseReduction, type Reducer, type ReductionSpec } from './features/reduce.js';
 export { loadTf } from './runtime/backend.js';

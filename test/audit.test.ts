@@ -494,3 +494,16 @@ test('NC3 of the shipped TF.js MLP equals a plain computation from dense_2 activ
   const got = layers.find((l) => l.id === 'dense_2')!.metrics.nc3!.value!;
   assert.ok(Math.abs(got - want) < 1e-6 * want, `NC3 ${got} vs plain ${want}`);
 });
+
+test('NC3 is measured only at the head input kept whole; otherwise the warnings say why', async () => {
+  const { dir, data, model } = await fixture();
+  const run = async (out: string, extra: { layers?: string; reduce?: string }) =>
+    (await audit({ models: [{ path: model, ...extra }], dataset: data.images, metrics: ['collapse'], out: path.join(dir, out) })).report;
+  const whole = await run('n0', {});
+  assert.deepEqual(whole.models[0]!.layers.filter((l) => l.metrics.nc3).map((l) => l.id), ['h2']);
+  const other = await run('n1', { layers: 'h1' });
+  assert.ok(other.models[0]!.layers.every((l) => !l.metrics.nc3));
+  assert.ok(other.warnings.some((w) => /NC3 skipped: its input `h2` is not among the selected layers/.test(w)), other.warnings.join(' | '));
+  const reduced = await run('n2', { reduce: 'project:3' });
+  assert.ok(reduced.warnings.some((w) => /NC3 skipped: its input `h2` is reduced \(project/.test(w)), reduced.warnings.join(' | '));
+});

@@ -218,4 +218,5 @@ test('fetch finds a verified copy already on the search path (the Debian package
   const got = await fetchDataset('fashion-mnist', { split: 'train', env: { HOME: home }, baseUrls: ['http://127.0.0.1:9/'], timeoutMs: 1000 });
   assert.deepEqual(got.map((f) => [f.downloaded, f.path.replace(/\/[^/]+$/, '')]), [[false, '/usr/share/datasets/fashion-mnist'], [false, '/usr/share/datasets/fashion-mnist']]);
   assert.deepEqual(await readdir(home), [], 'no empty cache folder is left behind');
+  for (const f of got) assert.equal(f.sha256, createHash('sha256').update(await readFile(f.path)).digest('hex'), f.file);
 });

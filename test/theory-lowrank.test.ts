@@ -28,11 +28,10 @@ import {
   lowrankSynthetic,
   mmseMatrix,
   mmseSpectrum,
-  onnxClassifierHead,
-  readClassifierHead,
   scaledHead,
   type JointDistribution,
 } from '../src/theory/lowrank.js';
+import { onnxClassifierHead, readClassifierHead } from '../src/runtime/classifier-head.js';
 import { ROOT, tempDir } from './helpers/fixtures.js';
 import { runTheory, type CliRun } from './helpers/theory-cli.js';
 

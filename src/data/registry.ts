@@ -400,7 +400,9 @@ async function fetchFile(d: KnownDataset, rf: RegistryFile, dir: string, opts: F
     if (found && found.location !== 'cache') {
       const v = await verifyFile(found.path, rf);
       if (v === 'official' || v === 'same-content') {
-        return { file: rf.file, path: found.path, bytes: (await stat(found.path)).size, sha256: await hashFile(found.path), downloaded: false };
+        // 'official' already proved the hash; only a gunzipped or re-packed copy needs its own.
+        const sha256 = v === 'official' ? rf.sha256 : await hashFile(found.path);
+        return { file: rf.file, path: found.path, bytes: (await stat(found.path)).size, sha256, downloaded: false };
       }
     }
   }

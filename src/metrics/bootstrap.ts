@@ -142,3 +142,8 @@ export function rescaledInterval(value: number, b: BootstrapResult, m: number, N
   const spread = Math.sqrt(f);
   return [value - bias - spread * (b.ci[1] - mean), value - bias - spread * (b.ci[0] - mean)];
 }
+
+/** Whether an interval leaves out its own value (possible for a bias-corrected interval). */
+export function excludesValue(value: number | null, ci: readonly [number, number]): boolean {
+  return value !== null && (value < ci[0] || value > ci[1]);
+}

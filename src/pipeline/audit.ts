@@ -29,7 +29,7 @@ import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
-import { readClassifierHead, type ClassifierHead } from '../theory/lowrank.js';
+import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */

@@ -10,7 +10,7 @@ import { momentsNoScatter } from '../stats/moments.js';
 import { cdnv, nc1, nc2, nc3, nc4 } from '../metrics/collapse.js';
 import { rank } from '../metrics/rank.js';
 import { linearProbe } from '../metrics/probe.js';
-import { bootstrapCis, rescaledInterval } from '../metrics/bootstrap.js';
+import { bootstrapCis, excludesValue, rescaledInterval } from '../metrics/bootstrap.js';
 import type { MetricResult } from '../metrics/types.js';
 import { mdlsm, mdlsmMetrics, separabilityMatrix, separabilityMetrics } from '../metrics/separability/index.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
@@ -53,7 +53,7 @@ async function withCis(results: MetricResult[], fn: (m: SampleMatrix) => number[
     const ci = rescaledInterval(r.value, b, samples.n, N);
     if (ci) {
       if (ci[0] < 0 && r.value >= 0) ci[0] = 0;
-      const outside = r.value < ci[0] || r.value > ci[1];
+      const outside = excludesValue(r.value, ci);
       const ciNote = `the interval does not contain the plug-in value: resampling shows the plug-in estimate is biased ${r.value < ci[0] ? 'low' : 'high'} at this sample size by more than its spread, and the interval corrects for that bias`;
       return { ...r, ci, detail: outside ? { ...detail, ciNote } : detail };
     }

@@ -1,6 +1,7 @@
 /** The terminal table and summary.txt: layers as rows, the headline metrics as columns. */
 import type { Report } from './schema.js';
 import { formatTable } from './table.js';
+import { excludesValue } from '../metrics/bootstrap.js';
 
 /** The headline columns, with the legend line each one gets when it is shown. */
 const COLUMNS: [key: string, title: string, legend: string][] = [
@@ -66,7 +67,7 @@ export function renderSummary(report: Report): string {
         if (!r) return '';
         if (!r.ci) return fmtNumber(r.value);
         // An interval that leaves out the value is bias-corrected; the mark points to the legend.
-        const out = r.value !== null && (r.value < r.ci[0] || r.value > r.ci[1]);
+        const out = excludesValue(r.value, r.ci);
         if (out) outside = true;
         return `${fmtNumber(r.value)} [${fmtNumber(r.ci[0])},${fmtNumber(r.ci[1])}]${out ? '†' : ''}`;
       }),
