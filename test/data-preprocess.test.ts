@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { UsageError } from '../src/errors.js';
 import { memoryDataset } from '../src/data/memory.js';
 import { describePreprocess, parsePreprocess, preprocess } from '../src/data/preprocess.js';
-import { inferPreprocess } from '../src/pipeline/fit-input.js';
+import { inferPreprocess } from '../src/data/fit-input.js';
 import { apportion, batchesOf, selectIndices } from '../src/data/sampling.js';
 import type { RawBatch } from '../src/data/types.js';
 

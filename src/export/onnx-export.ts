@@ -17,7 +17,7 @@ import { openOnnxModel } from '../runtime/onnx.js';
 import { openTfjsModel, TfjsLayersRunner } from '../runtime/tfjs.js';
 import type { ModelRunner } from '../runtime/types.js';
 import { trackPartialFile } from '../report/run-folder.js';
-import { registerVitLayers } from '../train/layers/vit-layers.js';
+import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';
 import { Rng } from '../util/rng.js';
 import { layerprobeVersion } from '../util/versions.js';
 import { BUILTIN_CONVERTERS, unsupported, type Config, type Converter, type Layer, type LayerInput } from './layer-converters.js';

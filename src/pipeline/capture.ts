@@ -7,14 +7,12 @@
 import { batchesOf } from '../data/sampling.js';
 import { preprocess } from '../data/preprocess.js';
 import type { Dataset, PreprocessSpec, RawBatch } from '../data/types.js';
-import type { Reducer } from '../features/reduce.js';
-import type { LayerInfo, LayerTensor, ModelRunner } from '../runtime/types.js';
+import type { LayerTensor, ModelRunner } from '../runtime/types.js';
+import type { LayerPlan } from '../features/layer-plan.js';
 import { RuntimeFailure } from '../errors.js';
 
-export interface LayerPlan {
-  layer: LayerInfo;
-  reducer: Reducer;
-}
+// LayerPlan is defined in features/ (the report's manifest records plans too); re-exported for pipeline callers.
+export type { LayerPlan };
 
 export interface CapturedBatch {
   raw: RawBatch;

@@ -12,7 +12,7 @@ import { openModel } from '../runtime/open.js';
 import { outputLayer, selectLayers } from '../runtime/select.js';
 import type { LayerInfo, ModelRunner } from '../runtime/types.js';
 import { UsageError } from '../errors.js';
-import { inferPreprocess } from './fit-input.js';
+import { inferPreprocess } from '../data/fit-input.js';
 import type { LayerPlan } from './capture.js';
 
 export interface SamplingOptions {

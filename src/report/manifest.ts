@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { Dataset, PreprocessSpec } from '../data/types.js';
 import type { ModelRunner } from '../runtime/types.js';
-import type { LayerPlan } from '../pipeline/capture.js';
+import type { LayerPlan } from '../features/layer-plan.js';
 import { sha256File } from '../data/hash.js';
 import { toolVersions } from '../util/versions.js';
 

@@ -46,7 +46,7 @@ export const POOLING_LAYER_CLASSES: ReadonlySet<string> = new Set([
 /**
  * Custom layer classes whose output is one residual/transformer block; each such block contributes
  * its output to the default selection. `TransformerBlock` is layerprobe's own ViT block
- * (src/train/layers/vit-layers.ts).
+ * (src/runtime/tfjs-layers/vit-layers.ts).
  */
 export const TRANSFORMER_BLOCK_CLASSES: Set<string> = new Set(['TransformerBlock']);
 

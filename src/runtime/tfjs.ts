@@ -19,7 +19,7 @@ import {
   type SelectionNode,
 } from './tfjs-default-layers.js';
 import { loadModelFiles } from './tfjs-io.js';
-import '../train/layers/register.js';
+import './tfjs-layers/register.js';
 import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
 
 type Tensor = tfTypes.Tensor;

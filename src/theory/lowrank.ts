@@ -862,7 +862,7 @@ export async function lowrankModel(opts: ModelLowrankOptions): Promise<ModelLowr
     import('../data/open.js'),
     import('../data/preprocess.js'),
     import('../data/sampling.js'),
-    import('../pipeline/fit-input.js'),
+    import('../data/fit-input.js'),
     import('../runtime/open.js'),
   ]);
   const ds = await openDataset(opts.dataset, opts.split ? { split: opts.split } : {});

@@ -6,7 +6,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { UsageError } from '../errors.js';
 import type { Tf } from '../runtime/backend.js';
-import { registerVitLayers } from './layers/vit-layers.js';
+import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';
 
 type LayersModel = tfTypes.LayersModel;
 type SymbolicTensor = tfTypes.SymbolicTensor;

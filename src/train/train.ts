@@ -19,7 +19,7 @@ import { layerprobeVersion } from '../util/versions.js';
 import { ARCHS, ARCH_DEFAULTS, buildModel, checkArchOptions, describeLayers, isArch, type Arch, type ArchOptions } from './arch.js';
 import { CARD_FORMAT, CARD_VERSION, cardMarkdown, type ModelCard } from './card.js';
 import { loadSplit, openSplits, type TrainingData } from './data.js';
-import { registerVitLayers } from './layers/vit-layers.js';
+import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';
 import { evaluate, fit, type FitHooks, type Recipe, type TrainProgress } from './loop.js';
 import {
   MONITOR_FILES,

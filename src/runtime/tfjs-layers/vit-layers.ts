@@ -11,7 +11,7 @@
  * One layer per block keeps the block output a single, default-selected layer id.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import type { Tf } from '../../runtime/backend.js';
+import type { Tf } from '../backend.js';
 
 type Tensor = tfTypes.Tensor;
 type Shape = tfTypes.Shape;
