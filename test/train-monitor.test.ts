@@ -17,22 +17,11 @@ import { linearProbe } from '../src/metrics/probe.js';
 import { mdlsm } from '../src/metrics/separability/index.js';
 import { openTfjsModel } from '../src/runtime/tfjs.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
-import {
-  MONITOR_CSV_COLUMNS,
-  averageRanks,
-  correlate,
-  differences,
-  parseMonitorSpec,
-  parseProbeSet,
-  pearson,
-  probePerClass,
-  selectProbeSet,
-  spearman,
-  synchronicity,
-  type MonitorCheckpoint,
-  type MonitorLayerPoint,
-  type MonitorResult,
-} from '../src/train/monitor.js';
+import { averageRanks, correlate, differences, pearson, spearman } from '../src/stats/correlation.js';
+import type { MonitorCheckpoint, MonitorLayerPoint, MonitorResult } from '../src/report/monitor-schema.js';
+import { MONITOR_CSV_COLUMNS } from '../src/report/monitor-text.js';
+import { parseMonitorSpec, parseProbeSet, probePerClass, selectProbeSet } from '../src/train/monitor-options.js';
+import { synchronicity } from '../src/train/synchronicity.js';
 import { cellName, parseSweep, sweepCells, type SweepResult } from '../src/train/sweep.js';
 import { loadTrainingData, type TrainingData } from '../src/train/data.js';
 import { train, type TrainResult } from '../src/train/train.js';

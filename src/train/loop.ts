@@ -8,6 +8,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure } from '../errors.js';
 import type { Tf } from '../runtime/backend.js';
 import { Rng } from '../util/rng.js';
+import type { CheckpointSchedule } from '../report/monitor-schema.js';
 import { batchOf, type InMemorySplit } from './data.js';
 
 type LayersModel = tfTypes.LayersModel;
@@ -72,13 +73,6 @@ export interface Checkpoint {
   test: Evaluation | null;
 }
 
-export interface CheckpointSchedule {
-  unit: 'epoch' | 'step';
-  /** Every this many epochs or steps; the last step of training is always a checkpoint. */
-  every: number;
-  /** Also a checkpoint before the first update. */
-  initial: boolean;
-}
 
 export interface FitHooks {
   schedule: CheckpointSchedule;

@@ -14,15 +14,20 @@ import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { createRunFolder, writeFileAtomic } from '../report/run-folder.js';
 import { ACTIVATIONS, ARCHS, ARCH_DEFAULTS, checkArchOptions, isActivation, isArch, type Arch, type ArchOptions } from './arch.js';
 import { loadTrainingData } from './data.js';
-import type { LayerSynchronicity, MonitorSpec, ProbeSetSpec } from './monitor.js';
-import { probePerClass } from './monitor.js';
-import { renderSweepHtml } from './monitor-report.js';
+import { probePerClass } from './monitor-options.js';
+import { renderSweepHtml } from '../report/monitor-html.js';
+import {
+  SWEEP_FILES,
+  SWEEP_FORMAT,
+  SWEEP_VERSION,
+  type LayerSynchronicity,
+  type SweepAxisRecord,
+  type SweepCell,
+  type SweepRecord,
+  type SweepValue,
+} from '../report/monitor-schema.js';
 import { RECIPE_DEFAULTS, monitorRequest, train, type TrainOptions, type TrainResult } from './train.js';
 import { csvLine } from '../report/csv.js';
-
-export const SWEEP_FORMAT = 'layerprobe-train-sweep';
-export const SWEEP_VERSION = 1;
-export const SWEEP_FILES = { json: 'sweep.json', csv: 'sweep.csv', html: 'sweep.html' } as const;
 
 /** Keys a sweep may vary, per architecture: the architecture's own options, and the run's lr and seed. */
 export const SWEEP_KEYS: Record<Arch, readonly SweepKey[]> = {
@@ -31,11 +36,8 @@ export const SWEEP_KEYS: Record<Arch, readonly SweepKey[]> = {
   vit: ['width', 'depth', 'heads', 'patch', 'lr', 'seed'],
 };
 export type SweepKey = 'activation' | 'width' | 'depth' | 'heads' | 'patch' | 'lr' | 'seed';
-export type SweepValue = string | number;
-
-export interface SweepAxis {
+export interface SweepAxis extends SweepAxisRecord {
   key: SweepKey;
-  values: SweepValue[];
 }
 
 /** More cells than this is almost certainly a typo on a CPU. */
@@ -107,65 +109,11 @@ export function cellName(settings: Record<string, SweepValue>): string {
     .replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
-export interface SweepLayer {
-  layer: string;
-  /** 1-based, input to output. */
-  index: number;
-  /** index / number of hidden layers: 1 is the last hidden layer whatever the depth. */
-  relativeDepth: number;
-  kappa: number | null;
-  kappaHeldOut: number | null;
-  compression: number | null;
-  discrimination: number | null;
-  probeAccuracy: number | null;
-  /** Synchronicity of κ with training accuracy (Pearson, levels and changes). */
-  syncLevels: number | null;
-  syncChanges: number | null;
-  /** Pearson of the changes with the initial checkpoint left out. */
-  syncChangesDuringTraining: number | null;
-}
-
-export interface SweepCell {
-  name: string;
-  /** The cell's model folder inside the sweep folder; null for a failed cell (train() removed it). */
-  dir: string | null;
-  settings: Record<string, SweepValue>;
-  status: 'ok' | 'failed';
-  error?: string;
-  /** Final weights, on the training images used (card.metrics.trainAccuracy). */
-  trainAccuracy: number | null;
-  testAccuracy: number | null;
-  params: number | null;
-  seconds: number;
-  monitorSeconds: number | null;
-  /** At the last checkpoint (end of training). */
-  layers: SweepLayer[];
-  bestTrackingLayer: string | null;
-  /** κ of the last hidden layer and training accuracy at every checkpoint. */
-  lastLayerCurve: { epochProgress: number; kappa: number | null; trainAccuracy: number }[];
-}
-
-export interface SweepResult {
-  format: typeof SWEEP_FORMAT;
-  version: typeof SWEEP_VERSION;
-  createdAt: string;
+/** sweep.json, with the architecture, axis keys and options at their train types. */
+export interface SweepResult extends SweepRecord {
   arch: Arch;
   axes: SweepAxis[];
-  /** What every cell shares. */
-  base: {
-    dataset: string;
-    epochs: number;
-    limit: number | null;
-    testLimit: number | null;
-    seed: number;
-    lr: number | null;
-    batchSize: number | null;
-    options: Partial<ArchOptions>;
-    monitor: MonitorSpec;
-    probeSet: ProbeSetSpec;
-  };
-  cells: SweepCell[];
-  seconds: number;
+  base: SweepRecord['base'] & { options: Partial<ArchOptions> };
 }
 
 export interface SweepOptions extends Omit<TrainOptions, 'data' | 'name'> {

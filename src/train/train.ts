@@ -21,20 +21,11 @@ import { CARD_FORMAT, CARD_VERSION, cardMarkdown, type ModelCard } from './card.
 import { loadSplit, openSplits, type TrainingData } from './data.js';
 import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';
 import { evaluate, fit, type FitHooks, type Recipe, type TrainProgress } from './loop.js';
-import {
-  MONITOR_FILES,
-  PROBE_SET_DEFAULT,
-  TrainingMonitor,
-  monitorCsv,
-  parseMonitorSpec,
-  parseProbeSet,
-  probePerClass,
-  selectProbeSet,
-  type MonitorResult,
-  type MonitorSpec,
-  type ProbeSetSpec,
-} from './monitor.js';
-import { renderMonitorHtml } from './monitor-report.js';
+import { TrainingMonitor } from './monitor.js';
+import { PROBE_SET_DEFAULT, parseMonitorSpec, parseProbeSet, probePerClass, selectProbeSet } from './monitor-options.js';
+import { renderMonitorHtml } from '../report/monitor-html.js';
+import { MONITOR_FILES, type MonitorResult, type MonitorSpec, type ProbeSetSpec } from '../report/monitor-schema.js';
+import { monitorCsv } from '../report/monitor-text.js';
 import { registerTrainingKernels } from './wasm-kernels.js';
 
 export interface TrainOptions {

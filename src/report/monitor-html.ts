@@ -6,12 +6,11 @@
  * how each sweep axis (activation, width, depth, …) moves the final per-layer metrics.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { renderSvg } from '../report/charts.js';
-import { html, trusted, type HtmlPart, type SafeHtml } from '../report/html-escape.js';
-import { BASE_STYLE, renderPage } from '../report/page.js';
+import { renderSvg } from './charts.js';
+import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
+import type { MonitorResult, SweepRecord } from './monitor-schema.js';
+import { BASE_STYLE, renderPage } from './page.js';
 import { layerprobeVersion } from '../util/versions.js';
-import type { MonitorResult } from './monitor.js';
-import type { SweepResult } from './sweep.js';
 
 const STYLE = `${BASE_STYLE}.failed { color: #cf222e; }
 `;
@@ -250,7 +249,7 @@ const SWEEP_METRICS: { key: 'kappa' | 'kappaHeldOut' | 'compression' | 'discrimi
   { key: 'probeAccuracy', title: 'final probe accuracy' },
 ];
 
-function axisChartSpec(s: SweepResult, axis: string, metric: (typeof SWEEP_METRICS)[number]): TopLevelSpec | null {
+function axisChartSpec(s: SweepRecord, axis: string, metric: (typeof SWEEP_METRICS)[number]): TopLevelSpec | null {
   const values: { value: string; depth: number; y: number; cell: string }[] = [];
   for (const c of s.cells) {
     if (c.status !== 'ok') continue;
@@ -281,13 +280,13 @@ function axisChartSpec(s: SweepResult, axis: string, metric: (typeof SWEEP_METRI
   } as TopLevelSpec;
 }
 
-function curveSpec(s: SweepResult): TopLevelSpec | null {
+function curveSpec(s: SweepRecord): TopLevelSpec | null {
   const values: { x: number; series: string; value: number }[] = [];
   for (const c of s.cells) for (const p of c.lastLayerCurve) if (p.kappa !== null) values.push({ x: p.epochProgress, series: c.name, value: p.kappa });
   return values.length ? epochCurves(values, 'κ of the last hidden layer', 'cell', 20, 1.5) : null;
 }
 
-export async function renderSweepHtml(s: SweepResult, title: string): Promise<string> {
+export async function renderSweepHtml(s: SweepRecord, title: string): Promise<string> {
   const axes = s.axes.map((a) => a.key);
   const sections: SafeHtml[] = [];
   for (const axis of axes) {

@@ -1,0 +1,52 @@
+/**
+ * The synchronicity summary of a monitored run (docs/theory.md): per layer, how each monitored
+ * metric moves with the model's training accuracy on the probe subset — Pearson and Spearman of
+ * the levels and of the changes between consecutive checkpoints, over all checkpoints and over
+ * those after the first update — and the layers ranked by how well κ tracks training.
+ */
+import { correlate, differences, type Correlation } from '../stats/correlation.js';
+import { SYNC_METRICS, type LayerSynchronicity, type MonitorCheckpoint, type Synchronicity, type SyncMetric } from '../report/monitor-schema.js';
+
+export const SYNC_DEFINITION =
+  'SCIENCE.md §3.1 synchronicity: per layer, Pearson and Spearman (average ranks for ties) correlation between the layer metric at each checkpoint ' +
+  'and the model accuracy on the probe subset of the training data at the same checkpoint (levels), and between their changes from one checkpoint to the next (changes)';
+
+function layerSync(checkpoints: readonly MonitorCheckpoint[], layer: string, metric: SyncMetric): LayerSynchronicity {
+  const pair = (cps: readonly MonitorCheckpoint[]): { levels: Correlation; changes: Correlation } => {
+    const acc = cps.map((c) => c.trainAccuracy);
+    const m = cps.map((c) => c.layers.find((l) => l.layer === layer)?.[metric] ?? null);
+    return { levels: correlate(m, acc), changes: correlate(differences(m), differences(acc)) };
+  };
+  return { layer, ...pair(checkpoints), duringTraining: pair(checkpoints.filter((c) => c.step > 0)) };
+}
+
+function rankKey(s: LayerSynchronicity): number[] {
+  const v = (x: number | null): number => (x === null ? -Infinity : x);
+  return [v(s.duringTraining.changes.pearson), v(s.changes.pearson), v(s.levels.pearson)];
+}
+
+/** The synchronicity summary of a monitored run. */
+export function synchronicity(checkpoints: readonly MonitorCheckpoint[], layers: readonly string[]): Synchronicity {
+  const byMetric = {} as Record<SyncMetric, LayerSynchronicity[]>;
+  for (const metric of SYNC_METRICS) byMetric[metric] = layers.map((l) => layerSync(checkpoints, l, metric));
+  const kappa = byMetric.kappa;
+  const ranking = [...kappa]
+    .sort((a, b) => {
+      const [ka, kb] = [rankKey(a), rankKey(b)];
+      for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return kb[i]! > ka[i]! ? 1 : -1;
+      return 0;
+    })
+    .filter((s) => s.changes.pearson !== null || s.levels.pearson !== null)
+    .map((s) => s.layer);
+  return {
+    definition: SYNC_DEFINITION,
+    against: 'trainAccuracy',
+    layers: kappa,
+    ranking,
+    best: ranking[0] ?? null,
+    byMetric,
+    note:
+      `${checkpoints.length} checkpoints, ${Math.max(0, checkpoints.length - 1)} changes; correlations need at least 3 points (null otherwise). ` +
+      'Over all checkpoints they are dominated by the first, largest step of training; "during training" leaves the initial checkpoint out.',
+  };
+}
