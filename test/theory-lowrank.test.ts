@@ -30,7 +30,7 @@ import {
   mmseSpectrum,
   scaledHead,
   type JointDistribution,
-} from '../src/theory/lowrank.js';
+} from '../src/theory/lowrank/index.js';
 import { onnxClassifierHead, readClassifierHead } from '../src/runtime/classifier-head.js';
 import { ROOT, tempDir } from './helpers/fixtures.js';
 import { runTheory, type CliRun } from './helpers/theory-cli.js';

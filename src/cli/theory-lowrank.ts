@@ -3,14 +3,14 @@
  * reconstructed from Shisher–Ornee–Sun's abstract and the Huang–Xu–Zheng–Wornell lineage).
  * Synthetic mode trains a bottleneck on seeded local-regime distributions; model mode reads a
  * classifier's head and compares it with B̃ of a reference model's posteriors on a dataset.
- * Argument handling and printing only; the work is in src/theory/lowrank.ts.
+ * Argument handling and printing only; the work is in src/theory/lowrank/.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
-import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank.js';
+import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank/index.js';
 import { formatTable } from '../report/table.js';
 import { makeProgress } from './progress.js';
 import { resultJson } from './result-json.js';

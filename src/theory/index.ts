@@ -63,5 +63,5 @@ export {
 } from './baseline.js';
 export { deriveSeed } from './seed.js';
 export * as clustering from './clustering.js';
-export * as lowrank from './lowrank.js';
+export * as lowrank from './lowrank/index.js';
 export * as deepLinear from './deep-linear.js';
