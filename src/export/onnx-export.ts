@@ -14,7 +14,7 @@ import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { loadTf } from '../runtime/backend.js';
 import { OnnxGraphBuilder } from '../runtime/onnx-build.js';
 import { openOnnxModel } from '../runtime/onnx.js';
-import { openTfjsModel, TfjsLayersRunner } from '../runtime/tfjs.js';
+import { openTfjsModel } from '../runtime/tfjs.js';
 import type { ModelRunner } from '../runtime/types.js';
 import { trackPartialFile } from '../report/run-folder.js';
 import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';
@@ -201,11 +201,12 @@ export async function exportOnnx(opts: ExportOptions): Promise<ExportResult> {
   // One TF.js model serves the conversion and the check against the written file.
   const runner = await openTfjsModel(opts.model);
   try {
-    if (!(runner instanceof TfjsLayersRunner)) {
+    const layersModel = runner.exportableLayersModel();
+    if (!layersModel) {
       throw new RuntimeFailure(`${opts.model} is a TF.js graph model; only layers models (format "layers-model") can be exported`);
     }
     const defaultLayers = runner.layers().filter((l) => l.defaultSelected).map((l) => l.id);
-    const bytes = await layersModelToOnnx(runner.layersModel, { defaultLayers });
+    const bytes = await layersModelToOnnx(layersModel, { defaultLayers });
     const tmp = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}.onnx`);
     const tracked = trackPartialFile(tmp);
     await writeFile(tmp, bytes);

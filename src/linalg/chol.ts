@@ -3,6 +3,7 @@
  * returning false (the barrier solver's line search uses it as the test "still inside the
  * cone"); `cholesky` in metrics/separability/small.ts wraps it for callers that want a throw.
  */
+import { dot } from './kernels.js';
 
 /** In place: the lower triangle of A becomes L with A = L Lᵀ (upper triangle untouched). */
 export function choleskyInPlace(A: Float64Array, n: number): boolean {
@@ -15,20 +16,7 @@ export function choleskyInPlace(A: Float64Array, n: number): boolean {
     A[rj + j] = ljj;
     for (let i = j + 1; i < n; i++) {
       const ri = i * n;
-      // Four partial sums: independent chains the CPU can overlap (≈2× on n ≈ 300).
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let k = 0;
-      for (; k + 3 < j; k += 4) {
-        s0 += A[ri + k]! * A[rj + k]!;
-        s1 += A[ri + k + 1]! * A[rj + k + 1]!;
-        s2 += A[ri + k + 2]! * A[rj + k + 2]!;
-        s3 += A[ri + k + 3]! * A[rj + k + 3]!;
-      }
-      for (; k < j; k++) s0 += A[ri + k]! * A[rj + k]!;
-      A[ri + j] = (A[ri + j]! - (s0 + s1 + s2 + s3)) / ljj;
+      A[ri + j] = (A[ri + j]! - dot(A, A, j, ri, rj)) / ljj;
     }
   }
   return true;

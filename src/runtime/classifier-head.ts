@@ -8,22 +8,10 @@ import type { onnx as OnnxTypes } from 'onnx-proto';
 import { RuntimeFailure, errorMessage } from '../errors.js';
 import { decodeModel, toNum, type ModelProto } from './onnx-graph.js';
 import { outputLayer } from './select.js';
-import type { ModelRunner } from './types.js';
+import type { LayersModel } from '@tensorflow/tfjs';
+import type { ClassifierHead, LayerInfo, ModelRunner } from './types.js';
 
-
-export interface ClassifierHead {
-  /** K×d, row y = the weights of class y. */
-  W: Float64Array;
-  bias: Float64Array | null;
-  K: number;
-  d: number;
-  /** Layer id (as the runner lists it) of the head's input features, when known. */
-  inputLayer: string | null;
-  /** Layer id of the head's output (logits or probabilities). */
-  outputLayer: string;
-  /** What the head is: `Gemm logits/kernel`, `Dense logits`, … */
-  description: string;
-}
+export type { ClassifierHead };
 
 const PASS_THROUGH = new Set(['Softmax', 'LogSoftmax', 'Identity', 'Dropout', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Cast']);
 
@@ -137,48 +125,55 @@ export function onnxClassifierHead(model: ModelProto, label = 'model'): Classifi
   return { W, bias, K, d, inputLayer: input, outputLayer: outputName, description };
 }
 
-/** The classifier head of an open model (ONNX, or TF.js layers model: the last Dense layer). */
+/**
+ * The classifier head of an open model: the runner says how its format finds it (ONNX: the graph,
+ * TF.js layers model: the last Dense layer; see the functions below, which the runners call).
+ */
 export async function readClassifierHead(runner: ModelRunner, label = runner.path): Promise<ClassifierHead> {
-  // Loaded on demand: TF.js and the runners take seconds to import, and synthetic mode needs none of them.
-  const [{ OnnxRunner }, { TfjsGraphRunner, TfjsLayersRunner }] = await Promise.all([import('./onnx.js'), import('./tfjs.js')]);
-  if (runner instanceof OnnxRunner) {
-    let model: ModelProto;
-    try {
-      model = decodeModel(new Uint8Array(await readFile(runner.path)));
-    } catch (e) {
-      throw new RuntimeFailure(`model ${label}: cannot re-read its ONNX graph for the head weights: ${errorMessage(e)}`);
-    }
-    const head = onnxClassifierHead(model, label);
-    const ids = new Set(runner.layers().map((l) => l.id));
-    const out = ids.has(head.outputLayer) ? head.outputLayer : outputLayer(runner.layers()).id;
-    return { ...head, inputLayer: head.inputLayer && ids.has(head.inputLayer) ? head.inputLayer : null, outputLayer: out };
+  return runner.classifierHead(label);
+}
+
+/** ONNX runners: re-read the model's graph and find the head in it (onnxClassifierHead). */
+export async function onnxRunnerHead(runner: { readonly path: string; layers(): LayerInfo[] }, label: string): Promise<ClassifierHead> {
+  let model: ModelProto;
+  try {
+    model = decodeModel(new Uint8Array(await readFile(runner.path)));
+  } catch (e) {
+    throw new RuntimeFailure(`model ${label}: cannot re-read its ONNX graph for the head weights: ${errorMessage(e)}`);
   }
-  if (runner instanceof TfjsLayersRunner) {
-    const lm = runner.layersModel;
-    const outs = lm.outputLayers;
-    let layer = outs[outs.length - 1];
-    const passClasses = new Set(['Activation', 'Softmax', 'Dropout', 'Flatten', 'Reshape']);
-    while (layer && passClasses.has(layer.getClassName())) layer = layer.inboundNodes[0]?.inboundLayers[0];
-    if (!layer) throw noHead(label, 'no layer produces its output');
-    const cls = layer.getClassName();
-    if (cls !== 'Dense') throw noHead(label, `its output comes from a ${cls} layer (\`${layer.name}\`), not from a Dense layer`);
-    const cfg = layer.getConfig() as { activation?: unknown; use_bias?: unknown };
-    const act = typeof cfg.activation === 'string' ? cfg.activation : 'linear';
-    if (act !== 'linear' && act !== 'softmax') throw noHead(label, `the final Dense layer \`${layer.name}\` has a ${act} activation, so its output is not class scores`);
-    const weights = layer.getWeights();
-    const kernel = weights[0];
-    if (!kernel || kernel.shape.length !== 2) throw noHead(label, `the final Dense layer \`${layer.name}\` has no 2-D kernel`);
-    const [d, K] = kernel.shape as [number, number];
-    const kv = kernel.dataSync();
-    const W = new Float64Array(K * d);
-    for (let y = 0; y < K; y++) for (let c = 0; c < d; c++) W[y * d + c] = kv[c * K + y]!;
-    const bias = weights[1] ? Float64Array.from(weights[1].dataSync()) : null;
-    const inbound = layer.inboundNodes[0]?.inboundLayers[0]?.name ?? null;
-    const ids = new Set(runner.layers().map((l) => l.id));
-    return { W, bias, K, d, inputLayer: inbound && ids.has(inbound) ? inbound : null, outputLayer: outputLayer(runner.layers()).id, description: `Dense ${layer.name} (${act})` };
-  }
-  if (runner instanceof TfjsGraphRunner) {
-    throw new RuntimeFailure(`model ${label} is a TF.js graph model; reading its classifier head weights is not supported`, 'use the ONNX or TF.js layers form of the model');
-  }
-  throw new RuntimeFailure(`model ${label}: reading classifier head weights is not supported for format ${runner.format}`);
+  const head = onnxClassifierHead(model, label);
+  const ids = new Set(runner.layers().map((l) => l.id));
+  const out = ids.has(head.outputLayer) ? head.outputLayer : outputLayer(runner.layers()).id;
+  return { ...head, inputLayer: head.inputLayer && ids.has(head.inputLayer) ? head.inputLayer : null, outputLayer: out };
+}
+
+/** TF.js layers runners: the last Dense layer before the output (through activations, softmax, dropout, reshapes). */
+export function layersModelHead(runner: { readonly layersModel: LayersModel; layers(): LayerInfo[] }, label: string): ClassifierHead {
+  const lm = runner.layersModel;
+  const outs = lm.outputLayers;
+  let layer = outs[outs.length - 1];
+  const passClasses = new Set(['Activation', 'Softmax', 'Dropout', 'Flatten', 'Reshape']);
+  while (layer && passClasses.has(layer.getClassName())) layer = layer.inboundNodes[0]?.inboundLayers[0];
+  if (!layer) throw noHead(label, 'no layer produces its output');
+  const cls = layer.getClassName();
+  if (cls !== 'Dense') throw noHead(label, `its output comes from a ${cls} layer (\`${layer.name}\`), not from a Dense layer`);
+  const cfg = layer.getConfig() as { activation?: unknown; use_bias?: unknown };
+  const act = typeof cfg.activation === 'string' ? cfg.activation : 'linear';
+  if (act !== 'linear' && act !== 'softmax') throw noHead(label, `the final Dense layer \`${layer.name}\` has a ${act} activation, so its output is not class scores`);
+  const weights = layer.getWeights();
+  const kernel = weights[0];
+  if (!kernel || kernel.shape.length !== 2) throw noHead(label, `the final Dense layer \`${layer.name}\` has no 2-D kernel`);
+  const [d, K] = kernel.shape as [number, number];
+  const kv = kernel.dataSync();
+  const W = new Float64Array(K * d);
+  for (let y = 0; y < K; y++) for (let c = 0; c < d; c++) W[y * d + c] = kv[c * K + y]!;
+  const bias = weights[1] ? Float64Array.from(weights[1].dataSync()) : null;
+  const inbound = layer.inboundNodes[0]?.inboundLayers[0]?.name ?? null;
+  const ids = new Set(runner.layers().map((l) => l.id));
+  return { W, bias, K, d, inputLayer: inbound && ids.has(inbound) ? inbound : null, outputLayer: outputLayer(runner.layers()).id, description: `Dense ${layer.name} (${act})` };
+}
+
+/** TF.js graph runners: the weights are not layers, so there is no head to read. */
+export function graphModelHead(label: string): never {
+  throw new RuntimeFailure(`model ${label} is a TF.js graph model; reading its classifier head weights is not supported`, 'use the ONNX or TF.js layers form of the model');
 }

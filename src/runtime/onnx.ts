@@ -24,7 +24,8 @@ import {
   type ModelProto,
 } from './onnx-graph.js';
 import { layerNotFound } from './select.js';
-import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
+import { onnxRunnerHead } from './classifier-head.js';
+import type { ClassifierHead, LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
 
 export interface OnnxOpenOptions {
   /** Intra-op threads for onnxruntime; default: onnxruntime's choice (all cores). */
@@ -180,6 +181,15 @@ export class OnnxRunner implements ModelRunner {
 
   layers(): LayerInfo[] {
     return this.layerList.map((l) => ({ ...l, shape: [...l.shape] }));
+  }
+
+  async classifierHead(label = this.path): Promise<ClassifierHead> {
+    return onnxRunnerHead(this, label);
+  }
+
+  /** Already ONNX: nothing to export. */
+  exportableLayersModel(): null {
+    return null;
   }
 
   async run(input: { data: Float32Array; shape: number[] }, layerIds: readonly string[]): Promise<Map<string, LayerTensor>> {

@@ -20,7 +20,8 @@ import {
 } from './tfjs-default-layers.js';
 import { loadModelFiles } from './tfjs-io.js';
 import './tfjs-layers/register.js';
-import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
+import { graphModelHead, layersModelHead } from './classifier-head.js';
+import type { ClassifierHead, LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
 
 type Tensor = tfTypes.Tensor;
 type LayersModel = tfTypes.LayersModel;
@@ -146,6 +147,8 @@ export abstract class TfjsRunner implements ModelRunner {
   }
 
   abstract dispose(): Promise<void>;
+  abstract classifierHead(label?: string): Promise<ClassifierHead>;
+  abstract exportableLayersModel(): LayersModel | null;
 }
 
 // ───────────────────────────── layers models ─────────────────────────────
@@ -281,6 +284,14 @@ export class TfjsLayersRunner extends TfjsRunner {
       const out = sub.predict(x, { batchSize: x.shape[0] });
       return (Array.isArray(out) ? out : [out]).map((t) => (t.dtype === 'float32' ? t : t.cast('float32')));
     });
+  }
+
+  async classifierHead(label = this.path): Promise<ClassifierHead> {
+    return layersModelHead(this, label);
+  }
+
+  exportableLayersModel(): LayersModel {
+    return this.layersModel;
   }
 
   async dispose(): Promise<void> {
@@ -509,6 +520,14 @@ export class TfjsGraphRunner extends TfjsRunner {
     } finally {
       if (xin !== x) xin.dispose();
     }
+  }
+
+  async classifierHead(label = this.path): Promise<ClassifierHead> {
+    return graphModelHead(label);
+  }
+
+  exportableLayersModel(): null {
+    return null;
   }
 
   async dispose(): Promise<void> {

@@ -1,4 +1,5 @@
 /** One model, one interface: what the rest of layerprobe sees of ONNX and TF.js models alike. */
+import type { LayersModel } from '@tensorflow/tfjs';
 
 /** Memory layout of a layer's per-sample tensor, so reductions know where channels/tokens are. */
 export type LayerLayout = 'NC' | 'NCHW' | 'NHWC' | 'NTD' | 'other';
@@ -38,6 +39,31 @@ export interface ModelRunner {
   /** Run one batch and return the requested layers (by id), each [n, ...]. */
   run(input: { data: Float32Array; shape: number[] }, layerIds: readonly string[]): Promise<Map<string, LayerTensor>>;
   dispose(): Promise<void>;
+  /**
+   * Capability: the final linear layer that produces the class scores, read from the model
+   * (runtime/classifier-head.ts). Rejects with a RuntimeFailure saying why when the model has none
+   * or its format cannot tell. `label` names the model in messages (default: its path).
+   */
+  classifierHead(label?: string): Promise<ClassifierHead>;
+  /**
+   * Capability: the TF.js layers model behind the runner, which export/ converts to ONNX; null
+   * for formats that cannot be exported (ONNX itself, TF.js graph models).
+   */
+  exportableLayersModel(): LayersModel | null;
+}
+
+export interface ClassifierHead {
+  /** K×d, row y = the weights of class y. */
+  W: Float64Array;
+  bias: Float64Array | null;
+  K: number;
+  d: number;
+  /** Layer id (as the runner lists it) of the head's input features, when known. */
+  inputLayer: string | null;
+  /** Layer id of the head's output (logits or probabilities). */
+  outputLayer: string;
+  /** What the head is: `Gemm logits/kernel`, `Dense logits`, … */
+  description: string;
 }
 
 /** Values per sample of a batch-first shape such as [null, 10, 12, 12] (free dims count as 1). */

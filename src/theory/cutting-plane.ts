@@ -20,6 +20,7 @@ import type { Highs, Model } from 'highs';
 import { RuntimeFailure } from '../errors.js';
 import { symEig } from '../linalg/dense.js';
 import { loadHighs } from '../linalg/highs.js';
+import { dot, norm } from '../linalg/kernels.js';
 import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
 
 export interface ExactOptions {
@@ -43,9 +44,7 @@ function cutCoefficients(block: QuadBlock, v: ArrayLike<number>, D: number): Flo
   const { G, r, sign } = block;
   const c = new Float64Array(D);
   for (let i = 0; i < D; i++) {
-    let s = 0;
-    const o = i * r;
-    for (let p = 0; p < r; p++) s += G[o + p]! * v[p]!;
+    const s = dot(G, v, r, i * r);
     c[i] = sign * s * s;
   }
   return c;
@@ -101,12 +100,6 @@ function unitColumn(vectors: Float64Array, r: number, j: number): Float64Array {
   n = Math.sqrt(n);
   for (let p = 0; p < r; p++) v[p]! /= n;
   return v;
-}
-
-function norm(a: ArrayLike<number>, D: number): number {
-  let s = 0;
-  for (let i = 0; i < D; i++) s += a[i]! * a[i]!;
-  return Math.sqrt(s);
 }
 
 /**

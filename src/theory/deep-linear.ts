@@ -23,8 +23,11 @@
  * tens; exact enough to drive the loss to 1e-12) and TF.js (float32 matmuls on the wasm backend,
  * for Fashion-MNIST-sized inputs).
  */
+import { openDataset } from '../data/open.js';
+import { selectIndices } from '../data/sampling.js';
 import { RuntimeFailure, UsageError } from '../errors.js';
 import { singularValues, transpose } from '../linalg/dense.js';
+import { dot } from '../linalg/kernels.js';
 import { linearFit } from '../stats/line-fit.js';
 import { compression, discrimination } from '../metrics/geometry.js';
 import { momentsNoScatter } from '../stats/moments.js';
@@ -168,29 +171,10 @@ export function oneHot(labels: Int32Array, K: number): Float64Array {
 // ---------------------------------------------------------------------------------------------
 // Float64 algebra (small matrices only: the synthetic sizes)
 
-/** C = A Bᵀ, A m×k, B n×k (row-major dot products, four accumulators). */
+/** C = A Bᵀ, A m×k, B n×k (row-major dot products). */
 function mulABt(A: Float64Array, B: Float64Array, m: number, k: number, n: number): Float64Array {
   const C = new Float64Array(m * n);
-  const k4 = k & ~3;
-  for (let i = 0; i < m; i++) {
-    const ao = i * k;
-    for (let j = 0; j < n; j++) {
-      const bo = j * k;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let p = 0;
-      for (; p < k4; p += 4) {
-        s0 += A[ao + p]! * B[bo + p]!;
-        s1 += A[ao + p + 1]! * B[bo + p + 1]!;
-        s2 += A[ao + p + 2]! * B[bo + p + 2]!;
-        s3 += A[ao + p + 3]! * B[bo + p + 3]!;
-      }
-      for (; p < k; p++) s0 += A[ao + p]! * B[bo + p]!;
-      C[i * n + j] = s0 + s1 + s2 + s3;
-    }
-  }
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) C[i * n + j] = dot(A, B, k, i * k, j * k);
   return C;
 }
 
@@ -606,8 +590,6 @@ export interface DatasetSubsetOptions {
 
 /** A seeded stratified subset as float64 rows (pixels/255, then centred and scaled as asked). */
 export async function datasetSubset(o: DatasetSubsetOptions): Promise<LabelledData & { preprocessing: string }> {
-  const { openDataset } = await import('../data/open.js');
-  const { selectIndices } = await import('../data/sampling.js');
   if (!Number.isInteger(o.perClass) || o.perClass < 1) throw new UsageError(`--per-class must be a positive integer, got ${o.perClass}`);
   const ds = await openDataset(o.dataset ?? 'fashion-mnist', { split: o.split ?? 'train' });
   const Kall = ds.classes.length;
