@@ -2,10 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ckaGram, ckaFromGrams, ckaMatrix } from '../src/metrics/cka.js';
 import { Rng } from '../src/util/rng.js';
-
-function randn(rng: Rng, n: number, d: number): Float32Array {
-  return Float32Array.from({ length: n * d }, () => rng.normal());
-}
+import { randn } from './helpers/random.js';
 
 /** Plain d×d-form linear CKA in float64, straight from the formula. */
 function directCka(X: Float32Array, Y: Float32Array, n: number, d1: number, d2: number): number {
@@ -68,7 +65,7 @@ function directDebiased(X: Float32Array, Y: Float32Array, n: number, d1: number,
 test('linear CKA equals the direct d×d formula', async () => {
   const rng = new Rng(1);
   const n = 60;
-  const X = randn(rng, n, 7);
+  const X = randn(rng, n * 7);
   const Y = Float32Array.from({ length: n * 5 }, (_, i) => X[(Math.floor(i / 5)) * 7 + (i % 5)]! + 0.5 * rng.normal());
   const got = ckaFromGrams(await ckaGram(X, n, 7), await ckaGram(Y, n, 5));
   const want = directCka(X, Y, n, 7, 5);
@@ -79,7 +76,7 @@ test('linear CKA equals the direct d×d formula', async () => {
 test('CKA(X, XQ·s) = 1 for an orthogonal Q and a scale s, and CKA(X, X) = 1', async () => {
   const rng = new Rng(2);
   const n = 80, d = 6;
-  const X = randn(rng, n, d);
+  const X = randn(rng, n * d);
   // Orthogonal Q from Gram–Schmidt of a random matrix.
   const Q: number[][] = [];
   for (let c = 0; c < d; c++) {
@@ -108,14 +105,14 @@ test('CKA(X, XQ·s) = 1 for an orthogonal Q and a scale s, and CKA(X, X) = 1', a
 test('debiased CKA equals a direct unbiased-HSIC computation and is near 0 for independent data', async () => {
   const rng = new Rng(3);
   const n = 24;
-  const X = randn(rng, n, 4);
-  const Y = randn(rng, n, 3);
+  const X = randn(rng, n * 4);
+  const Y = randn(rng, n * 3);
   const got = ckaFromGrams(await ckaGram(X, n, 4, 'debiased'), await ckaGram(Y, n, 3, 'debiased'));
   const want = directDebiased(X, Y, n, 4, 3);
   assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
   const big = 400;
-  const A = randn(rng, big, 20);
-  const B = randn(rng, big, 20);
+  const A = randn(rng, big * 20);
+  const B = randn(rng, big * 20);
   const lin = (await ckaMatrix([{ X: A, n: big, d: 20 }, { X: B, n: big, d: 20 }]))[0]![1]!;
   const deb = (await ckaMatrix([{ X: A, n: big, d: 20 }, { X: B, n: big, d: 20 }], 'debiased'))[0]![1]!;
   assert.ok(Math.abs(deb) < Math.abs(lin), `debiased ${deb} should be closer to 0 than linear ${lin}`);

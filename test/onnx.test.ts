@@ -9,6 +9,7 @@ import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
 import { openOnnxModel, type OnnxRunner } from '../src/runtime/onnx.js';
 import { selectLayers } from '../src/runtime/select.js';
 import { Rng } from '../src/util/rng.js';
+import { randn } from './helpers/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'layerprobe-onnx-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,12 +18,6 @@ function write(name: string, bytes: Uint8Array): string {
   const p = join(dir, name);
   writeFileSync(p, bytes);
   return p;
-}
-
-function randn(rng: Rng, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
-  return a;
 }
 
 // ---- plain reference computations (one sample at a time) ----

@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf, type Tf } from '../src/runtime/backend.js';
 import { registerTrainingKernels } from '../src/train/wasm-kernels.js';
-import { Rng } from '../src/util/rng.js';
+import { randn } from './helpers/random.js';
 
 type Tensor = tfTypes.Tensor;
 
@@ -18,11 +18,6 @@ before(async () => {
   tf = (await loadTf('wasm')).tf;
   registerTrainingKernels(tf);
 });
-
-function randn(n: number, seed: number): Float32Array {
-  const rng = new Rng(seed);
-  return Float32Array.from({ length: n }, () => rng.normal());
-}
 
 /** Runs `f` on both backends with the same inputs; returns each output's values per backend. */
 async function onBoth(inputs: { data: Float32Array; shape: number[] }[], f: (...xs: Tensor[]) => Tensor[]): Promise<{ wasm: Float32Array[]; cpu: Float32Array[] }> {
@@ -65,9 +60,9 @@ describe('Conv2D gradients on wasm match the cpu backend', () => {
       await tf.setBackend('wasm');
       const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
       const inputs = [
-        { data: randn(size(c.x), 10 + i), shape: c.x },
-        { data: randn(size(c.k), 20 + i), shape: c.k },
-        { data: randn(size(outShape), 30 + i), shape: outShape },
+        { data: randn(10 + i, size(c.x)), shape: c.x },
+        { data: randn(20 + i, size(c.k)), shape: c.k },
+        { data: randn(30 + i, size(outShape)), shape: outShape },
       ];
       const r = await onBoth(inputs, (x, k, dy) =>
         tf.grads((a: Tensor, b: Tensor) => tf.sum(tf.mul(tf.conv2d(a as tfTypes.Tensor4D, b as tfTypes.Tensor4D, c.s, c.pad), dy!)))([x!, k!]),
@@ -82,10 +77,10 @@ describe('other replaced kernels', () => {
   test('transposed BatchMatMul (2-D and batched)', async () => {
     const r = await onBoth(
       [
-        { data: randn(6 * 7, 1), shape: [6, 7] },
-        { data: randn(5 * 7, 2), shape: [5, 7] },
-        { data: randn(4 * 3 * 6 * 5, 3), shape: [4, 3, 6, 5] },
-        { data: randn(6 * 5, 4), shape: [6, 5] },
+        { data: randn(1, 6 * 7), shape: [6, 7] },
+        { data: randn(2, 5 * 7), shape: [5, 7] },
+        { data: randn(3, 4 * 3 * 6 * 5), shape: [4, 3, 6, 5] },
+        { data: randn(4, 6 * 5), shape: [6, 5] },
       ],
       (a, b, c, d) => [tf.matMul(a!, b!, false, true), tf.matMul(a!, d!, true, false), tf.matMul(c!, c!, true, false), tf.matMul(c!, c!, false, true), tf.matMul(b!, d!, true, true)],
     );
@@ -93,7 +88,7 @@ describe('other replaced kernels', () => {
   });
 
   test('Tile and its gradient', async () => {
-    const r = await onBoth([{ data: randn(2 * 1 * 3, 4), shape: [2, 1, 3] }, { data: randn(4 * 5 * 6, 5), shape: [4, 5, 6] }], (x, w) => {
+    const r = await onBoth([{ data: randn(4, 2 * 1 * 3), shape: [2, 1, 3] }, { data: randn(5, 4 * 5 * 6), shape: [4, 5, 6] }], (x, w) => {
       const tiled = tf.tile(x!, [2, 5, 2]);
       const g = tf.grad((a: Tensor) => tf.sum(tf.mul(tf.tile(a, [2, 5, 2]), w!)))(x!);
       return [tiled, g];
@@ -104,7 +99,7 @@ describe('other replaced kernels', () => {
 
   test('MaxPoolGrad: first maximum of each window; odd sizes, overlapping windows, same padding', async () => {
     // Rounded ReLU outputs tie often, so the choice among equal maxima is exercised.
-    const data = Float32Array.from(randn(2 * 9 * 7 * 3, 6), (v) => Math.max(0, Math.round(v * 2) / 2));
+    const data = Float32Array.from(randn(6, 2 * 9 * 7 * 3), (v) => Math.max(0, Math.round(v * 2) / 2));
     for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 3, 'valid'], [3, 2, 'valid'], [2, 2, 'same'], [3, 2, 'same']] as const) {
       const pool = (a: Tensor): Tensor => tf.maxPool(a as tfTypes.Tensor4D, size, stride, pad);
       const r = await onBoth([{ data, shape: [2, 9, 7, 3] }], (x) => {
