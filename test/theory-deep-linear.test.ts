@@ -25,7 +25,7 @@ import {
   trainDeepLinear,
   weightSpectra,
   type DeepLinearNet,
-} from '../src/theory/deep-linear.js';
+} from '../src/theory/deep-linear/index.js';
 import { linearFit } from '../src/stats/line-fit.js';
 import { Rng } from '../src/util/rng.js';
 import { FMNIST_SYSTEM, tempDir } from './helpers/fixtures.js';

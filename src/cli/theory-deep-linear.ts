@@ -3,14 +3,14 @@
  * GD) on nearly orthogonal synthetic data or a Fashion-MNIST subset and report the layer geometry
  * of SCIENCE.md §1 — compression C_l (geometric decay), discrimination D_l (linear growth), the
  * fitted per-layer ratio and the re-derived prediction ρ ≈ ε²/(n/α²)^{1/L}. Argument handling and
- * printing only; the work is in src/theory/deep-linear.ts.
+ * printing only; the work is in src/theory/deep-linear/.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
-import { deepLinearCsv, deepLinearExperiment, type DeepLinearResult, type Engine } from '../theory/deep-linear.js';
+import { deepLinearCsv, deepLinearExperiment, type DeepLinearResult, type Engine } from '../theory/deep-linear/index.js';
 import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 

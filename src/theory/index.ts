@@ -64,4 +64,4 @@ export {
 export { deriveSeed } from './seed.js';
 export * as clustering from './clustering.js';
 export * as lowrank from './lowrank/index.js';
-export * as deepLinear from './deep-linear.js';
+export * as deepLinear from './deep-linear/index.js';
