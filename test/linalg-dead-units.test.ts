@@ -133,7 +133,7 @@ test('PyTorch CNN with 64 of 96 fc1 units dead: the centred spectrum of 1,000 te
   const expected = JSON.parse(readFileSync(path.join(TORCH, 'expected.json'), 'utf8')) as { fc1DeadUnits: number; fc1SingularValuesFirst1000: number[] };
   assert.ok(expected.fc1DeadUnits >= 64, 'the fixture has its dead units');
   const dir = await tempDir();
-  const ex = await extract({ model: path.join(TORCH, 'model.onnx'), dataset: TEST_SET, layers: 'fc1', out: path.join(dir, 'x'), limit: 10000 });
+  const ex = await extract({ model: path.join(TORCH, 'model.onnx'), dataset: TEST_SET, layers: '/Relu_2_output_0', out: path.join(dir, 'x') });
   const a = await readNpy(path.join(dir, 'x', ex.manifest.models[0]!.layers[0]!.file!));
   const d = a.shape[1]!;
   const n = 1000;
