@@ -18,7 +18,8 @@ import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type R
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
-import { capture, type LayerPlan } from './capture.js';
+import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
+import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv, similarityCsv } from '../report/records.js';
@@ -27,7 +28,7 @@ import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
-import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
+import { prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
 
@@ -133,6 +134,66 @@ async function headForNc3(name: string, runner: ModelRunner, plans: readonly Lay
   return { layer: plan.layer.id, W: head.W };
 }
 
+/**
+ * The collapse metrics' second streaming pass (stats/mean-pass.ts), once the first pass has fixed
+ * the class means: NC1 on layers too wide for a d×d scatter, and NC4 over all N on every layer
+ * when the model's predictions are known. Only those layers are fetched; the time is added to the
+ * forward/reduce/stats timings (it is model work, not metric work).
+ */
+async function secondPass(model: PreparedModel, data: PreparedData, stats: Map<string, ClassStats>, classifier: boolean, K: number, opts: AuditOptions, timings: CaptureTimings): Promise<Map<string, MeanPassResult>> {
+  const plans = model.plans.filter((p) => classifier || !stats.get(p.layer.id)!.hasScatter);
+  const passes = new Map(plans.map((p) => [p.layer.id, new MeanPassStats(stats.get(p.layer.id)!.moments())]));
+  if (plans.length === 0) return new Map();
+  opts.onStage?.(`${model.name}: second pass over the data for exact NC1/NC4 (${plans.length} layer${plans.length === 1 ? '' : 's'})`);
+  const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(plans)))));
+  const chunkers = new Map(
+    plans.map((p) => {
+      const predsChunk = new Int32Array(chunkRows);
+      let filled = 0;
+      const pass = passes.get(p.layer.id)!;
+      const chunker = new RowChunker(p.reducer.dim, chunkRows, (X, n, labels) => {
+        filled = 0;
+        return pass.update(X, n, labels, classifier ? predsChunk.subarray(0, n) : undefined);
+      });
+      // Predictions ride along with the rows: the chunker drains whenever it is full, so they
+      // are copied in the same slices as the features.
+      const push = async (X: Float32Array, n: number, labels: Int32Array, preds: Int32Array | undefined) => {
+        for (let o = 0; o < n; ) {
+          const take = Math.min(n - o, chunkRows - filled);
+          if (preds) predsChunk.set(preds.subarray(o, o + take), filled);
+          filled += take;
+          await chunker.push(X.subarray(o * p.reducer.dim, (o + take) * p.reducer.dim), take, labels.subarray(o, o + take));
+          o += take;
+        }
+      };
+      return [p.layer.id, { push, finish: () => chunker.finish() }] as const;
+    }),
+  );
+  const out = model.output;
+  const t = await capture({
+    dataset: data.dataset,
+    indices: data.indices,
+    runner: model.runner,
+    plans,
+    preprocess: model.preprocess,
+    batchSize: opts.batchSize ?? 64,
+    ...(classifier && out ? { outputLayerId: out.id } : {}),
+    async onBatch(b) {
+      const n = b.raw.shape[0];
+      const preds = classifier && b.output ? argmaxRows(b.output.data, n, K) : undefined;
+      for (const plan of plans) await chunkers.get(plan.layer.id)!.push(b.features.get(plan.layer.id)!, n, b.raw.labels, preds);
+    },
+  });
+  const tFlush = performance.now();
+  for (const c of chunkers.values()) await c.finish();
+  for (const p of passes.values()) await p.settled();
+  timings.forwardMs += t.forwardMs;
+  timings.reduceMs += t.reduceMs;
+  timings.sinkMs += t.sinkMs + performance.now() - tFlush;
+  timings.totalMs += t.totalMs + performance.now() - tFlush;
+  return new Map([...passes].map(([id, p]) => [id, p.result()]));
+}
+
 interface ModelRun {
   report: ModelReport;
   manifest: ManifestModel;
@@ -207,6 +268,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     const tFlush = performance.now();
     for (const c of chunkers.values()) await c.finish();
     timings.sinkMs += performance.now() - tFlush;
+    const meanPasses = metrics.includes('collapse') ? await secondPass(model, data, stats, classifier, K, opts, timings) : new Map<string, MeanPassResult>();
     opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
     const t0 = performance.now();
     const layerOpts: LayerMetricOptions = {
@@ -227,7 +289,9 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       const buffer = buffers.get(plan.layer.id)!;
       const matrix = buffer.matrix();
       if (opts.similarity) kept.push(matrix);
-      const forLayer = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
+      const pass = meanPasses.get(plan.layer.id);
+      const withHead = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
+      const forLayer = pass ? { ...withHead, meanPass: pass } : withHead;
       const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
       if (previous) {
         const tb = performance.now();
