@@ -345,6 +345,8 @@ function toRecord(r: MetricResult): Report['models'][number]['layers'][number]['
     value: Number.isFinite(r.value) ? r.value : null,
     definition: r.definition,
     ...(r.ci ? { ci: r.ci } : {}),
+    ...(r.basis ? { basis: r.basis } : {}),
+    ...(r.failed !== undefined ? { failed: r.failed } : {}),
     ...(r.detail ? { detail: JSON.parse(JSON.stringify(r.detail, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as Record<string, unknown> } : {}),
   };
 }
