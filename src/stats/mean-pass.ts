@@ -27,6 +27,15 @@ export interface MeanPassResult {
   nc4Rows: number;
 }
 
+/** A second-pass accumulator as stored in a statistics shard (A = Σ z zᵀ unnormalised, base64 float64 LE). */
+export interface MeanPassJSON {
+  classes: number[];
+  withinOnMeans: string;
+  rows: number;
+  nc4Mismatches: number;
+  nc4Rows: number;
+}
+
 export class MeanPassStats {
   readonly d: number;
   private readonly classes: number[];
@@ -128,6 +137,31 @@ export class MeanPassStats {
       nc4Mismatches: this.mismatches,
       nc4Rows: this.predicted,
     };
+  }
+
+  /**
+   * The accumulators of this pass (a shard's part), for a statistics shard file. The projection
+   * itself is not stored: it is rebuilt from the same first-pass moments (the means file).
+   */
+  toJSON(): MeanPassJSON {
+    const bytes = Buffer.alloc(this.A.length * 8);
+    this.A.forEach((v, i) => bytes.writeDoubleLE(v, i * 8));
+    return { classes: [...this.classes], withinOnMeans: bytes.toString('base64'), rows: this.rows, nc4Mismatches: this.mismatches, nc4Rows: this.predicted };
+  }
+
+  /** A shard's accumulators on the projection of `moments`; refuses ones made on other class means. */
+  static fromJSON(moments: ClassMoments, json: MeanPassJSON): MeanPassStats {
+    const s = new MeanPassStats(moments);
+    const K = s.classes.length;
+    const bytes = Buffer.from(json.withinOnMeans, 'base64');
+    if (json.classes.length !== K || json.classes.some((k, i) => k !== s.classes[i]) || bytes.length !== K * K * 8) {
+      throw new RuntimeFailure(`second-pass statistics of classes [${json.classes.join(',')}] (${bytes.length / 8} values) do not fit the first pass's ${K} classes`);
+    }
+    for (let i = 0; i < K * K; i++) s.A[i] = bytes.readDoubleLE(i * 8);
+    s.rows = json.rows;
+    s.mismatches = json.nc4Mismatches;
+    s.predicted = json.nc4Rows;
+    return s;
   }
 
   /** The centred-mean rows R (K'×d) this pass projects on. */
