@@ -9,6 +9,7 @@ import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, with
 import { makeProgress } from './progress.js';
 import { parseShard } from '../data/shard.js';
 import { auditShard } from '../pipeline/shard.js';
+import { useExecutionProvider } from '../runtime/onnx.js';
 
 export interface AuditArgs extends DataArgs, InputArgs {
   spec?: string;
@@ -28,6 +29,7 @@ export interface AuditArgs extends DataArgs, InputArgs {
   shard?: string;
   'shard-count'?: number;
   means?: string;
+  'execution-provider'?: string;
 }
 
 export function parseMetrics(text: string | undefined): MetricGroup[] | undefined {
@@ -133,8 +135,10 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .example('$0 audit -m model.onnx -d fashion-mnist:train --shard env --out shards/', 'one task of a distributed audit (docs/distributed.md); then layerprobe merge shards/*.lpshard')
       .option('shard', { type: 'string', describe: 'process shard i/n (0-based) of the images and write a statistics shard to --out (a folder) instead of a report; `env` reads i and n from a Kubernetes Indexed Job or Slurm array', group: 'Distributed:' })
       .option('shard-count', { type: 'number', describe: 'number of shards, with --shard i or --shard env under a Kubernetes Indexed Job', group: 'Distributed:' })
+      .option('execution-provider', { type: 'string', describe: 'onnxruntime execution provider for the forward passes: cpu (default), cuda, … as the installed onnxruntime-node offers' })
       .option('means', { type: 'string', describe: 'phase 2 of a sharded audit: the means file merge wrote from the phase-1 shards', group: 'Distributed:' }) as unknown as Argv<AuditArgs>,
   handler: async (a) => {
+    if (a['execution-provider'] !== undefined) useExecutionProvider(a['execution-provider']);
     const opts = await auditOptionsFrom(a);
     if (a.shard !== undefined || a['shard-count'] !== undefined || a.means !== undefined) {
       await runShard(a, opts);

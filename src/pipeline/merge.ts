@@ -165,6 +165,8 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
   try {
     for (const spec of opts.models) models.push(await openAuditModel(spec, data, opts, names));
     const now = await runIdentity(opts, data, models, metrics);
+    // merge runs no forward pass: the provider is the shards' (they agree, checked above).
+    (now.options as Record<string, unknown>).executionProvider = (ref.run.options as Record<string, unknown>).executionProvider;
     if (fingerprint(now) !== ref.fingerprint) {
       throw new UsageError(`the ${difference(now, ref.run)} on this machine differ from what the shards were computed on`, 'merge where the same model and data files are');
     }

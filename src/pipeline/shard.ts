@@ -15,6 +15,7 @@ import { UsageError, RuntimeFailure } from '../errors.js';
 import { shardIndices, shardName, type ShardSpec } from '../data/shard.js';
 import { sha256File } from '../data/hash.js';
 import { resolveModelPath } from '../runtime/open.js';
+import { currentExecutionProvider } from '../runtime/onnx.js';
 import { ClassStats } from '../stats/accumulator.js';
 import { SampleBuffer } from '../stats/sample-buffer.js';
 import { canonicalJson, decodeShard, encodeIndices, encodeShard, sha256Hex, type ShardBody, type ShardModel } from '../stats/shard-file.js';
@@ -109,6 +110,8 @@ export async function runIdentity(opts: AuditOptions, data: PreparedData, models
       failUnder: opts.failUnder ?? [],
       failOver: opts.failOver ?? [],
       name: opts.name ?? null,
+      // Another provider computes other float32 features: shards of one audit must share it.
+      executionProvider: currentExecutionProvider(),
     },
   };
 }
