@@ -108,7 +108,7 @@ export function decodeIndices(s: string, file: string): Int32Array {
 export function encodeShard(body: ShardBody): Buffer {
   const text = Buffer.from(JSON.stringify(body), 'utf8');
   const header = JSON.stringify({ format: SHARD_FORMAT, version: SHARD_VERSION, bodyBytes: text.length, bodySha256: sha256Hex(text) });
-  return gzipSync(Buffer.concat([Buffer.from(header + '\n', 'utf8'), text]), { level: 6 });
+  return gzipSync(Buffer.concat([Buffer.from(header + '\n', 'utf8'), text]), { level: 1 });
 }
 
 /** Reads a shard file's bytes; `file` names it in every error. */
