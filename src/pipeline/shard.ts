@@ -79,7 +79,8 @@ export async function runIdentity(opts: AuditOptions, data: PreparedData, models
       classes: [...ds.classes],
       itemShape: [...ds.itemShape],
       totalItems: ds.labels.length,
-      source: { kind: ds.source.kind, files: ds.source.files.map((f) => ({ sha256: f.sha256, bytes: f.bytes })), detail: ds.source.detail ?? {} },
+      // Where the files were found (root folder, registry location) may differ per machine.
+      source: { kind: ds.source.kind, files: ds.source.files.map((f) => ({ sha256: f.sha256, bytes: f.bytes })), detail: Object.fromEntries(Object.entries(ds.source.detail ?? {}).filter(([k]) => k !== 'root' && k !== 'location')) },
       labelsSha256: sha256Hex(labels),
       ...(labelsFile ? { labelsFileSha256: await sha256File(labelsFile) } : {}),
       datasetOptions,
