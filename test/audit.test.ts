@@ -2,6 +2,7 @@
  * The audit end to end: numbers checked against a plain computation from extracted activations,
  * invariance to batch size, gates, specs, bad input, and a real pretrained CNN.
  */
+import { selectionKey } from '../src/stats/sample-buffer.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -154,9 +155,10 @@ test('bootstrap intervals equal a bias-corrected bootstrap of the extracted acti
     return r.ci !== undefined && r.value !== null && (r.value < r.ci[0] || r.value > r.ci[1]);
   }));
   assert.equal(summary.includes('†'), anyOutside);
-  // 60 images per class fit the 200-per-class buffer: it holds every row, in dataset order, so a
-  // bootstrap of the extracted activations with the run's seed draws the same resamples, and the
-  // interval is the basic one, [2C − q_hi, 2C − q_lo].
+  // 60 images per class fit the 200-per-class buffer: it holds every row, class by class and in
+  // (selection key, index) order within a class, so a bootstrap of the extracted activations in
+  // that order with the run's seed draws the same resamples, and the interval is the basic one,
+  // [2C − q_hi, 2C − q_lo].
   const ex = await extract({ model, dataset: data.images, out: path.join(dir, 'ci-acts') });
   const y = (await readNpy(path.join(dir, 'ci-acts/labels.npy'))).data as Int32Array;
   for (const l of res.report.models[0]!.layers) {
@@ -168,10 +170,13 @@ test('bootstrap intervals equal a bias-corrected bootstrap of the extracted acti
     const file = ex.manifest.models[0]!.layers.find((x) => x.id === l.id)!.file!;
     const a = await readNpy(path.join(dir, 'ci-acts', file));
     const [n, d] = a.shape as [number, number];
-    const m = { X: a.data as Float32Array, n, d, K: 4, labels: y, ids: Int32Array.from({ length: n }, (_, i) => i) };
+    const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => y[i]! - y[j]! || selectionKey(res.report.seed, i) - selectionKey(res.report.seed, j) || i - j);
+    const X = new Float32Array(n * d);
+    order.forEach((i, r) => X.set((a.data as Float32Array).subarray(i * d, (i + 1) * d), r * d));
+    const m = { X, n, d, K: 4, labels: Int32Array.from(order, (i) => y[i]!), ids: Int32Array.from(order) };
     const ref = await bootstrapCi((s) => plainGeometry(s.X, s.n, s.d, s.labels, 4).C, m, { level: 0.9, reps: 50, seed: res.report.seed });
     assert.ok(ref.ci);
-    const C = plainGeometry(m.X, n, d, y, 4).C;
+    const C = plainGeometry(m.X, n, d, m.labels, 4).C;
     const want = [Math.max(0, 2 * C - ref.ci[1]), 2 * C - ref.ci[0]];
     for (const k of [0, 1]) assert.ok(Math.abs(c.ci[k]! - want[k]!) < 1e-6 * C, `${l.id} ci[${k}] ${c.ci[k]} vs ${want[k]}`);
   }

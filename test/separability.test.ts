@@ -636,3 +636,39 @@ test('held-out κ of two shifted Gaussians equals the population κ = Φ(δ/√2
   assert.ok(inSample >= held - 0.005, `in-sample ${inSample} vs held-out ${held}`);
   assert.ok(r.null!.mean! > 0.48 && r.null!.mean! < 0.56, `null ${r.null!.mean}`);
 });
+
+test('κ and LP carry basis.dims/width/n; fewer than max(10, 5% of width) dims are marked unreliable with the option that raises them', async () => {
+  const rng = new Rng(21);
+  const make = (perClass: number, d: number, K = 3): SampleMatrix => {
+    const n = perClass * K;
+    const X = new Float32Array(n * d);
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      labels[i] = i % K;
+      for (let j = 0; j < d; j++) X[i * d + j] = rng.normal() + (j < 3 && labels[i] === j ? 1.5 : 0);
+    }
+    return { X, n, d, K, labels, ids: Int32Array.from({ length: n }, (_, i) => i) };
+  };
+  // 40 rows per class, d = 64, audit fraction 0.05: the guard keeps ⌊0.05·80⌋ = 4 PCA dims.
+  const low = make(40, 64);
+  const mm = mdlsmMetrics(await mdlsm(low, { seed: 1, maxDimFraction: 0.05, permutations: 1 }));
+  const lp = separabilityMetrics(await separabilityMatrix(low, { seed: 1, maxDimFraction: 0.05 }));
+  for (const r of [...mm, ...lp]) {
+    assert.deepEqual({ n: r.basis!.n, sampled: r.basis!.sampled, dims: r.basis!.dims, width: r.basis!.width }, { n: 120, sampled: true, dims: 4, width: 64 }, r.name);
+    assert.equal(r.detail!.reliable, false, r.name);
+    // Floor max(10, ⌈3.2⌉) = 10 dims needs ⌊0.05·rows⌋ ≥ 10: 100 rows per class.
+    assert.match(r.basis!.note!, /unreliable.*--buffer-per-class to ≥ 100/, r.name);
+    assert.equal(r.detail!.raiseBufferPerClassTo, 100);
+  }
+  // Enough rows: 10 dims of 64 at 100 per class — reliable, still reduced and said so.
+  const ok = make(100, 64);
+  const mm2 = mdlsmMetrics(await mdlsm(ok, { seed: 1, maxDimFraction: 0.05, permutations: 1 }));
+  assert.equal(mm2[0]!.basis!.dims, 10);
+  assert.equal(mm2[0]!.detail!.reliable, true);
+  assert.match(mm2[0]!.basis!.note!, /PCA to 10 of 64 dims, on 300 buffered rows/);
+  // Full width when the layer is narrow enough: no reduction, and below 10 dims of a 6-wide layer is still the whole layer.
+  const narrow = make(100, 6);
+  const mm3 = mdlsmMetrics(await mdlsm(narrow, { seed: 1, maxDimFraction: 0.05, permutations: 1 }));
+  assert.equal(mm3[0]!.basis!.dims, 6);
+  assert.equal(mm3[0]!.detail!.reliable, true);
+});

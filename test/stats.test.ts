@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { RuntimeFailure } from '../src/errors.js';
 import { ClassStats } from '../src/stats/accumulator.js';
 import { momentsFromSamples, NonFiniteFeatureError, withinTrace } from '../src/stats/moments.js';
-import { SampleBuffer } from '../src/stats/sample-buffer.js';
+import { selectionKey, SampleBuffer } from '../src/stats/sample-buffer.js';
 import { Rng } from '../src/util/rng.js';
 
 interface Data {
@@ -294,29 +294,44 @@ test('SampleBuffer rejects NaN rows and bad labels before changing anything', ()
   assert.equal(b.seen(0), 0);
 });
 
-test('SampleBuffer keeps predictions, merges shards into a uniform subsample, and round-trips JSON', () => {
+test('SampleBuffer keeps predictions, merges shards into exactly the one-pass buffer in any order, and round-trips JSON', () => {
   const data = makeData(18, 400, 2, 2);
   const preds = Int32Array.from(data.labels, (l) => 1 - l);
-  const a = new SampleBuffer({ K: 2, perClass: 30, seed: 1 });
-  const b = new SampleBuffer({ K: 2, perClass: 30, seed: 2 });
   const ids = Int32Array.from({ length: 400 }, (_, i) => i);
-  a.add(data.X.subarray(0, 200 * 2), 200, 2, data.labels.subarray(0, 200), ids.subarray(0, 200), preds.subarray(0, 200));
-  b.add(data.X.subarray(400), 200, 2, data.labels.subarray(200), ids.subarray(200), preds.subarray(200));
-  const restored = SampleBuffer.fromJSON(JSON.parse(JSON.stringify(b.toJSON())));
-  assert.deepEqual(restored.matrix(), b.matrix());
-  a.merge(restored);
-  const m = a.matrix();
-  assert.equal(m.n, 60);
-  assert.equal(a.seen(0) + a.seen(1), 400);
-  assert.equal(new Set(m.ids).size, 60);
-  for (let i = 0; i < m.n; i++) {
-    const src = m.ids[i]!;
-    assert.equal(m.labels[i], data.labels[src]);
-    assert.equal(m.predictions![i], preds[src]);
-    assert.equal(m.X[i * 2], data.X[src * 2]);
+  const shard = (rows: number[]): SampleBuffer => {
+    const b = new SampleBuffer({ K: 2, perClass: 30, seed: 1 });
+    for (const i of rows) b.add(data.X.subarray(i * 2, i * 2 + 2), 1, 2, data.labels.subarray(i, i + 1), ids.subarray(i, i + 1), preds.subarray(i, i + 1));
+    return b;
+  };
+  const whole = shard(Array.from({ length: 400 }, (_, i) => i)).matrix();
+  // Independent check of the selection: per class, the 30 smallest (key, index) of its items.
+  for (const k of [0, 1]) {
+    const items = Array.from(ids).filter((i) => data.labels[i] === k);
+    items.sort((a, b) => selectionKey(1, a) - selectionKey(1, b) || a - b);
+    assert.deepEqual(Array.from(whole.ids.filter((_, r) => whole.labels[r] === k)), items.slice(0, 30));
   }
-  // Both shards contribute (hypergeometric around half each; all-from-one is astronomically unlikely).
-  assert.ok(m.ids.some((id) => id < 200) && m.ids.some((id) => id >= 200));
+  for (let i = 0; i < whole.n; i++) {
+    const src = whole.ids[i]!;
+    assert.equal(whole.labels[i], data.labels[src]);
+    assert.equal(whole.predictions![i], preds[src]);
+    assert.equal(whole.X[i * 2], data.X[src * 2]);
+  }
+  // Uneven, interleaved shards, arriving in reverse and shuffled order, some through JSON.
+  const parts = [[] as number[], [] as number[], [] as number[]];
+  for (let i = 0; i < 400; i++) parts[i % 7 === 0 ? 0 : i < 250 ? 1 : 2]!.push(i);
+  for (const order of [[0, 1, 2], [2, 1, 0], [1, 2, 0]]) {
+    const [first, ...rest] = order.map((p) => shard(parts[p]!.slice().reverse()));
+    for (const b of rest) first!.merge(SampleBuffer.fromJSON(JSON.parse(JSON.stringify(b.toJSON()))));
+    assert.deepEqual(first!.matrix(), whole);
+    assert.equal(first!.seen(0) + first!.seen(1), 400);
+  }
+  const b = shard(parts[1]!);
+  assert.deepEqual(SampleBuffer.fromJSON(JSON.parse(JSON.stringify(b.toJSON()))).matrix(), b.matrix());
+  // Another seed selects other images and cannot be merged in.
+  assert.throws(() => b.merge(new SampleBuffer({ K: 2, perClass: 30, seed: 2 })), /seed/);
+  const json = b.toJSON();
+  json.classes[0]!.keys[0] = json.classes[0]!.keys[0]! + 1;
+  assert.throws(() => SampleBuffer.fromJSON(json), /selection key/);
 });
 
 test('updates issued without awaiting are applied in order; reads in flight are refused', async () => {

@@ -7,6 +7,9 @@ import { ThresholdFailure, UsageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
 import { makeProgress } from './progress.js';
+import { parseShard } from '../data/shard.js';
+import { auditShard } from '../pipeline/shard.js';
+import { useExecutionProvider } from '../runtime/onnx.js';
 
 export interface AuditArgs extends DataArgs, InputArgs {
   spec?: string;
@@ -23,6 +26,10 @@ export interface AuditArgs extends DataArgs, InputArgs {
   force: boolean;
   json: boolean;
   quiet: boolean;
+  shard?: string;
+  'shard-count'?: number;
+  means?: string;
+  'execution-provider'?: string;
 }
 
 export function parseMetrics(text: string | undefined): MetricGroup[] | undefined {
@@ -124,9 +131,19 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .example('$0 audit -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 200', 'geometry of every default layer of an ONNX CNN')
       .example('$0 audit probes/fmnist-zoo.yaml', 'the probe spec of the shipped models')
       .example('$0 audit -m model.json -d fashion-mnist --fail-under probe_heldout_accuracy=0.85 --json', 'a CI gate: exit 3 when the last layer is not linearly decodable')
-      .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals') as unknown as Argv<AuditArgs>,
+      .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals')
+      .example('$0 audit -m model.onnx -d fashion-mnist:train --shard env --out shards/', 'one task of a distributed audit (docs/distributed.md); then layerprobe merge shards/*.lpshard')
+      .option('shard', { type: 'string', describe: 'process shard i/n (0-based) of the images and write a statistics shard to --out (a folder) instead of a report; `env` reads i and n from a Kubernetes Indexed Job or Slurm array', group: 'Distributed:' })
+      .option('shard-count', { type: 'number', describe: 'number of shards, with --shard i or --shard env under a Kubernetes Indexed Job', group: 'Distributed:' })
+      .option('execution-provider', { type: 'string', describe: 'onnxruntime execution provider for the forward passes: cpu (default), cuda, … as the installed onnxruntime-node offers' })
+      .option('means', { type: 'string', describe: 'phase 2 of a sharded audit: the means file merge wrote from the phase-1 shards', group: 'Distributed:' }) as unknown as Argv<AuditArgs>,
   handler: async (a) => {
+    if (a['execution-provider'] !== undefined) useExecutionProvider(a['execution-provider']);
     const opts = await auditOptionsFrom(a);
+    if (a.shard !== undefined || a['shard-count'] !== undefined || a.means !== undefined) {
+      await runShard(a, opts);
+      return;
+    }
     const quiet = a.quiet || a.json;
     let progress: ReturnType<typeof makeProgress> | null = null;
     let current = '';
@@ -149,3 +166,26 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     throwIfGatesFailed(result);
   },
 };
+
+/** `audit --shard`: one task of a distributed audit; writes a statistics shard, no report. */
+async function runShard(a: AuditArgs, opts: AuditOptions): Promise<void> {
+  if (a.shard === undefined) throw new UsageError(`--${a.means !== undefined ? 'means' : 'shard-count'} belongs to a sharded audit: add --shard i/n or --shard env`);
+  if (a.json) throw new UsageError('--json prints a report; a shard writes statistics only (merge prints the report)');
+  const shard = parseShard(a.shard, a['shard-count'], process.env);
+  const quiet = a.quiet;
+  let progress: ReturnType<typeof makeProgress> | null = null;
+  const res = await auditShard(
+    {
+      ...opts,
+      onProgress: (_model, d, t) => {
+        progress ??= makeProgress(`shard ${shard.index}/${shard.count}`, { quiet });
+        progress.update(d, t);
+      },
+      onStage: (msg) => {
+        if (!quiet) process.stderr.write(msg + '\n');
+      },
+    },
+    { shard, out: opts.out ?? 'shards', force: opts.force ?? false, ...(a.means !== undefined ? { means: a.means } : {}) },
+  ).finally(() => progress?.stop());
+  if (!quiet) process.stdout.write(`shard ${shard.index}/${shard.count} (phase ${res.phase}, ${res.images} images): ${res.file}\n`);
+}

@@ -23,6 +23,7 @@ import { trainCommand } from './train.js';
 import { exportCommand } from './export.js';
 import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
+import { mergeCommand } from './merge.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
 
 // yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
@@ -95,7 +96,7 @@ function checkRepeatedFlags(argv: readonly string[]): void {
   }
 }
 
-const COMMAND_MODULES = [auditCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
+const COMMAND_MODULES = [auditCommand, mergeCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
 
@@ -125,6 +126,7 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('layerprobe')
     .usage('$0 <command> [options]\n\nMeasures what the hidden layers of a trained classifier\ndo to real data, layer by layer.')
     .command(auditCommand)
+    .command(mergeCommand)
     .command(compareCommand)
     .command(layersCommand)
     .command(extractCommand)

@@ -414,16 +414,27 @@ function tridiagonalize(a: Float64Array, n: number, vectors: boolean, hOut?: Flo
 function tqli(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | null): void {
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   if (n > 0) e[n - 1] = 0;
+  // ‖T‖ (max row sum), for the deflation test below.
+  let tnorm = 0;
+  for (let i = 0; i < n; i++) tnorm = Math.max(tnorm, Math.abs(d[i]!) + Math.abs(e[i]!) + (i > 0 ? Math.abs(e[i - 1]!) : 0));
+  if (!Number.isFinite(tnorm)) throw new RuntimeFailure('symmetric eigenvalue problem has NaN or Inf entries');
+  const normTol = Number.EPSILON * tnorm;
   for (let l = 0; l < n; l++) {
     let iter = 0;
     let m: number;
     do {
+      // An off-diagonal entry is zero when it is negligible beside its neighbours (Numerical
+      // Recipes' test) or beside ‖T‖ itself (LAPACK's backward-stable split, as in dsteqr's
+      // scaled test): setting it to 0 moves any eigenvalue by at most ε‖T‖, the rounding already
+      // in T. The neighbour-only test never passes inside a block of near-zero diagonal entries
+      // (dead ReLU units give such blocks of rounding noise), and QL then fails to converge.
       for (m = l; m < n - 1; m++) {
         const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
-        if (Math.abs(e[m]!) <= Number.EPSILON * dd) break;
+        const em = Math.abs(e[m]!);
+        if (em <= Number.EPSILON * dd || em <= normTol) break;
       }
       if (m !== l) {
-        if (iter++ === 60) throw new RuntimeFailure('symmetric eigenvalue iteration did not converge (input has NaN or Inf?)');
+        if (iter++ === 60) throw new RuntimeFailure('symmetric eigenvalue iteration did not converge after 60 sweeps');
         let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
         let r = Math.hypot(g, 1);
         g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? Math.abs(r) : -Math.abs(r)));

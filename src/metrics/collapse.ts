@@ -24,11 +24,19 @@ import {
   type MomentsSource,
 } from '../stats/moments.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
-import { DEFINITIONS, type MetricResult } from './types.js';
+import type { MeanPassResult } from '../stats/mean-pass.js';
+import { DEFINITIONS, type MetricBasis, type MetricResult } from './types.js';
 
 export interface Nc1Options {
   /** Relative tolerance on the eigenvalues of G = M̃ᵀM̃ (default: see PinvOptions in dense.ts). */
   rtol?: number;
+  /** The second streaming pass of this layer (all N rows), used when no d×d scatter was kept. */
+  meanPass?: MeanPassResult;
+}
+
+export interface Nc4Options {
+  /** The second streaming pass of this layer: NC4 over all N rows instead of the buffer's. */
+  meanPass?: MeanPassResult;
 }
 
 /** NC1 from centred-mean rows R = M̃ᵀ (K×d) and A = R Σ_W Rᵀ. */
@@ -49,16 +57,20 @@ function nc1Core(R: Float64Array, K: number, d: number, A: Float64Array, rtol?: 
 }
 
 /**
- * NC1. Exact from the within-class scatter when the statistics kept it; otherwise from the
- * sample matrix (means and Σ_W both from the samples), which `detail.source` records. NaN when
- * fewer than two classes are present or when the class means coincide (Σ_B = 0).
+ * NC1, exact over all N images whenever the pipeline gave it the means: from the within-class
+ * scatter when the statistics kept it (d ≤ the moment limit), else from the second streaming pass
+ * (`meanPass`: R Σ_W Rᵀ accumulated over all N once the means were known; see
+ * stats/mean-pass.ts), which `detail.source` and `detail.passes` record. Only without either does
+ * it fall back to the sample matrix (means and Σ_W from the buffer rows), and then `basis` says it
+ * is sampled. NaN when fewer than two classes are present or when the class means coincide.
  */
 export async function nc1(src: MomentsSource, samples?: SampleMatrix, opts: Nc1Options = {}): Promise<MetricResult> {
   let m = asMoments(src);
-  let source: 'statistics' | 'sample-buffer';
+  let source: 'statistics' | 'second-pass' | 'sample-buffer';
   let A: Float64Array;
   let R: Float64Array;
   let K: number;
+  let basis: MetricBasis | undefined;
   if (m.scatter) {
     source = 'statistics';
     const cm = centredMeans(m);
@@ -68,11 +80,21 @@ export async function nc1(src: MomentsSource, samples?: SampleMatrix, opts: Nc1O
     // A = R Σ_W Rᵀ: the d×d·K product goes through onnxruntime in float64.
     const T = await matmul(m.scatter, transpose(R, K, m.d), m.d, m.d, K);
     A = matMul(R, T, K, m.d, K).map((v) => v / N);
+  } else if (opts.meanPass) {
+    source = 'second-pass';
+    const cm = centredMeans(m);
+    R = cm.rows;
+    K = cm.classes.length;
+    const N = totalCount(m);
+    if (opts.meanPass.n !== N || opts.meanPass.classes.join() !== cm.classes.join()) {
+      throw new RuntimeFailure(`NC1: the second pass saw ${opts.meanPass.n} rows of classes [${opts.meanPass.classes.join(',')}], the statistics ${N} of [${cm.classes.join(',')}]`);
+    }
+    A = opts.meanPass.withinOnMeans;
   } else {
     if (!samples) {
       throw new RuntimeFailure(
-        `NC1 needs the within-class covariance: the layer is wider (d=${m.d}) than the moment limit and no sample buffer was given`,
-        'raise maxMomentDim, reduce the layer (e.g. random projection), or pass the sample buffer',
+        `NC1 needs the within-class covariance: the layer is wider (d=${m.d}) than the moment limit and neither a second pass nor a sample buffer was given`,
+        'run the second pass (stats/mean-pass.ts), raise maxMomentDim, or pass the sample buffer',
       );
     }
     source = 'sample-buffer';
@@ -89,10 +111,16 @@ export async function nc1(src: MomentsSource, samples?: SampleMatrix, opts: Nc1O
     }
     const Z = await matmul(D, transpose(R, K, d), n, d, K);
     A = (await gram(Z, n, K)).map((v) => v / n);
+    basis = { n, sampled: true, note: `Σ_W and the class means from the ${n} buffered rows` };
   }
   const detail: Record<string, unknown> = { source, K, N: totalCount(m), d: m.d };
+  if (source === 'second-pass') {
+    detail.passes = 2;
+    detail.note = `exact over all ${totalCount(m)} images: the layer (d=${m.d}) is wider than the moment limit, so Σ_W restricted to the span of the centred class means was accumulated in a second streaming pass`;
+  }
   if (source === 'sample-buffer') detail.note = 'Σ_W and the class means estimated from the sample buffer (no d×d moment kept for this layer)';
-  if (K < 2) return { name: 'nc1', value: NaN, definition: DEFINITIONS.nc1, detail };
+  const withBasis = (r: MetricResult): MetricResult => (basis ? { ...r, basis } : r);
+  if (K < 2) return withBasis({ name: 'nc1', value: NaN, definition: DEFINITIONS.nc1, detail });
   const core = nc1Core(R, K, m.d, A, opts.rtol);
   let value = core.value;
   if (core.rank === 0) {
@@ -101,7 +129,7 @@ export async function nc1(src: MomentsSource, samples?: SampleMatrix, opts: Nc1O
     detail.note = 'class means coincide (Σ_B = 0): NC1 undefined';
   }
   detail.rankSigmaB = core.rank;
-  return { name: 'nc1', value, definition: DEFINITIONS.nc1, detail };
+  return withBasis({ name: 'nc1', value, definition: DEFINITIONS.nc1, detail });
 }
 
 function popStd(xs: number[]): number {
@@ -178,11 +206,23 @@ export function nc3(src: MomentsSource, W: Float32Array | Float64Array): MetricR
 }
 
 /**
- * NC4: fraction of sample rows whose nearest class mean (means from `src`, Euclidean) differs
- * from the model's prediction (`predictions`, default the matrix's own).
+ * NC4: fraction of images whose nearest class mean (means from `src`, Euclidean) differs from the
+ * model's prediction. Over all N when the second pass counted it (`opts.meanPass`); otherwise over
+ * the sample rows (`predictions`, default the matrix's own), and `basis` says so.
  */
-export async function nc4(src: MomentsSource, samples: SampleMatrix, predictions?: Int32Array): Promise<MetricResult> {
+export async function nc4(src: MomentsSource, samples: SampleMatrix, predictions?: Int32Array, opts: Nc4Options = {}): Promise<MetricResult> {
   const m = asMoments(src);
+  const pass = opts.meanPass;
+  if (pass && pass.nc4Rows > 0) {
+    const N = totalCount(m);
+    if (pass.nc4Rows !== N) throw new RuntimeFailure(`NC4: the second pass compared ${pass.nc4Rows} predictions, the statistics hold ${N} rows`);
+    return {
+      name: 'nc4',
+      value: pass.nc4Mismatches / N,
+      definition: DEFINITIONS.nc4,
+      detail: { n: N, mismatches: pass.nc4Mismatches, K: pass.classes.length, source: 'second-pass', passes: 2 },
+    };
+  }
   const preds = predictions ?? samples.predictions;
   if (!preds) throw new RuntimeFailure('NC4 needs the model prediction of every sample row; none were recorded');
   if (preds.length !== samples.n) throw new RuntimeFailure(`NC4: ${preds.length} predictions for ${samples.n} rows`);
@@ -212,7 +252,13 @@ export async function nc4(src: MomentsSource, samples: SampleMatrix, predictions
     }
     if (arg !== preds[i]) mismatch++;
   }
-  return { name: 'nc4', value: n > 0 ? mismatch / n : NaN, definition: DEFINITIONS.nc4, detail: { n, mismatches: mismatch, K } };
+  return {
+    name: 'nc4',
+    value: n > 0 ? mismatch / n : NaN,
+    definition: DEFINITIONS.nc4,
+    detail: { n, mismatches: mismatch, K, source: 'sample-buffer' },
+    ...(n < N ? { basis: { n, sampled: true, note: `the ${n} buffered rows of ${N}` } } : {}),
+  };
 }
 
 /** Mean CDNV over pairs of present classes; the worst (largest) pair in detail. */

@@ -18,7 +18,8 @@ import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type R
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
-import { capture, type LayerPlan } from './capture.js';
+import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
+import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv, similarityCsv } from '../report/records.js';
@@ -27,8 +28,8 @@ import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
-import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
-import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
+import { prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
+import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
@@ -84,7 +85,7 @@ export interface AuditResult {
 }
 
 /** Refuses selections without two classes of two items; returns warnings about empty classes. */
-function checkClassCounts(data: PreparedData): string[] {
+export function checkClassCounts(data: PreparedData): string[] {
   const counts = new Array<number>(data.dataset.classes.length).fill(0);
   for (const i of data.indices) counts[data.dataset.labels[i]!]! += 1;
   const present = counts.filter((c) => c > 0).length;
@@ -133,145 +134,269 @@ async function headForNc3(name: string, runner: ModelRunner, plans: readonly Lay
   return { layer: plan.layer.id, W: head.W };
 }
 
-interface ModelRun {
+/**
+ * The collapse metrics' second streaming pass (stats/mean-pass.ts), once the first pass has fixed
+ * the class means: NC1 on layers too wide for a d×d scatter, and NC4 over all N on every layer
+ * when the model's predictions are known. Only those layers are fetched; the time is added to the
+ * forward/reduce/stats timings (it is model work, not metric work).
+ */
+export async function secondPass(model: PreparedModel, data: PreparedData, stats: Map<string, ClassStats>, classifier: boolean, K: number, opts: AuditOptions, timings: CaptureTimings): Promise<Map<string, MeanPassStats>> {
+  const plans = model.plans.filter((p) => classifier || !stats.get(p.layer.id)!.hasScatter);
+  const passes = new Map(plans.map((p) => [p.layer.id, new MeanPassStats(stats.get(p.layer.id)!.moments())]));
+  if (plans.length === 0) return new Map();
+  opts.onStage?.(`${model.name}: second pass over the data for exact NC1/NC4 (${plans.length} layer${plans.length === 1 ? '' : 's'})`);
+  const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(plans)))));
+  const chunkers = new Map(
+    plans.map((p) => {
+      const predsChunk = new Int32Array(chunkRows);
+      let filled = 0;
+      const pass = passes.get(p.layer.id)!;
+      const chunker = new RowChunker(p.reducer.dim, chunkRows, (X, n, labels) => {
+        filled = 0;
+        return pass.update(X, n, labels, classifier ? predsChunk.subarray(0, n) : undefined);
+      });
+      // Predictions ride along with the rows: the chunker drains whenever it is full, so they
+      // are copied in the same slices as the features.
+      const push = async (X: Float32Array, n: number, labels: Int32Array, preds: Int32Array | undefined) => {
+        for (let o = 0; o < n; ) {
+          const take = Math.min(n - o, chunkRows - filled);
+          if (preds) predsChunk.set(preds.subarray(o, o + take), filled);
+          filled += take;
+          await chunker.push(X.subarray(o * p.reducer.dim, (o + take) * p.reducer.dim), take, labels.subarray(o, o + take));
+          o += take;
+        }
+      };
+      return [p.layer.id, { push, finish: () => chunker.finish() }] as const;
+    }),
+  );
+  const out = model.output;
+  const t = await capture({
+    dataset: data.dataset,
+    indices: data.indices,
+    runner: model.runner,
+    plans,
+    preprocess: model.preprocess,
+    batchSize: opts.batchSize ?? 64,
+    ...(classifier && out ? { outputLayerId: out.id } : {}),
+    async onBatch(b) {
+      const n = b.raw.shape[0];
+      const preds = classifier && b.output ? argmaxRows(b.output.data, n, K) : undefined;
+      for (const plan of plans) await chunkers.get(plan.layer.id)!.push(b.features.get(plan.layer.id)!, n, b.raw.labels, preds);
+    },
+  });
+  const tFlush = performance.now();
+  for (const c of chunkers.values()) await c.finish();
+  for (const p of passes.values()) await p.settled();
+  timings.forwardMs += t.forwardMs;
+  timings.reduceMs += t.reduceMs;
+  timings.sinkMs += t.sinkMs + performance.now() - tFlush;
+  timings.totalMs += t.totalMs + performance.now() - tFlush;
+  return passes;
+}
+
+/** Layers whose collapse metrics need the second pass: every layer of a classifier (NC4 over all N), else those too wide for a scatter. */
+export function secondPassLayers(model: PreparedModel, stats: Map<string, ClassStats>, classifier: boolean): string[] {
+  return model.plans.filter((p) => classifier || !stats.get(p.layer.id)!.hasScatter).map((p) => p.layer.id);
+}
+
+export interface ModelRun {
   report: ModelReport;
   manifest: ManifestModel;
   /** Buffered samples per layer, kept only when similarity is wanted. */
   samples: SampleMatrix[];
 }
 
+/** What the passes over the data leave for one model: everything its metrics are computed from. */
+export interface ModelPasses {
+  stats: Map<string, ClassStats>;
+  buffers: Map<string, SampleBuffer>;
+  /** Buffered preprocessed inputs, for the random-layer baseline of the first layer. */
+  inputBuffer: SampleBuffer | null;
+  /** Rows the model predicted right, and rows with a prediction (model accuracy). */
+  correct: number;
+  seen: number;
+  timings: CaptureTimings;
+}
+
+/** The model's output and whether it is a classifier over the dataset's K classes (accuracy, NC4). */
+export function classifierOutput(model: PreparedModel, K: number): { out: LayerInfo | undefined; outWidth: number; classifier: boolean } {
+  const out = model.output;
+  const outWidth = out ? valuesPerItem(out.shape) : 0;
+  return { out, outWidth, classifier: out !== undefined && outWidth === K };
+}
+
+/** Refuses layers too wide to keep samples of without a reduction. */
+export function checkLayerWidths(model: PreparedModel): void {
+  for (const p of model.plans) {
+    if (p.reducer.dim > MAX_AUDIT_DIM) {
+      const fits = p.layer.kind === 'conv' ? 'gap' : p.layer.kind === 'tokens' ? 'cls or mean-token' : `project:${Math.min(1024, MAX_AUDIT_DIM)}`;
+      throw new UsageError(
+        `layer \`${p.layer.id}\` of ${model.name} is ${p.reducer.dim} wide after ${p.reducer.name}, above the audit limit of ${MAX_AUDIT_DIM}`,
+        `use --reduce auto, or --reduce ${fits}, which fits`,
+      );
+    }
+  }
+}
+
+/**
+ * The first pass over `data.indices` (all of them, or one shard's): exact streaming statistics
+ * and the sample buffers of every layer, and the model's accuracy counts.
+ */
+export async function firstPass(model: PreparedModel, data: PreparedData, opts: AuditOptions): Promise<ModelPasses> {
+  const K = data.dataset.classes.length;
+  const perClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
+  // float64 Gram products: a float32 scatter differs by ~1e-7 relative with the rows each chunk
+  // happens to hold, so shards (other chunks) could not reproduce one process; float64 costs about
+  // the same in onnxruntime (measured 0.7–1.2× on 128- and 1,600-wide chunks).
+  const stats = new Map(model.plans.map((p) => [p.layer.id, new ClassStats(K, p.reducer.dim, { momentPrecision: 'float64' })]));
+  const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(model.plans)))));
+  const chunkers = new Map(
+    model.plans.map((p) => [
+      p.layer.id,
+      new RowChunker(p.reducer.dim, chunkRows, (X, n, labels) =>
+        stats.get(p.layer.id)!.update(X, n, labels).catch((e: unknown) => {
+          throw e instanceof RuntimeFailure ? new RuntimeFailure(`layer \`${p.layer.id}\`: ${e.message}`, e.hint) : e;
+        }),
+      ),
+    ]),
+  );
+  const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
+  const { out, classifier } = classifierOutput(model, K);
+  const inputDim = valuesPerItem(model.runner.inputShape);
+  const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
+  let correct = 0;
+  let seen = 0;
+  const timings = await capture({
+    dataset: data.dataset,
+    indices: data.indices,
+    runner: model.runner,
+    plans: model.plans,
+    preprocess: model.preprocess,
+    batchSize: opts.batchSize ?? 64,
+    ...(classifier && out ? { outputLayerId: out.id } : {}),
+    onProgress: (d, t) => opts.onProgress?.(model.name, d, t),
+    async onBatch(b) {
+      const n = b.raw.shape[0];
+      let preds: Int32Array | undefined;
+      if (classifier && b.output) {
+        preds = argmaxRows(b.output.data, n, K);
+        for (let i = 0; i < n; i++) if (preds[i] === b.raw.labels[i]) correct++;
+        seen += n;
+      }
+      if (inputBuffer) inputBuffer.add(b.input.data, n, b.input.data.length / n, b.raw.labels, b.raw.indices, preds);
+      for (const plan of model.plans) {
+        const feats = b.features.get(plan.layer.id)!;
+        await chunkers.get(plan.layer.id)!.push(feats, n, b.raw.labels);
+        buffers.get(plan.layer.id)!.add(feats, n, plan.reducer.dim, b.raw.labels, b.raw.indices, preds);
+      }
+    },
+  });
+  const tFlush = performance.now();
+  for (const c of chunkers.values()) await c.finish();
+  timings.sinkMs += performance.now() - tFlush;
+  return { stats, buffers, inputBuffer, correct, seen, timings };
+}
+
 async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>): Promise<ModelRun> {
+  const model = await openAuditModel(spec, data, opts, names);
+  try {
+    checkLayerWidths(model);
+    const passes = await firstPass(model, data, opts);
+    const K = data.dataset.classes.length;
+    const { classifier } = classifierOutput(model, K);
+    const meanPasses = new Map<string, MeanPassResult>();
+    if (metrics.includes('collapse')) {
+      for (const [id, p] of await secondPass(model, data, passes.stats, classifier, K, opts, passes.timings)) meanPasses.set(id, p.result());
+    }
+    return await finishModel(model, data, opts, metrics, warnings, passes, meanPasses);
+  } finally {
+    await model.runner.dispose();
+  }
+}
+
+/** Opens a model of the audit and gives it a name no earlier model of the run has. */
+export async function openAuditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, names: Set<string>): Promise<PreparedModel> {
   const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
   // Unique before the run, so that progress and stage lines already name `model-2`.
   const base = model.name;
   for (let i = 2; names.has(model.name); i++) model.name = `${base}-${i}`;
   names.add(model.name);
-  try {
-    const K = data.dataset.classes.length;
-    for (const p of model.plans) {
-      if (p.reducer.dim > MAX_AUDIT_DIM) {
-        const fits = p.layer.kind === 'conv' ? 'gap' : p.layer.kind === 'tokens' ? 'cls or mean-token' : `project:${Math.min(1024, MAX_AUDIT_DIM)}`;
-        throw new UsageError(
-          `layer \`${p.layer.id}\` of ${model.name} is ${p.reducer.dim} wide after ${p.reducer.name}, above the audit limit of ${MAX_AUDIT_DIM}`,
-          `use --reduce auto, or --reduce ${fits}, which fits`,
-        );
-      }
+  return model;
+}
+
+/**
+ * The metrics of one model from its passes (one process's, or the merge of shards'): every layer's
+ * metrics and baseline, NC3 at the head's input, accuracy, the trend and the manifest entry.
+ */
+export async function finishModel(model: PreparedModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], passes: ModelPasses, meanPasses: Map<string, MeanPassResult>): Promise<ModelRun> {
+  const K = data.dataset.classes.length;
+  const { stats, buffers, inputBuffer, correct, seen, timings } = passes;
+  const { out, outWidth, classifier } = classifierOutput(model, K);
+  if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
+  opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
+  const t0 = performance.now();
+  const layerOpts: LayerMetricOptions = {
+    metrics,
+    seed: data.seed,
+    ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
+    ...(opts.bootstrapReps !== undefined ? { bootstrapReps: opts.bootstrapReps } : {}),
+    ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
+    hasPredictions: classifier,
+  };
+  const head = metrics.includes('collapse') ? await headForNc3(model.name, model.runner, model.plans, K, warnings) : null;
+  const layers: LayerReport[] = [];
+  const byGroup: MetricTimings = {};
+  const kept: SampleMatrix[] = [];
+  const n = model.plans.length;
+  let previous = inputBuffer?.matrix();
+  for (const [i, plan] of model.plans.entries()) {
+    const buffer = buffers.get(plan.layer.id)!;
+    const matrix = buffer.matrix();
+    if (opts.similarity) kept.push(matrix);
+    const pass = meanPasses.get(plan.layer.id);
+    const withHead = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
+    const forLayer = pass ? { ...withHead, meanPass: pass } : withHead;
+    const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
+    if (previous) {
+      const tb = performance.now();
+      results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+      byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
+      previous = matrix;
     }
-    const perClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
-    const stats = new Map(model.plans.map((p) => [p.layer.id, new ClassStats(K, p.reducer.dim)]));
-    const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(model.plans)))));
-    const chunkers = new Map(
-      model.plans.map((p) => [
-        p.layer.id,
-        new RowChunker(p.reducer.dim, chunkRows, (X, n, labels) =>
-          stats.get(p.layer.id)!.update(X, n, labels).catch((e: unknown) => {
-            throw e instanceof RuntimeFailure ? new RuntimeFailure(`layer \`${p.layer.id}\`: ${e.message}`, e.hint) : e;
-          }),
-        ),
-      ]),
-    );
-    const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
-    const out = model.output;
-    const outWidth = out ? valuesPerItem(out.shape) : 0;
-    const classifier = out !== undefined && outWidth === K;
-    if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
-    const inputDim = valuesPerItem(model.runner.inputShape);
-    const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
-    let correct = 0;
-    let seen = 0;
-    const timings = await capture({
-      dataset: data.dataset,
-      indices: data.indices,
-      runner: model.runner,
-      plans: model.plans,
-      preprocess: model.preprocess,
-      batchSize: opts.batchSize ?? 64,
-      ...(classifier ? { outputLayerId: out.id } : {}),
-      onProgress: (d, t) => opts.onProgress?.(model.name, d, t),
-      async onBatch(b) {
-        const n = b.raw.shape[0];
-        let preds: Int32Array | undefined;
-        if (classifier && b.output) {
-          preds = argmaxRows(b.output.data, n, K);
-          for (let i = 0; i < n; i++) if (preds[i] === b.raw.labels[i]) correct++;
-          seen += n;
-        }
-        if (inputBuffer) inputBuffer.add(b.input.data, n, b.input.data.length / n, b.raw.labels, b.raw.indices, preds);
-        for (const plan of model.plans) {
-          const feats = b.features.get(plan.layer.id)!;
-          await chunkers.get(plan.layer.id)!.push(feats, n, b.raw.labels);
-          buffers.get(plan.layer.id)!.add(feats, n, plan.reducer.dim, b.raw.labels, b.raw.indices, preds);
-        }
-      },
+    layers.push({
+      id: plan.layer.id,
+      op: plan.layer.op,
+      shape: plan.layer.shape,
+      index: plan.layer.index,
+      position: i,
+      depth: n > 1 ? i / (n - 1) : 1,
+      reduction: plan.reducer.describe,
+      dim: plan.reducer.dim,
+      samples: { streamed: data.indices.length, buffered: buffer.size },
+      metrics: Object.fromEntries(results.map((r) => [r.name, toRecord(r)])),
     });
-    const tFlush = performance.now();
-    for (const c of chunkers.values()) await c.finish();
-    timings.sinkMs += performance.now() - tFlush;
-    opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
-    const t0 = performance.now();
-    const layerOpts: LayerMetricOptions = {
-      metrics,
-      seed: data.seed,
-      ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
-      ...(opts.bootstrapReps !== undefined ? { bootstrapReps: opts.bootstrapReps } : {}),
-      ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
-      hasPredictions: classifier,
-    };
-    const head = metrics.includes('collapse') ? await headForNc3(model.name, model.runner, model.plans, K, warnings) : null;
-    const layers: LayerReport[] = [];
-    const byGroup: MetricTimings = {};
-    const kept: SampleMatrix[] = [];
-    const n = model.plans.length;
-    let previous = inputBuffer?.matrix();
-    for (const [i, plan] of model.plans.entries()) {
-      const buffer = buffers.get(plan.layer.id)!;
-      const matrix = buffer.matrix();
-      if (opts.similarity) kept.push(matrix);
-      const forLayer = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
-      const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
-      if (previous) {
-        const tb = performance.now();
-        results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
-        byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
-        previous = matrix;
-      }
-      layers.push({
-        id: plan.layer.id,
-        op: plan.layer.op,
-        shape: plan.layer.shape,
-        index: plan.layer.index,
-        position: i,
-        depth: n > 1 ? i / (n - 1) : 1,
-        reduction: plan.reducer.describe,
-        dim: plan.reducer.dim,
-        samples: { streamed: data.indices.length, buffered: buffer.size },
-        metrics: Object.fromEntries(results.map((r) => [r.name, toRecord(r)])),
-      });
-    }
-    const metricsMs = performance.now() - t0;
-    const manifest = await describeModel(model.name, model.runner, model.preprocess, model.plans, undefined, out?.id);
-    const accuracy: MetricResult | undefined = classifier
-      ? { name: 'accuracy', value: seen ? correct / seen : NaN, definition: DEFINITIONS.accuracy, detail: { n: seen, correct, output: out.id } }
-      : undefined;
-    return {
-      manifest,
-      samples: kept,
-      report: {
-        name: model.name,
-        path: manifest.path,
-        sha256: manifest.sha256,
-        format: manifest.format,
-        backend: manifest.backend,
-        preprocess: { ...model.preprocess },
-        ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
-        layers,
-        trend: modelTrend({ layers, ...(accuracy ? { accuracy: toRecord(accuracy) } : {}) }),
-        timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, metricsByGroupMs: byGroup, totalMs: timings.totalMs + metricsMs },
-      },
-    };
-  } finally {
-    await model.runner.dispose();
   }
+  const metricsMs = performance.now() - t0;
+  const manifest = await describeModel(model.name, model.runner, model.preprocess, model.plans, undefined, out?.id);
+  const accuracy: MetricResult | undefined = classifier && out
+    ? { name: 'accuracy', value: seen ? correct / seen : NaN, definition: DEFINITIONS.accuracy, detail: { n: seen, correct, output: out.id } }
+    : undefined;
+  return {
+    manifest,
+    samples: kept,
+    report: {
+      name: model.name,
+      path: manifest.path,
+      sha256: manifest.sha256,
+      format: manifest.format,
+      backend: manifest.backend,
+      preprocess: { ...model.preprocess },
+      ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
+      layers,
+      trend: modelTrend({ layers, ...(accuracy ? { accuracy: toRecord(accuracy) } : {}) }),
+      timings: { forwardMs: timings.forwardMs, reduceMs: timings.reduceMs, statsMs: timings.sinkMs, metricsMs, metricsByGroupMs: byGroup, totalMs: timings.totalMs + metricsMs },
+    },
+  };
 }
 
 /** JSON cannot hold NaN: a metric that is undefined for this layer is reported as null. */
@@ -281,6 +406,8 @@ function toRecord(r: MetricResult): Report['models'][number]['layers'][number]['
     value: Number.isFinite(r.value) ? r.value : null,
     definition: r.definition,
     ...(r.ci ? { ci: r.ci } : {}),
+    ...(r.basis ? { basis: r.basis } : {}),
+    ...(r.failed !== undefined ? { failed: r.failed } : {}),
     ...(r.detail ? { detail: JSON.parse(JSON.stringify(r.detail, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as Record<string, unknown> } : {}),
   };
 }
@@ -304,7 +431,8 @@ async function layerSimilarity(runs: ModelRun[], method: CkaMethod): Promise<Non
   };
 }
 
-export async function audit(opts: AuditOptions): Promise<AuditResult> {
+/** The audit's option checks that need no data: gates, --ci, --buffer-per-class; returns the gates and metric groups. */
+export function checkAuditOptions(opts: AuditOptions): { gates: Gate[]; metrics: MetricGroup[] } {
   if (opts.models.length === 0) throw new UsageError('audit needs at least one model (--model or a probe spec)');
   const gates: Gate[] = [...(opts.failUnder ?? []).map((g) => parseGate(g, 'under')), ...(opts.failOver ?? []).map((g) => parseGate(g, 'over'))];
   if (opts.ci !== undefined && !(opts.ci > 0 && opts.ci < 1)) throw new UsageError(`--ci must be a level between 0 and 1, e.g. 0.95 (got ${opts.ci})`);
@@ -312,12 +440,32 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   if (b !== undefined && !(Number.isInteger(b) && b >= 2)) throw new UsageError(`--buffer-per-class must be a whole number ≥ 2 (rows kept per class for probes and ranks; got ${b})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
   checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
+  return { gates, metrics };
+}
+
+export async function audit(opts: AuditOptions): Promise<AuditResult> {
+  const { gates, metrics } = checkAuditOptions(opts);
   // Every model is found before the first one runs: a typo in the last of several models should
   // not cost the time of all the others.
   for (const m of opts.models) await resolveModelPath(m.path);
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   const classWarnings = checkClassCounts(data);
-  const names = new Set<string>();
+  return writeAuditRun(opts, data, metrics, gates, classWarnings, async (warnings) => {
+    const names = new Set<string>();
+    const runs: ModelRun[] = [];
+    for (const m of opts.models) {
+      runs.push(await auditModel(m, data, opts, metrics, warnings, names));
+    }
+    return runs;
+  });
+}
+
+/**
+ * The run folder of an audit: created before `produce` computes the models' runs (so a bad --out
+ * fails before any work), then the report, its checks and every file written atomically. Both a
+ * single-process audit and `merge` of shards end here, so they write the same folder.
+ */
+export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metrics: MetricGroup[], gates: Gate[], classWarnings: string[], produce: (warnings: string[]) => Promise<ModelRun[]>): Promise<AuditResult> {
   const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), {
     force: opts.force ?? false,
     inputs: [...opts.models.map((m) => m.path), opts.dataset],
@@ -325,10 +473,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   });
   try {
     const warnings: string[] = [...classWarnings];
-    const runs: ModelRun[] = [];
-    for (const m of opts.models) {
-      runs.push(await auditModel(m, data, opts, metrics, warnings, names));
-    }
+    const runs = await produce(warnings);
     const similarity = opts.similarity ? await layerSimilarity(runs, opts.similarity) : undefined;
     const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);
     const manifest = baseManifest(opts.command ?? 'audit', data.seed, dataset, runs.map((r) => r.manifest));

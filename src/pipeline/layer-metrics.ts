@@ -5,6 +5,7 @@
  */
 import type { ClassStats } from '../stats/accumulator.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
+import type { MeanPassResult } from '../stats/mean-pass.js';
 import { compression, discrimination } from '../metrics/geometry.js';
 import { momentsNoScatter } from '../stats/moments.js';
 import { cdnv, nc1, nc2, nc3, nc4 } from '../metrics/collapse.js';
@@ -33,6 +34,8 @@ export interface LayerMetricOptions {
   hasPredictions: boolean;
   /** The classifier head's weights (K×d, row-major) when this layer is the head's input (NC3). */
   classifierWeights?: Float64Array;
+  /** This layer's second streaming pass (exact NC1 above the moment limit, NC4 over all N). */
+  meanPass?: MeanPassResult;
 }
 
 /**
@@ -85,10 +88,10 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     lap('geometry');
   }
   if (want.has('collapse')) {
-    out.push(await nc1(stats, samples));
+    out.push(await nc1(stats, samples, opts.meanPass ? { meanPass: opts.meanPass } : {}));
     out.push(...nc2(stats));
     if (opts.classifierWeights) out.push(nc3(stats, opts.classifierWeights));
-    if (opts.hasPredictions && samples.predictions) out.push(await nc4(stats, samples, samples.predictions));
+    if (opts.hasPredictions && samples.predictions) out.push(await nc4(stats, samples, samples.predictions, opts.meanPass ? { meanPass: opts.meanPass } : {}));
     out.push(cdnv(stats));
     lap('collapse');
   }

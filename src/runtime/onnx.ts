@@ -114,9 +114,37 @@ function sameAsChunks(ids: readonly string[], batched: Outputs, chunks: readonly
   return true;
 }
 
+/** The execution provider every ONNX session of this process uses (--execution-provider); cpu by default. */
+let executionProvider = 'cpu';
+
+/** The providers the installed onnxruntime-node lists; `bundled: false` ones need their own libraries (e.g. CUDA). */
+export function installedExecutionProviders(): { name: string; bundled: boolean }[] {
+  return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
+}
+
+export function currentExecutionProvider(): string {
+  return executionProvider;
+}
+
+function describeProviders(): string {
+  return installedExecutionProviders().map((b) => (b.bundled ? b.name : `${b.name} (needs its libraries installed)`)).join(', ');
+}
+
+/**
+ * Chooses the execution provider for the sessions opened from now on. A name this onnxruntime
+ * does not list is a usage error naming the ones it does; one it lists but cannot start fails
+ * when the first session is created, with the same list.
+ */
+export function useExecutionProvider(name: string): void {
+  if (!installedExecutionProviders().some((b) => b.name === name)) {
+    throw new UsageError(`execution provider \`${name}\` is not offered by the installed onnxruntime-node; it offers ${describeProviders()}`);
+  }
+  executionProvider = name;
+}
+
 function sessionOptions(opts: OnnxOpenOptions): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
-    executionProviders: ['cpu'],
+    executionProviders: [executionProvider],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     // Warnings (unused initializers and the like) would interleave with CLI output.
@@ -284,7 +312,12 @@ export class OnnxRunner implements ModelRunner {
 }
 
 async function createSession(bytes: Uint8Array, opts: OnnxOpenOptions): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, sessionOptions(opts));
+  if (executionProvider === 'cpu') return ort.InferenceSession.create(bytes, sessionOptions(opts));
+  try {
+    return await ort.InferenceSession.create(bytes, sessionOptions(opts));
+  } catch (e) {
+    throw new RuntimeFailure(`execution provider \`${executionProvider}\` could not be started: ${oneLine(errorMessage(e))}`, `the installed onnxruntime-node offers ${describeProviders()}; use --execution-provider cpu`);
+  }
 }
 
 /**
@@ -344,6 +377,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
   try {
     session = await createSession(exposed, opts);
   } catch (e) {
+    if (e instanceof RuntimeFailure) throw e; // the execution provider did not start
     // Tell a broken file from a graph our surgery broke: only the latter loads untouched.
     const reason = oneLine(errorMessage(e));
     try {

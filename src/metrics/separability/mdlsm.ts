@@ -11,13 +11,13 @@
 import { RuntimeFailure, UsageError } from '../../errors.js';
 import type { FloatArray } from '../../linalg/ort-ops.js';
 import type { SampleMatrix } from '../../stats/sample-buffer.js';
-import type { MetricResult } from '../types.js';
+import type { MetricBasis, MetricResult } from '../types.js';
 import { Rng } from '../../util/rng.js';
 import { pairCounts } from './auc.js';
 import { CANDIDATES, DEFAULT_ENGINE_PARAMS, fitProblems, evaluateDirections, type EngineParams, type Group, type Problem, type ProblemFit } from './candidates.js';
 import { meanSd, permutedLabels, stratifiedSplit } from './controls.js';
 import { lpSeparable, type LpOptions } from './lp.js';
-import { prepareFeatures, saturationGuard, type GuardOptions, type ReductionInfo } from './reduce-pca.js';
+import { DEFAULT_MAX_DIM_FRACTION, prepareFeatures, saturationGuard, type GuardOptions, type ReductionInfo } from './reduce-pca.js';
 
 export const MDLSM_DEFINITION = 'SCIENCE.md §3.1 MD-LSM κ (lower bound over candidate directions; reconstructed definition)';
 export const LP_DEFINITION = 'SCIENCE.md §3.2 exact linear separability: LP feasibility of y_i(wᵀx_i + b) ≥ 1 (HiGHS); hard-margin SVM geometric margin 1/‖w*‖';
@@ -251,7 +251,7 @@ async function prepare(X: FloatArray, N: number, d: number, minRows: number, opt
   return {
     Z: p.Z,
     r: p.r,
-    reduction: { reduction: g.reduction, reason: g.reason, inputDim: d, dim: p.dim, minPairRows: minRows, whitenedRank: p.r },
+    reduction: { reduction: g.reduction, reason: g.reason, inputDim: d, dim: p.dim, minPairRows: minRows, whitenedRank: p.r, maxDimFraction: opts.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION },
   };
 }
 
@@ -407,6 +407,8 @@ export interface SeparabilityMatrixResult {
   /** Fraction of the decided pairs that are separable. */
   separableFraction: number | null;
   reduction: ReductionInfo;
+  /** Rows per class the LPs ran on. */
+  classCounts: number[];
 }
 
 /**
@@ -457,8 +459,37 @@ export async function separabilityMatrix(samples: SampleMatrix, opts: GuardOptio
     K,
     matrix,
     separableFraction: decided > 0 ? separable / decided : null,
-    reduction: { reduction: g.reduction, reason: g.reason, inputDim: d, dim, minPairRows: minRows, whitenedRank: rank },
+    classCounts,
+    reduction: { reduction: g.reduction, reason: g.reason, inputDim: d, dim, minPairRows: minRows, whitenedRank: rank, maxDimFraction: opts.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION },
   };
+}
+
+/** κ and LP below this many dimensions (or below MIN_DIM_SHARE of the width they were reduced from) are marked unreliable. */
+export const MIN_RELIABLE_DIMS = 10;
+export const MIN_DIM_SHARE = 0.05;
+
+/**
+ * What a κ or LP value was computed on: the buffer rows (a sample), the dimension the saturation
+ * guard's PCA left and the width before it. Rule (docs/metrics/separability.md): a value computed
+ * in fewer than max(10, 5% of the width) dimensions — capped at the width itself — is marked
+ * unreliable: "not separable" in 1–10 PCA directions of a 2,048-wide layer says little about the
+ * layer. The note names the option that raises the dimension: the guard allows
+ * ⌊fraction · smallest pair's rows⌋ dimensions, so more buffered rows per class (the audit's
+ * `--buffer-per-class`) give more.
+ */
+export function separabilityBasis(reduction: ReductionInfo, rows: number): { basis: MetricBasis; reliability: Record<string, unknown> } {
+  const { dim, inputDim } = reduction;
+  const floor = Math.min(inputDim, Math.max(MIN_RELIABLE_DIMS, Math.ceil(MIN_DIM_SHARE * inputDim)));
+  const reduced = dim < inputDim;
+  const how = reduced ? `PCA to ${dim} of ${inputDim} dims` : `all ${inputDim} dims`;
+  const basis: MetricBasis = { n: rows, sampled: true, dims: dim, width: inputDim, note: `${how}, on ${rows} buffered rows` };
+  if (dim >= floor) return { basis, reliability: { reliable: true } };
+  const frac = reduction.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
+  const perClass = Math.ceil(floor / frac / 2);
+  const raise = reduced ? `; raise --buffer-per-class to ≥ ${perClass} (the guard allows ⌊${frac}·rows of the smallest class pair⌋ dims) to use ≥ ${floor}` : '';
+  const why = `unreliable: ${how}, below the reliability floor of ${floor} (max(${MIN_RELIABLE_DIMS}, ${MIN_DIM_SHARE * 100}% of the width))${raise}`;
+  basis.note = `${basis.note}; ${why}`;
+  return { basis, reliability: { reliable: false, unreliable: why, reliableDims: floor, ...(reduced ? { raiseBufferPerClassTo: perClass } : {}) } };
 }
 
 /**
@@ -471,10 +502,13 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
   // With no varying direction (a dead or constant layer) every score ties, and ties count as not
   // separated: κ = 0 is the definition's value, but it must not read like a measured overlap.
   const note = r.reduction.whitenedRank === 0 ? { note: 'the features do not vary (dead or constant layer): every score ties, so κ = 0 by definition' } : {};
-  const common = { reduction: r.reduction, classCounts: r.classCounts, ...note };
+  const rows = r.classCounts.reduce((a, b) => a + b, 0);
+  const { basis, reliability } = separabilityBasis(r.reduction, rows);
+  const common = { reduction: r.reduction, classCounts: r.classCounts, dims: r.reduction.dim, width: r.reduction.inputDim, ...reliability, ...note };
   if (r.mean !== null) {
     out.push({
       name: 'mdlsm_kappa',
+      basis,
       value: r.mean,
       definition: r.definition,
       detail: { matrix: r.pairs, worst: r.worst, winners: r.winners, winnerCounts: r.winnerCounts, ...(r.oneVsRest ? { oneVsRest: r.oneVsRest } : {}), ...common, params: r.params },
@@ -483,6 +517,7 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
   if (r.heldOut && r.heldOut.mean !== null) {
     out.push({
       name: 'mdlsm_heldout_kappa',
+      basis,
       value: r.heldOut.mean,
       definition: `${r.definition}; held-out: directions fitted on a stratified ${r.heldOut.trainFraction} split, κ_w counted on the rest`,
       detail: { matrix: r.heldOut.matrix, worst: r.heldOut.worst, trainFraction: r.heldOut.trainFraction, ...common },
@@ -491,6 +526,7 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
   if (r.null && r.null.mean !== null) {
     out.push({
       name: 'mdlsm_null_kappa',
+      basis,
       value: r.null.mean,
       definition: `${r.definition}; baseline: the same procedure on permuted labels`,
       detail: { sd: r.null.sd, permutations: r.null.permutations, values: r.null.values, ...common },
@@ -502,5 +538,15 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
 /** The report's `lp_separable_fraction`, with the K×K LP verdicts and margins in `detail`. */
 export function separabilityMetrics(r: SeparabilityMatrixResult): MetricResult[] {
   if (r.separableFraction === null) return [];
-  return [{ name: 'lp_separable_fraction', value: r.separableFraction, definition: r.definition, detail: { matrix: r.matrix, reduction: r.reduction } }];
+  const rows = r.classCounts.reduce((a, b) => a + b, 0);
+  const { basis, reliability } = separabilityBasis(r.reduction, rows);
+  return [
+    {
+      name: 'lp_separable_fraction',
+      value: r.separableFraction,
+      definition: r.definition,
+      basis,
+      detail: { matrix: r.matrix, reduction: r.reduction, dims: r.reduction.dim, width: r.reduction.inputDim, ...reliability },
+    },
+  ];
 }

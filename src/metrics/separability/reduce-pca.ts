@@ -50,6 +50,8 @@ export interface ReductionInfo {
   minPairRows: number;
   /** Numerical rank of the whitened coordinates the estimator ran in. */
   whitenedRank: number;
+  /** The guard's fraction (dim ≤ fraction · minPairRows), to say how many rows a higher dim needs. */
+  maxDimFraction?: number;
 }
 
 export interface GuardDecision {
