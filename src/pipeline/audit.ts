@@ -20,6 +20,8 @@ import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
 import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
+import { matmul } from '../linalg/ort-ops.js';
+import { Rng } from '../util/rng.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv, similarityCsv } from '../report/records.js';
@@ -35,6 +37,25 @@ import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-h
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */
 export const DEFAULT_BUFFER_PER_CLASS = 200;
+/**
+ * The linear probe's own sample: up to this many rows per class (all 10,000 images of a
+ * 10-class test set), cross-fitted in PROBE_FOLDS folds, so the probe on the layer feeding the
+ * head reads what that head reads (0.894 vs the model's 0.901 on the shipped MLP, where 70% of
+ * the 200-per-class buffer gave 0.863). Layers wider than PROBE_MAX_DIM are seen through a
+ * seeded Gaussian projection to PROBE_MAX_DIM, which bounds memory at
+ * K·PROBE_PER_CLASS·PROBE_MAX_DIM floats per layer whatever N is.
+ */
+export const DEFAULT_PROBE_PER_CLASS = 1000;
+export const PROBE_MAX_DIM = 1024;
+export const PROBE_FOLDS = 5;
+/**
+ * The audit probe's L2 weight and gradient tolerance. With ~8,000 rows per fit, λ = 1e-2 on the
+ * mean loss generalises at least as well as 1e-3 (shipped MLP dense_2: 0.8964 vs 0.8942 held-out)
+ * and needs a third of the iterations; stopping at a gradient of 1e-3 instead of 1e-4 left every
+ * held-out prediction unchanged there at a third of the iterations again.
+ */
+export const AUDIT_PROBE_LAMBDA = 1e-2;
+export const AUDIT_PROBE_GTOL = 1e-3;
 /** Widest layer the audit keeps samples of without a reduction; wider layers must be reduced. */
 export const MAX_AUDIT_DIM = 8192;
 /** Values (rows × width) gathered per layer before a statistics update. */
@@ -56,6 +77,8 @@ export interface AuditOptions extends SamplingOptions {
   /** Default reduction for models that do not set their own (default auto). */
   reduce?: string;
   bufferPerClass?: number;
+  /** Rows per class the linear probe keeps (default DEFAULT_PROBE_PER_CLASS). */
+  probePerClass?: number;
   /** Measure each layer beside a random Gaussian layer of the same width on the same input (SCIENCE.md §4). */
   baseline?: 'none' | 'random-layer';
   /** Representation similarity between every pair of layers (of all models) on the buffered samples. */
@@ -194,6 +217,32 @@ async function secondPass(model: PreparedModel, data: PreparedData, stats: Map<s
   return new Map([...passes].map(([id, p]) => [id, p.result()]));
 }
 
+interface ProbeSampler {
+  buffer: SampleBuffer;
+  projection: string | undefined;
+  add(X: Float32Array, n: number, labels: Int32Array, ids: Int32Array): Promise<void>;
+}
+
+/** The probe's sample of one layer: a larger stratified buffer, through a seeded projection when the layer is wider than PROBE_MAX_DIM. */
+function probeSampler(plan: LayerPlan, K: number, perClass: number, seed: number): ProbeSampler {
+  const d = plan.reducer.dim;
+  const k = Math.min(d, PROBE_MAX_DIM);
+  const buffer = new SampleBuffer({ K, perClass, seed: seed ^ 0x2c1b3c6d, d: k });
+  if (k === d) return { buffer, projection: undefined, add: async (X, n, labels, ids) => buffer.add(X, n, d, labels, ids) };
+  // Entries N(0, 1/k): distances are kept in expectation (Johnson–Lindenstrauss).
+  const rng = new Rng((seed ^ Math.imul(d, 0x9e3779b1)) >>> 0);
+  const P = new Float32Array(d * k);
+  const s = 1 / Math.sqrt(k);
+  for (let i = 0; i < P.length; i++) P[i] = rng.normal() * s;
+  return {
+    buffer,
+    projection: `seeded Gaussian projection ${d}→${k} dims (probe memory bound)`,
+    async add(X, n, labels, ids) {
+      buffer.add(await matmul(X, P, n, d, k), n, k, labels, ids);
+    },
+  };
+}
+
 interface ModelRun {
   report: ModelReport;
   manifest: ManifestModel;
@@ -232,6 +281,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       ]),
     );
     const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
+    const probes = metrics.includes('probe') ? new Map(model.plans.map((p) => [p.layer.id, probeSampler(p, K, opts.probePerClass ?? DEFAULT_PROBE_PER_CLASS, data.seed)])) : null;
     const out = model.output;
     const outWidth = out ? valuesPerItem(out.shape) : 0;
     const classifier = out !== undefined && outWidth === K;
@@ -262,6 +312,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
           const feats = b.features.get(plan.layer.id)!;
           await chunkers.get(plan.layer.id)!.push(feats, n, b.raw.labels);
           buffers.get(plan.layer.id)!.add(feats, n, plan.reducer.dim, b.raw.labels, b.raw.indices, preds);
+          if (probes) await probes.get(plan.layer.id)!.add(feats, n, b.raw.labels, b.raw.indices);
         }
       },
     });
@@ -291,8 +342,25 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       if (opts.similarity) kept.push(matrix);
       const pass = meanPasses.get(plan.layer.id);
       const withHead = head && head.layer === plan.layer.id ? { ...layerOpts, classifierWeights: head.W } : layerOpts;
-      const forLayer = pass ? { ...withHead, meanPass: pass } : withHead;
+      const probe = probes?.get(plan.layer.id);
+      const withPass = pass ? { ...withHead, meanPass: pass } : withHead;
+      const forLayer: LayerMetricOptions = probe
+        ? {
+            ...withPass,
+            probeSamples: probe.buffer.matrix(),
+            probe: {
+              folds: PROBE_FOLDS,
+              lambda: opts.probeLambda ?? AUDIT_PROBE_LAMBDA,
+              gtol: AUDIT_PROBE_GTOL,
+              population: data.indices.length,
+              width: plan.reducer.dim,
+              ...(probe.projection ? { projection: probe.projection } : {}),
+            },
+          }
+        : withPass;
       const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
+      const probeWarning = results.find((r) => r.name === 'probe_heldout_accuracy')?.detail?.warning;
+      if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
       if (previous) {
         const tb = performance.now();
         results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
