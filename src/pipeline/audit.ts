@@ -20,6 +20,7 @@ import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../spec/probe-spec.js';
 import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
 import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
+import { kappaSaturationWarning } from '../metrics/separability/index.js';
 import { matmul } from '../linalg/ort-ops.js';
 import { Rng } from '../util/rng.js';
 import { modelTrend } from './trends.js';
@@ -380,6 +381,8 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         metrics: Object.fromEntries(results.map((r) => [r.name, toRecord(r)])),
       });
     }
+    const saturated = kappaSaturationWarning(model.name, layers);
+    if (saturated) warnings.push(saturated);
     const metricsMs = performance.now() - t0;
     const manifest = await describeModel(model.name, model.runner, model.preprocess, model.plans, undefined, out?.id);
     const accuracy: MetricResult | undefined = classifier
