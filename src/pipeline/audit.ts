@@ -447,6 +447,8 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   if (opts.ci !== undefined && !(opts.ci > 0 && opts.ci < 1)) throw new UsageError(`--ci must be a level between 0 and 1, e.g. 0.95 (got ${opts.ci})`);
   const b = opts.bufferPerClass;
   if (b !== undefined && !(Number.isInteger(b) && b >= 2)) throw new UsageError(`--buffer-per-class must be a whole number ≥ 2 (rows kept per class for probes and ranks; got ${b})`);
+  const pp = opts.probePerClass;
+  if (pp !== undefined && !(Number.isInteger(pp) && pp >= 2)) throw new UsageError(`--probe-per-class must be a whole number ≥ 2 (rows per class the linear probe cross-fits; got ${pp})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
   checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
   // Every model is found before the first one runs: a typo in the last of several models should

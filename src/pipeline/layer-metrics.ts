@@ -99,7 +99,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     lap('collapse');
   }
   if (want.has('rank')) {
-    out.push(...(await rank(samples)));
+    out.push(...(await rank(samples, { population: stats.N })));
     lap('rank');
   }
   if (want.has('mdlsm')) {
