@@ -524,7 +524,7 @@ export function separabilityBasis(reduction: ReductionInfo, rows: number): { bas
   if (dim >= floor) return { basis, reliability: { reliable: true } };
   const frac = reduction.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
   const perClass = Math.ceil(floor / frac / 2);
-  const raise = reduced ? `; raise --buffer-per-class to ≥ ${perClass} (the guard allows ⌊${frac}·rows of the smallest class pair⌋ dims) to use ≥ ${floor}` : '';
+  const raise = reduced ? `; raise --buffer-per-class to ≥ ${perClass} (with at least as many images per class, --per-class) to use ≥ ${floor}: the guard allows ⌊${frac}·rows of the smallest class pair⌋ dims` : '';
   const why = `unreliable: ${how}, below the reliability floor of ${floor} (max(${MIN_RELIABLE_DIMS}, ${MIN_DIM_SHARE * 100}% of the width))${raise}`;
   basis.note = `${basis.note}; ${why}`;
   return { basis, reliability: { reliable: false, unreliable: why, reliableDims: floor, ...(reduced ? { raiseBufferPerClassTo: perClass } : {}) } };
