@@ -123,6 +123,11 @@ test('a block of dead units inside a real layer (shipped MLP dense_1, units 40..
   checkAgainstReference(G, d, 'dense_1 with a dead block');
   const [nr] = await rank({ X, n, d });
   assert.ok(nr!.value > 0 && nr!.value <= 96, `numerical rank ${nr!.value} within the ${d - 160} live units`);
+  // The rank is of these rows: basis says how many, and whether they are a sample of more.
+  assert.deepEqual([nr!.basis!.n, nr!.basis!.sampled], [n, true]);
+  const [all] = await rank({ X, n, d }, { population: n });
+  assert.equal(all!.basis!.sampled, false);
+  assert.equal(all!.value, nr!.value);
 });
 
 test('PyTorch CNN with 64 of 96 fc1 units dead: the centred spectrum of 1,000 test images matches numpy', async (t) => {

@@ -1,9 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitSoftmaxRegression, linearProbe } from '../src/metrics/probe.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { featureStandardization, fitSoftmaxRegression, linearProbe, probePredict, stratifiedFolds } from '../src/metrics/probe.js';
+import { audit } from '../src/pipeline/audit.js';
+import { ROOT, tempDir } from './helpers/fixtures.js';
 import { stratifiedSplit } from '../src/stats/split.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
 import { Rng } from '../src/util/rng.js';
+
+const TEST_SET = path.join(ROOT, 'datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');
 
 /** K Gaussian blobs in d dims, centres `sep`·e_k (all at the origin when sep = 0). */
 function blobs(seed: number, perClass: number, d: number, K: number, sep: number): SampleMatrix {
@@ -181,4 +187,93 @@ test('stratified split is seeded, disjoint, covers every row and keeps class pro
   assert.deepEqual(Array.from(stratifiedSplit(one, 2, 0.5, new Rng(1), 'train').train).includes(3), true);
   const dropped = stratifiedSplit(one, 2, 0.5, new Rng(1), 'drop');
   assert.equal([...dropped.train, ...dropped.test].includes(3), false);
+});
+
+test('cross-fitted probe: stratified folds score every row once; accuracy equals per-fold fits done by hand', async () => {
+  const m = blobs(71, 120, 8, 4, 1.2);
+  const folds = stratifiedFolds(m.labels, m.K, 5, new Rng(9));
+  for (let f = 0; f < 5; f++) {
+    for (let k = 0; k < m.K; k++) {
+      const c = m.labels.filter((y, i) => y === k && folds[i] === f).length;
+      assert.equal(c, 24, `fold ${f} class ${k}`);
+    }
+  }
+  const lambda = 1e-2;
+  const r = await linearProbe(m, { folds: 5, seed: 9, lambda, gtol: 1e-8, control: false });
+  assert.equal(r.heldOutRows, m.n);
+  assert.equal(r.folds, 5);
+  // By hand: per fold, standardise on the other folds, fit from zero to a tight tolerance, predict.
+  let correct = 0;
+  for (let f = 0; f < 5; f++) {
+    const train = Int32Array.from({ length: m.n }, (_, i) => i).filter((i) => folds[i] !== f);
+    const test = Int32Array.from({ length: m.n }, (_, i) => i).filter((i) => folds[i] === f);
+    const st = featureStandardization(m.X, m.d, train);
+    const rows = (idx: Int32Array) => Float32Array.from({ length: idx.length * m.d }, (_, t) => (m.X[idx[Math.floor(t / m.d)]! * m.d + (t % m.d)]! - st.mean[t % m.d]!) / st.std[t % m.d]!);
+    const fit = await fitSoftmaxRegression(rows(train), train.length, m.d, Int32Array.from(train, (i) => m.labels[i]!), m.K, { lambda, gtol: 1e-8 });
+    const p = await probePredict(rows(test), test.length, m.d, fit, m.K);
+    test.forEach((i, t) => (correct += p[t] === m.labels[i] ? 1 : 0));
+  }
+  // The warm start reaches the same strictly convex optimum; at most a tie could flip.
+  assert.ok(Math.abs(r.heldOutAccuracy - correct / m.n) <= 1 / m.n, `${r.heldOutAccuracy} vs ${correct / m.n}`);
+  assert.ok(r.heldOutAccuracy > 0.4 && r.heldOutAccuracy < 0.95, `an informative case: ${r.heldOutAccuracy}`);
+  const held = r.metrics.find((x) => x.name === 'probe_heldout_accuracy')!;
+  assert.deepEqual({ n: held.basis!.n, sampled: held.basis!.sampled }, { n: 480, sampled: false });
+  assert.match(held.basis!.note!, /5-fold cross-fitted on 480 rows/);
+});
+
+test('shuffled-label control: several permutations, mean and population sd of their values; capped rows', async () => {
+  const m = blobs(72, 300, 6, 3, 2);
+  const r = await linearProbe(m, { seed: 4, controlPermutations: 4, controlMaxRows: 300 });
+  assert.ok(r.control);
+  assert.equal(r.control.trainValues.length, 4);
+  const mean = r.control.heldOutValues.reduce((a, b) => a + b, 0) / 4;
+  assert.ok(Math.abs(r.control.heldOutAccuracy - mean) < 1e-15);
+  const sd = Math.sqrt(r.control.heldOutValues.reduce((a, b) => a + (b - mean) ** 2, 0) / 4);
+  assert.ok(Math.abs(r.control.heldOutSd - sd) < 1e-15);
+  assert.ok(new Set(r.control.trainValues).size > 1, 'the permutations differ');
+  const c = r.metrics.find((x) => x.name === 'probe_control_heldout_accuracy')!;
+  assert.equal(c.detail!.nTrain, 300);
+  assert.deepEqual(c.detail!.values, r.control.heldOutValues);
+  assert.equal(c.detail!.sd, r.control.heldOutSd);
+});
+
+test('a held-out set under 50 rows per class gets a warning; enough rows do not', async () => {
+  const small = await linearProbe(blobs(73, 60, 5, 3, 2), { seed: 1, control: false });
+  assert.equal(small.minHeldOutPerClass, 18);
+  assert.match(String(small.metrics[1]!.detail!.warning), /only 18 held-out rows/);
+  assert.match(small.metrics[1]!.basis!.note!, /only 18 held-out rows/);
+  const big = await linearProbe(blobs(74, 60, 5, 3, 2), { seed: 1, control: false, folds: 5 });
+  assert.equal(big.minHeldOutPerClass, 60);
+  assert.equal(big.metrics[1]!.detail!.warning, undefined);
+});
+
+/** Default audit probe on all 10,000 Fashion-MNIST test images: the head's input reads what the head reads. */
+async function probeVsModel(t: { skip(m: string): void; diagnostic(m: string): void }, model: string, headInput: string): Promise<void> {
+  if (!existsSync(model) || !existsSync(TEST_SET)) {
+    t.skip(`needs ${model} and datasets/fashion-mnist`);
+    return;
+  }
+  const dir = await tempDir();
+  const res = await audit({ models: [{ path: model }], dataset: 'fashion-mnist', metrics: ['probe'], out: path.join(dir, 'run') });
+  const m = res.report.models[0]!;
+  const layer = m.layers.find((l) => l.id === headInput)!;
+  const probe = layer.metrics.probe_heldout_accuracy!;
+  const accuracy = m.accuracy!.value!;
+  t.diagnostic(`${model}: probe on ${headInput} ${probe.value} vs model ${accuracy}; control ${layer.metrics.probe_control_heldout_accuracy!.value} ± ${String(layer.metrics.probe_control_heldout_accuracy!.detail!.sd)}`);
+  assert.equal(m.accuracy!.detail!.n, 10000);
+  assert.equal(probe.detail!.nHeldOut, 10000, 'every image scored held-out');
+  assert.ok(Math.abs(probe.value! - accuracy) <= 0.01, `probe ${probe.value} vs model ${accuracy}`);
+  assert.equal((layer.metrics.probe_control_heldout_accuracy!.detail!.values as number[]).length, 3);
+}
+
+test('shipped MLP: held-out probe on dense_2 within 1 point of the model accuracy (default options, 10,000 images)', async (t) => {
+  await probeVsModel(t, path.join(ROOT, 'models/fmnist-mlp/model.onnx'), 'dense_2');
+});
+
+test('shipped CNN: held-out probe on dense_1 within 1 point of the model accuracy', async (t) => {
+  await probeVsModel(t, path.join(ROOT, 'models/fmnist-cnn/model.onnx'), 'dense_1');
+});
+
+test('PyTorch-exported CNN (test/fixtures/torch-fmnist-cnn): held-out probe on fc1 within 1 point of the model accuracy', async (t) => {
+  await probeVsModel(t, path.join(ROOT, 'test/fixtures/torch-fmnist-cnn/model.onnx'), '/Relu_2_output_0');
 });

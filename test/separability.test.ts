@@ -10,6 +10,7 @@ import { UsageError, RuntimeFailure } from '../src/errors.js';
 import { matmul } from '../src/linalg/ort-ops.js';
 import {
   kappaForDirection,
+  kappaSaturationWarning,
   lpSeparable,
   mdlsm,
   mdlsmMetrics,
@@ -24,6 +25,7 @@ import { meanSd, permutedLabels, stratifiedSplit } from '../src/metrics/separabi
 import { prepareFeatures, topEigen } from '../src/metrics/separability/reduce-pca.js';
 import { orthonormalRows } from '../src/metrics/separability/small.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
+import type { MetricResult } from '../src/metrics/types.js';
 import { Rng } from '../src/util/rng.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -577,10 +579,12 @@ test('mdlsm: symmetric matrix, mean and worst pair, one-vs-rest agreeing with th
   assert.deepEqual(metrics.map((m) => [m.name, m.value]), [
     ['mdlsm_kappa', r.mean],
     ['mdlsm_heldout_kappa', r.heldOut!.mean],
+    ['mdlsm_inseparable', 1 - r.mean!],
+    ['mdlsm_heldout_inseparable', 1 - r.heldOut!.mean!],
     ['mdlsm_null_kappa', r.null!.mean],
   ]);
   assert.deepEqual(metrics[0]!.detail!.matrix, r.pairs);
-  assert.deepEqual(mdlsmMetrics(other).map((m) => m.name), ['mdlsm_kappa', 'mdlsm_null_kappa']);
+  assert.deepEqual(mdlsmMetrics(other).map((m) => m.name), ['mdlsm_kappa', 'mdlsm_inseparable', 'mdlsm_null_kappa']);
 });
 
 test('controls: stratified split and permutations keep class sizes; empty classes give nulls', async () => {
@@ -671,4 +675,51 @@ test('κ and LP carry basis.dims/width/n; fewer than max(10, 5% of width) dims a
   const mm3 = mdlsmMetrics(await mdlsm(narrow, { seed: 1, maxDimFraction: 0.05, permutations: 1 }));
   assert.equal(mm3[0]!.basis!.dims, 6);
   assert.equal(mm3[0]!.detail!.reliable, true);
+});
+
+test('1 − κ makes a 0.01 → 0.002 change visible: held-out inseparable fractions of shifted Gaussians match 1 − Φ(δ/√2), intervals apart; saturation warning', async () => {
+  const erf = (x: number) => {
+    const t = 1 / (1 + 0.3275911 * Math.abs(x));
+    const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+    return x >= 0 ? y : -y;
+  };
+  const gaussians = (delta: number, seed: number, per = 3000, d = 3): SampleMatrix => {
+    const rng = new Rng(seed);
+    const n = 2 * per;
+    const X = new Float32Array(n * d);
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      labels[i] = i % 2;
+      for (let j = 0; j < d; j++) X[i * d + j] = rng.normal() + (j === 0 && labels[i] ? delta : 0);
+    }
+    return { X, n, d, K: 2, labels, ids: new Int32Array(n) };
+  };
+  const results: MetricResult[] = [];
+  // 1 − Φ(δ/√2) = 0.01 at δ = 3.290, 0.002 at δ = 4.070.
+  for (const [delta, seed] of [
+    [3.29, 5],
+    [4.07, 6],
+  ] as const) {
+    const mm = mdlsmMetrics(await mdlsm(gaussians(delta, seed), { seed: 2, permutations: 2 }));
+    const inSample = mm.find((x) => x.name === 'mdlsm_inseparable')!;
+    const kappa = mm.find((x) => x.name === 'mdlsm_kappa')!;
+    assert.equal(inSample.value, 1 - kappa.value);
+    assert.equal((inSample.detail!.matrix as (number | null)[][])[0]![1], 1 - (kappa.detail!.matrix as number[][])[0]![1]!);
+    const held = mm.find((x) => x.name === 'mdlsm_heldout_inseparable')!;
+    const population = 1 - 0.5 * (1 + erf(delta / 2));
+    assert.ok(Math.abs(held.value - population) < 0.35 * population, `δ=${delta}: held-out 1 − κ ${held.value} vs population ${population}`);
+    assert.ok(held.ci && held.ci[0] <= held.value && held.value <= held.ci[1], `interval ${held.ci} around ${held.value}`);
+    assert.ok(Math.abs((held.detail!.nullMean as number) - 0.5) < 0.06, 'the null of 1 − κ sits near ½');
+    assert.equal(held.detail!.withinNoiseOfOne, false);
+    results.push(held);
+  }
+  assert.ok(results[1]!.ci![1] < results[0]!.ci![0], `0.002-level interval ${results[1]!.ci} below the 0.01-level ${results[0]!.ci}`);
+  const layer = (id: string, m: (typeof results)[number]) => ({ id, metrics: { mdlsm_heldout_inseparable: { value: m.value, detail: m.detail! } } });
+  assert.equal(kappaSaturationWarning('m', [layer('a', results[0]!), layer('b', results[1]!)]), null);
+  // Far apart: not one held-out pair misordered, so every layer is within noise of 1 and the warning says so.
+  const sat = mdlsmMetrics(await mdlsm(gaussians(12, 7, 200), { seed: 2, permutations: 1 })).find((x) => x.name === 'mdlsm_heldout_inseparable')!;
+  assert.equal(sat.value, 0);
+  assert.equal(sat.detail!.withinNoiseOfOne, true);
+  assert.match(kappaSaturationWarning('m', [layer('a', sat), layer('b', sat)])!, /within noise of 1 on every layer/);
+  assert.equal(kappaSaturationWarning('m', [layer('a', sat), layer('b', results[0]!)]), null);
 });

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { audit, DEFAULT_BUFFER_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
+import { audit, DEFAULT_BUFFER_PER_CLASS, DEFAULT_PROBE_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
 import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../spec/probe-spec.js';
 import { auditOptionsFromSpec } from '../pipeline/from-spec.js';
 import { renderSummary } from '../report/summary.js';
@@ -18,6 +18,7 @@ export interface AuditArgs extends DataArgs, InputArgs {
   reduce?: string;
   metrics?: string;
   'buffer-per-class'?: number;
+  'probe-per-class'?: number;
   baseline?: string;
   ci?: number;
   'fail-under'?: string[];
@@ -78,6 +79,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ...(metrics ? { metrics } : {}),
     ...(spec?.reduce ? { reduce: spec.reduce } : {}),
     ...(bufferPerClass !== undefined ? { bufferPerClass } : {}),
+    ...(a['probe-per-class'] !== undefined ? { probePerClass: a['probe-per-class'] } : {}),
     ...(ci !== undefined ? { ci } : {}),
     ...(baseline ? { baseline } : {}),
     batchSize: a['batch-size'] ?? spec?.batchSize ?? 64,
@@ -101,7 +103,8 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all'" })
           .option('reduce', { type: 'string', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto)' })
           .option('metrics', { type: 'string', describe: `comma-separated groups: ${METRIC_GROUPS.join(', ')}, all (default geometry,collapse,rank,probe)` })
-          .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for probes, ranks, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
+          .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for ranks, κ, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
+          .option('probe-per-class', { type: 'number', describe: `rows per class the linear probe keeps and cross-fits (default ${DEFAULT_PROBE_PER_CLASS})` })
           .option('baseline', { type: 'string', choices: ['none', 'random-layer'], describe: 'also measure a random Gaussian layer of the same width on the same input (SCIENCE.md §4)' })
           .option('ci', { type: 'number', describe: 'bootstrap confidence intervals at this level, e.g. 0.95' })
           .option('fail-under', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is below the value, e.g. probe_heldout_accuracy=0.9' })

@@ -21,7 +21,7 @@ import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { Rng } from '../util/rng.js';
 import { stratifiedSplit } from '../stats/split.js';
 import { argmaxRows } from './accuracy.js';
-import { DEFINITIONS, type MetricResult } from './types.js';
+import { DEFINITIONS, type MetricBasis, type MetricResult } from './types.js';
 
 export type ProbeDtype = 'float32' | 'float64';
 
@@ -40,16 +40,42 @@ export interface FitOptions {
   memory?: number;
   /** Precision of the loss/gradient graph. Default float32. */
   dtype?: ProbeDtype;
+  /** Starting point θ = [W (d×K), b (K)] (default 0): a warm start from a related fit. */
+  init?: Float64Array;
 }
 
 export interface ProbeOptions extends FitOptions {
-  /** Share of each class used for fitting. Default 0.7. */
+  /** Share of each class used for fitting in the single-split mode (folds ≤ 1). Default 0.7. */
   trainFraction?: number;
-  /** Seed of the split and of the control permutation. Default 0. */
+  /**
+   * Cross-fitting: ≥ 2 splits every class into this many folds, fits one probe per fold on the
+   * others and scores each row with the probe that did not see it, so the held-out accuracy is
+   * over every row and each probe is fitted on (folds−1)/folds of them. Default 1 (one split).
+   */
+  folds?: number;
+  /** Seed of the split and of the control permutations. Default 0. */
   seed?: number;
   /** Fit the label-shuffled control probe. Default true. */
   control?: boolean;
+  /** Label permutations for the control (mean and spread reported). Default 3. */
+  controlPermutations?: number;
+  /**
+   * The control fits on at most this many of the first split's training rows (a stratified
+   * subsample; default 2,000): shuffled labels make L-BFGS slow, and a probe memorises more of
+   * fewer rows, so the control's train accuracy stays an upper bound on what the full-size probe
+   * could memorise.
+   */
+  controlMaxRows?: number;
+  /** Images the rows were drawn from (for `basis`: sampled when rows < population). */
+  population?: number;
+  /** Width of the layer before the rows were projected, when they were (for `basis`). */
+  width?: number;
+  /** How the rows were reduced before the probe, e.g. "seeded Gaussian projection 2048→1024". */
+  projection?: string;
 }
+
+/** Held-out rows per class below which the probe's held-out accuracy gets a warning. */
+export const PROBE_MIN_HELDOUT_PER_CLASS = 50;
 
 export interface SoftmaxFit {
   /** d×K row-major. */
@@ -285,7 +311,8 @@ export async function fitSoftmaxRegression(
 ): Promise<SoftmaxFit> {
   const lambda = opts.lambda ?? 1e-3;
   const obj = await softmaxObjective(X, n, d, labels, K, lambda, opts.dtype ?? 'float32');
-  const r = await lbfgs(obj, new Float64Array(obj.size), {
+  if (opts.init && opts.init.length !== obj.size) throw new Error(`fitSoftmaxRegression: init has ${opts.init.length} values, expected ${obj.size}`);
+  const r = await lbfgs(obj, opts.init ? new Float64Array(opts.init) : new Float64Array(obj.size), {
     maxIter: opts.maxIter ?? 300,
     gtol: opts.gtol ?? 1e-4,
     memory: opts.memory ?? 10,
@@ -342,67 +369,226 @@ function acc(pred: Int32Array, truth: Int32Array): number {
   return pred.length ? c / pred.length : NaN;
 }
 
+export interface ControlSummary {
+  /** Means over the permutations. */
+  trainAccuracy: number;
+  heldOutAccuracy: number;
+  /** Per permutation. */
+  trainValues: number[];
+  heldOutValues: number[];
+  /** Population standard deviations over the permutations. */
+  trainSd: number;
+  heldOutSd: number;
+  permutations: number;
+  /** The first permutation's fit. */
+  fit: SoftmaxFit;
+}
+
 export interface ProbeReport {
   metrics: MetricResult[];
   trainAccuracy: number;
   heldOutAccuracy: number;
-  control: { trainAccuracy: number; heldOutAccuracy: number; fit: SoftmaxFit } | null;
+  control: ControlSummary | null;
   /** Held-out accuracy of always answering the most common training class. */
   chance: number;
+  /** The (first fold's) fit, standardisation and split. */
   fit: SoftmaxFit;
   standardization: { mean: Float64Array; std: Float64Array };
   split: { train: Int32Array; test: Int32Array };
+  /** Rows scored held-out (all rows when cross-fitted) and the fewest of one class among them. */
+  heldOutRows: number;
+  minHeldOutPerClass: number;
+  folds: number;
 }
 
-export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}): Promise<ProbeReport> {
-  const { X, d, K } = samples;
-  const trainFraction = opts.trainFraction ?? 0.7;
-  const seed = opts.seed ?? 0;
-  const split = stratifiedSplit(samples.labels, K, trainFraction, new Rng(seed), 'train');
-  if (split.train.length === 0 || split.test.length === 0) {
-    throw new RuntimeFailure(`linear probe needs rows on both sides of the split (got ${split.train.length} train, ${split.test.length} held out)`);
+/** Each row's fold: per class, a seeded shuffle dealt round-robin, so folds keep class proportions. */
+export function stratifiedFolds(labels: Int32Array, K: number, folds: number, rng: Rng): Int32Array {
+  const byClass: number[][] = Array.from({ length: K }, () => []);
+  labels.forEach((y, i) => byClass[y]!.push(i));
+  const fold = new Int32Array(labels.length);
+  let offset = 0;
+  for (const rows of byClass) {
+    rng.shuffle(rows);
+    // Rotating the start keeps small classes from all landing in the first folds.
+    rows.forEach((r, t) => (fold[r] = (t + offset) % folds));
+    offset += rows.length;
   }
-  const st = featureStandardization(X, d, split.train);
-  const Xtr = standardizedRows(X, d, split.train, st);
-  const Xte = standardizedRows(X, d, split.test, st);
-  const ytr = Int32Array.from(split.train, (r) => samples.labels[r]!);
-  const yte = Int32Array.from(split.test, (r) => samples.labels[r]!);
-  const nTr = ytr.length;
-  const nTe = yte.length;
+  return fold;
+}
 
-  const fit = await fitSoftmaxRegression(Xtr, nTr, d, ytr, K, opts);
-  const trainAccuracy = acc(await probePredict(Xtr, nTr, d, fit, K), ytr);
-  const heldOutAccuracy = acc(await probePredict(Xte, nTe, d, fit, K), yte);
+function meanSdOf(xs: number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, sd: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
+}
 
+interface FoldFit {
+  fit: SoftmaxFit;
+  st: { mean: Float64Array; std: Float64Array };
+  trainAccuracy: number;
+  /** Predictions for the test rows, in order. */
+  predicted: Int32Array;
+}
+
+async function fitFold(X: Float32Array, d: number, K: number, train: Int32Array, test: Int32Array, trainLabels: Int32Array, opts: FitOptions): Promise<FoldFit> {
+  const st = featureStandardization(X, d, train);
+  const Xtr = standardizedRows(X, d, train, st);
+  const fit = await fitSoftmaxRegression(Xtr, train.length, d, trainLabels, K, opts);
+  const trainAccuracy = acc(await probePredict(Xtr, train.length, d, fit, K), trainLabels);
+  const predicted = test.length ? await probePredict(standardizedRows(X, d, test, st), test.length, d, fit, K) : new Int32Array(0);
+  return { fit, st, trainAccuracy, predicted };
+}
+
+/**
+ * The linear probe of a layer's rows. Single split (default): fitted on a stratified
+ * `trainFraction`, scored on the rest. Cross-fitted (`folds` ≥ 2): each row scored by the probe
+ * of the fold that left it out (warm-started from the previous fold's fit), so the held-out
+ * accuracy covers every row. The control refits on `controlPermutations` permutations of the
+ * first split's training labels and reports their mean, with the spread in `detail`.
+ */
+export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}): Promise<ProbeReport> {
+  const { X, d, K, n } = samples;
+  const trainFraction = opts.trainFraction ?? 0.7;
+  const folds = Math.max(1, Math.floor(opts.folds ?? 1));
+  const seed = opts.seed ?? 0;
+  const labels = samples.labels;
+  let splits: { train: Int32Array; test: Int32Array }[];
+  if (folds >= 2) {
+    const fold = stratifiedFolds(labels, K, folds, new Rng(seed));
+    splits = Array.from({ length: folds }, (_, f) => ({
+      train: Int32Array.from({ length: n }, (_, i) => i).filter((i) => fold[i] !== f),
+      test: Int32Array.from({ length: n }, (_, i) => i).filter((i) => fold[i] === f),
+    }));
+  } else {
+    splits = [stratifiedSplit(labels, K, trainFraction, new Rng(seed), 'train')];
+  }
+  const first = splits[0]!;
+  if (first.train.length === 0 || first.test.length === 0) {
+    throw new RuntimeFailure(`linear probe needs rows on both sides of the split (got ${first.train.length} train, ${first.test.length} held out)`);
+  }
+  const fitOpts: FitOptions = { ...opts };
+  delete fitOpts.init;
+  let correct = 0;
+  let scored = 0;
+  const trainAccs: number[] = [];
+  const heldPerClass = new Array<number>(K).fill(0);
+  let firstFit: FoldFit | null = null;
+  let warm: Float64Array | undefined = opts.init;
+  let iterations = 0;
+  let evaluations = 0;
+  const statuses = new Set<string>();
+  for (const sp of splits) {
+    const ytr = Int32Array.from(sp.train, (r) => labels[r]!);
+    const ff = await fitFold(X, d, K, sp.train, sp.test, ytr, { ...fitOpts, ...(warm ? { init: warm } : {}) });
+    warm = Float64Array.from([...ff.fit.W, ...ff.fit.b]);
+    firstFit ??= ff;
+    trainAccs.push(ff.trainAccuracy);
+    iterations += ff.fit.iterations;
+    evaluations += ff.fit.evaluations;
+    statuses.add(ff.fit.status);
+    sp.test.forEach((r, t) => {
+      heldPerClass[labels[r]!]!++;
+      if (ff.predicted[t] === labels[r]) correct++;
+    });
+    scored += sp.test.length;
+  }
+  const fit = firstFit!;
+  const trainAccuracy = trainAccs.reduce((a, b) => a + b, 0) / trainAccs.length;
+  const heldOutAccuracy = scored ? correct / scored : NaN;
+  const inData = new Set(labels);
+  const present = heldPerClass.filter((_, k) => inData.has(k));
+  const minHeldOutPerClass = present.length ? Math.min(...present) : 0;
+
+  const ytr0 = Int32Array.from(first.train, (r) => labels[r]!);
+  const yte0 = Int32Array.from(first.test, (r) => labels[r]!);
   const freq = new Array<number>(K).fill(0);
-  for (const y of ytr) freq[y]!++;
+  for (const y of ytr0) freq[y]!++;
   const majority = freq.indexOf(Math.max(...freq));
-  const chance = yte.reduce((s, y) => s + (y === majority ? 1 : 0), 0) / nTe;
+  const chance = yte0.reduce((s, y) => s + (y === majority ? 1 : 0), 0) / yte0.length;
 
-  let control: ProbeReport['control'] = null;
-  if (opts.control ?? true) {
-    const shuffled = Int32Array.from(ytr);
-    new Rng(seed ^ 0x5bd1e995).shuffle(shuffled);
-    const cfit = await fitSoftmaxRegression(Xtr, nTr, d, shuffled, K, opts);
-    control = {
-      trainAccuracy: acc(await probePredict(Xtr, nTr, d, cfit, K), shuffled),
-      heldOutAccuracy: acc(await probePredict(Xte, nTe, d, cfit, K), yte),
-      fit: cfit,
-    };
+  let control: ControlSummary | null = null;
+  const P = opts.controlPermutations ?? 3;
+  let controlRows = 0;
+  // The control's stratified subsample of the first split's training rows (when it is larger).
+  const sub = new Uint8Array(first.train.length);
+  if (first.train.length > (opts.controlMaxRows ?? 2000)) {
+    const keep = stratifiedSplit(ytr0, K, (opts.controlMaxRows ?? 2000) / first.train.length, new Rng(seed ^ 0x1b873593), 'train').train;
+    for (const i of keep) sub[i] = 1;
+  }
+  if ((opts.control ?? true) && P > 0) {
+    const trainValues: number[] = [];
+    const heldOutValues: number[] = [];
+    let cfit0: SoftmaxFit | null = null;
+    const permRng = new Rng(seed ^ 0x5bd1e995);
+    const maxRows = opts.controlMaxRows ?? 2000;
+    const ctrain = first.train.length > maxRows ? first.train.filter((_, i) => sub[i]!) : first.train;
+    const ytrC = Int32Array.from(ctrain, (r) => labels[r]!);
+    const st = fit.st;
+    const Xtr = standardizedRows(X, d, ctrain, st);
+    const Xte = standardizedRows(X, d, first.test, st);
+    for (let q = 0; q < P; q++) {
+      const shuffled = Int32Array.from(ytrC);
+      permRng.shuffle(shuffled);
+      const cfit = await fitSoftmaxRegression(Xtr, ctrain.length, d, shuffled, K, fitOpts);
+      cfit0 ??= cfit;
+      trainValues.push(acc(await probePredict(Xtr, ctrain.length, d, cfit, K), shuffled));
+      heldOutValues.push(acc(await probePredict(Xte, first.test.length, d, cfit, K), yte0));
+    }
+    controlRows = ctrain.length;
+    const tr = meanSdOf(trainValues);
+    const te = meanSdOf(heldOutValues);
+    control = { trainAccuracy: tr.mean, heldOutAccuracy: te.mean, trainValues, heldOutValues, trainSd: tr.sd, heldOutSd: te.sd, permutations: P, fit: cfit0! };
   }
 
   const lambda = opts.lambda ?? 1e-3;
-  const detail = { nTrain: nTr, nHeldOut: nTe, d, K, lambda, gtol: opts.gtol ?? 1e-4, trainFraction, seed, chance, status: fit.status, iterations: fit.iterations, evaluations: fit.evaluations };
+  const status = statuses.size === 1 ? [...statuses][0]! : [...statuses].join('/');
+  const nTrain = folds >= 2 ? Math.round(splits.reduce((s, sp) => s + sp.train.length, 0) / folds) : first.train.length;
+  const warning =
+    minHeldOutPerClass < PROBE_MIN_HELDOUT_PER_CLASS
+      ? `only ${minHeldOutPerClass} held-out rows in the smallest class (under ${PROBE_MIN_HELDOUT_PER_CLASS}): the held-out accuracy is noisy; use more images (--per-class) or the default cross-fitting`
+      : undefined;
+  const detail = {
+    nTrain,
+    nHeldOut: scored,
+    minHeldOutPerClass,
+    d,
+    K,
+    lambda,
+    gtol: opts.gtol ?? 1e-4,
+    ...(folds >= 2 ? { folds, heldOutMethod: `${folds}-fold cross-fitting: every row scored by the probe fitted on the other folds` } : { trainFraction }),
+    seed,
+    chance,
+    status,
+    iterations,
+    evaluations,
+    ...(opts.projection ? { projection: opts.projection } : {}),
+    ...(warning ? { warning } : {}),
+  };
+  const population = opts.population ?? n;
+  const width = opts.width ?? d;
+  const how = folds >= 2 ? `${folds}-fold cross-fitted on ${n} rows (each probe fitted on ~${nTrain}, every row held out once)` : `fitted on ${first.train.length} rows, held out ${scored}`;
+  const basis: MetricBasis = {
+    n,
+    sampled: n < population,
+    ...(width !== d ? { dims: d, width } : {}),
+    note: `${how}${n < population ? ` of ${population} images` : ''}${opts.projection ? `; ${opts.projection}` : ''}${warning ? `; ${warning}` : ''}`,
+  };
   const metrics: MetricResult[] = [
-    { name: 'probe_train_accuracy', value: trainAccuracy, definition: DEFINITIONS.probe, detail },
-    { name: 'probe_heldout_accuracy', value: heldOutAccuracy, definition: DEFINITIONS.probe, detail },
+    { name: 'probe_train_accuracy', value: trainAccuracy, definition: DEFINITIONS.probe, basis, detail },
+    { name: 'probe_heldout_accuracy', value: heldOutAccuracy, definition: DEFINITIONS.probe, basis, detail },
   ];
   if (control) {
-    const cdetail = { ...detail, status: control.fit.status, iterations: control.fit.iterations, evaluations: control.fit.evaluations, note: 'same probe fitted on permuted training labels' };
+    const cdetail = {
+      ...detail,
+      nTrain: controlRows,
+      nHeldOut: first.test.length,
+      permutations: control.permutations,
+      note: `the same probe fitted on ${control.permutations} permutations of the labels of ${controlRows} training rows of one split (mean; spread in sd/values)`,
+    };
+    const cbasis: MetricBasis = { ...basis, note: `fitted on ${controlRows} rows with permuted labels, held out ${first.test.length}; mean of ${control.permutations} permutations` };
     metrics.push(
-      { name: 'probe_control_train_accuracy', value: control.trainAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
-      { name: 'probe_control_heldout_accuracy', value: control.heldOutAccuracy, definition: DEFINITIONS.probe, detail: cdetail },
+      { name: 'probe_control_train_accuracy', value: control.trainAccuracy, definition: DEFINITIONS.probe, basis: cbasis, detail: { ...cdetail, sd: control.trainSd, values: control.trainValues } },
+      { name: 'probe_control_heldout_accuracy', value: control.heldOutAccuracy, definition: DEFINITIONS.probe, basis: cbasis, detail: { ...cdetail, sd: control.heldOutSd, values: control.heldOutValues } },
     );
   }
-  return { metrics, trainAccuracy, heldOutAccuracy, control, chance, fit, standardization: st, split };
+  return { metrics, trainAccuracy, heldOutAccuracy, control, chance, fit: fit.fit, standardization: fit.st, split: first, heldOutRows: scored, minHeldOutPerClass, folds };
 }

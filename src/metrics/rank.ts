@@ -6,11 +6,13 @@
  */
 import { centredRows, singularValues } from '../linalg/dense.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
-import { DEFINITIONS, type MetricResult } from './types.js';
+import { DEFINITIONS, type MetricBasis, type MetricResult } from './types.js';
 
 export interface RankOptions {
   /** Share of the singular-value sum the numerical rank must hold. Default 0.95. */
   energy?: number;
+  /** Images the sample rows were drawn from (for `basis`: sampled when the rows are fewer). */
+  population?: number;
 }
 
 export interface RankSpectrum {
@@ -65,8 +67,12 @@ export async function rank(samples: Pick<SampleMatrix, 'X' | 'n' | 'd'>, opts: R
     energy,
     topSingularValues: Array.from(spec.singularValues.subarray(0, 32)),
   };
+  // A rank is a property of the rows it was computed on: at most min(n, d), so the row count is
+  // part of the number.
+  const sampled = opts.population === undefined || samples.n < opts.population;
+  const basis: MetricBasis = { n: samples.n, sampled, note: `singular values of ${samples.n} ${sampled ? 'buffered ' : ''}rows${opts.population !== undefined && sampled ? ` of ${opts.population}` : ''} (rank ≤ ${Math.min(samples.n, samples.d)})` };
   return [
-    { name: 'numerical_rank', value: spec.numericalRank, definition: DEFINITIONS.numericalRank, detail },
-    { name: 'effective_rank', value: spec.effectiveRank, definition: DEFINITIONS.effectiveRank, detail: { n: samples.n, d: samples.d } },
+    { name: 'numerical_rank', value: spec.numericalRank, definition: DEFINITIONS.numericalRank, basis, detail },
+    { name: 'effective_rank', value: spec.effectiveRank, definition: DEFINITIONS.effectiveRank, basis, detail: { n: samples.n, d: samples.d } },
   ];
 }

@@ -10,7 +10,7 @@ import { compression, discrimination } from '../metrics/geometry.js';
 import { momentsNoScatter } from '../stats/moments.js';
 import { cdnv, nc1, nc2, nc3, nc4 } from '../metrics/collapse.js';
 import { rank } from '../metrics/rank.js';
-import { linearProbe } from '../metrics/probe.js';
+import { linearProbe, type ProbeOptions } from '../metrics/probe.js';
 import { bootstrapCis, excludesValue, rescaledInterval } from '../metrics/bootstrap.js';
 import type { MetricResult } from '../metrics/types.js';
 import { mdlsm, mdlsmMetrics, separabilityMatrix, separabilityMetrics } from '../metrics/separability/index.js';
@@ -36,6 +36,9 @@ export interface LayerMetricOptions {
   classifierWeights?: Float64Array;
   /** This layer's second streaming pass (exact NC1 above the moment limit, NC4 over all N). */
   meanPass?: MeanPassResult;
+  /** The probe's own (larger, possibly projected) sample of this layer, and its options. */
+  probeSamples?: SampleMatrix;
+  probe?: ProbeOptions;
 }
 
 /**
@@ -96,7 +99,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     lap('collapse');
   }
   if (want.has('rank')) {
-    out.push(...(await rank(samples)));
+    out.push(...(await rank(samples, { population: stats.N })));
     lap('rank');
   }
   if (want.has('mdlsm')) {
@@ -108,7 +111,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     lap('separable');
   }
   if (want.has('probe')) {
-    const p = await linearProbe(samples, { seed: opts.seed, ...(opts.probeLambda !== undefined ? { lambda: opts.probeLambda } : {}) });
+    const p = await linearProbe(opts.probeSamples ?? samples, { seed: opts.seed, ...(opts.probeLambda !== undefined ? { lambda: opts.probeLambda } : {}), ...opts.probe });
     out.push(...p.metrics);
     lap('probe');
   }

@@ -113,6 +113,7 @@ async function mergePasses(files: Loaded[], m: number): Promise<ModelPasses> {
     for (const [id, s] of acc.stats) await s.merge(p.stats.get(id)!);
     for (const [id, b] of acc.buffers) b.merge(p.buffers.get(id)!);
     if (acc.inputBuffer && p.inputBuffer) acc.inputBuffer.merge(p.inputBuffer);
+    if (acc.probes && p.probes) for (const [id, b] of acc.probes) b.merge(p.probes.get(id)!);
     acc.correct += p.correct;
     acc.seen += p.seen;
     for (const k of Object.keys(acc.timings) as (keyof ModelPasses['timings'])[]) acc.timings[k] += p.timings[k];

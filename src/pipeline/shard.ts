@@ -28,6 +28,7 @@ import {
   checkLayerWidths,
   classifierOutput,
   DEFAULT_BUFFER_PER_CLASS,
+  DEFAULT_PROBE_PER_CLASS,
   firstPass,
   openAuditModel,
   secondPass,
@@ -102,6 +103,7 @@ export async function runIdentity(opts: AuditOptions, data: PreparedData, models
     options: {
       metrics,
       bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
+      probePerClass: opts.probePerClass ?? DEFAULT_PROBE_PER_CLASS,
       baseline: opts.baseline ?? 'none',
       similarity: opts.similarity ?? null,
       ci: opts.ci ?? null,
@@ -128,6 +130,7 @@ export function passesToJson(name: string, p: ModelPasses, secondPassLayers: str
     stats: Object.fromEntries([...p.stats].map(([id, s]) => [id, s.toJSON()])),
     buffers: Object.fromEntries([...p.buffers].map(([id, b]) => [id, b.toJSON()])),
     input: p.inputBuffer ? p.inputBuffer.toJSON() : null,
+    probes: p.probes ? Object.fromEntries([...p.probes].map(([id, b]) => [id, b.toJSON()])) : null,
     correct: p.correct,
     seen: p.seen,
     timings: { ...p.timings },
@@ -149,6 +152,7 @@ export function passesFromJson(m: ShardModel, file: string): ModelPasses {
     stats: new Map(Object.entries(m.stats).map(([id, j]) => [id, wrap(`layer ${id}`, () => ClassStats.fromJSON(j))])),
     buffers: new Map(Object.entries(m.buffers).map(([id, j]) => [id, wrap(`layer ${id}`, () => SampleBuffer.fromJSON(j))])),
     inputBuffer: m.input === null ? null : wrap('input buffer', () => SampleBuffer.fromJSON(m.input)),
+    probes: m.probes === null ? null : new Map(Object.entries(m.probes).map(([id, j]) => [id, wrap(`probe sample of layer ${id}`, () => SampleBuffer.fromJSON(j))])),
     correct: m.correct,
     seen: m.seen,
     timings: { ...m.timings },
@@ -194,7 +198,7 @@ export async function auditShard(opts: AuditOptions, s: ShardRunOptions): Promis
     for (const [i, model] of models.entries()) {
       opts.onStage?.(`${model.name}: shard ${shardName(s.shard)}, phase ${phase}: ${data.indices.length} of ${full.indices.length} images`);
       if (!meansBody) {
-        out.push(passesToJson(model.name, await firstPass(model, data, opts)));
+        out.push(passesToJson(model.name, await firstPass(model, data, opts, metrics)));
         continue;
       }
       const stored = meansBody.models[i]!;
@@ -203,7 +207,7 @@ export async function auditShard(opts: AuditOptions, s: ShardRunOptions): Promis
       const timings = { images: 0, batches: 0, forwardMs: 0, reduceMs: 0, sinkMs: 0, totalMs: 0 };
       const wanted = secondPassLayers(model, stats, classifier);
       const passes = wanted.length && metrics.includes('collapse') ? await secondPass(model, data, stats, classifier, K, opts, timings) : new Map();
-      out.push({ name: model.name, stats: {}, buffers: {}, input: null, correct: 0, seen: 0, timings, secondPass: Object.fromEntries([...passes].map(([id, p]) => [id, p.toJSON()])), secondPassLayers: [] });
+      out.push({ name: model.name, stats: {}, buffers: {}, input: null, probes: null, correct: 0, seen: 0, timings, secondPass: Object.fromEntries([...passes].map(([id, p]) => [id, p.toJSON()])), secondPassLayers: [] });
     }
     const body: ShardBody = {
       kind: 'shard',

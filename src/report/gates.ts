@@ -31,7 +31,7 @@ export const GROUP_METRICS: Record<MetricGroup, readonly string[]> = {
   collapse: ['nc1', 'nc2_equinorm', 'nc2_equiangularity', 'nc2_max_angle', 'nc3', 'nc4', 'cdnv'],
   rank: ['numerical_rank', 'effective_rank'],
   probe: ['probe_train_accuracy', 'probe_heldout_accuracy', 'probe_control_train_accuracy', 'probe_control_heldout_accuracy'],
-  mdlsm: ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa'],
+  mdlsm: ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa', 'mdlsm_inseparable', 'mdlsm_heldout_inseparable'],
   separable: ['lp_separable_fraction'],
 };
 

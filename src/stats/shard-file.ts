@@ -46,6 +46,8 @@ const modelSchema = z.object({
   buffers: z.record(z.string(), z.unknown()),
   /** The preprocessed-input buffer of the random-layer baseline, or null. */
   input: z.unknown().nullable(),
+  /** Layer id → the linear probe's SampleBuffer JSON, or null when the probe is not measured. */
+  probes: z.record(z.string(), z.unknown()).nullable(),
   correct: z.number().int().nonnegative(),
   seen: z.number().int().nonnegative(),
   timings: timingsSchema,

@@ -5,6 +5,7 @@ export { lpSeparable, separabilityLpText, type LpOptions, type LpResult } from '
 export {
   LP_DEFINITION,
   MDLSM_DEFINITION,
+  kappaSaturationWarning,
   mdlsm,
   mdlsmMetrics,
   pairKappa,

@@ -42,6 +42,8 @@ export interface MdlsmOptions extends KappaOptions {
   trainFraction?: number;
   /** Also report κ of each class against the union of the others. Default false. */
   oneVsRest?: boolean;
+  /** Bootstrap replicates for the held-out 1 − κ interval. Default 100; 0 skips it. */
+  inseparableBootstrapReps?: number;
 }
 
 export interface WorstPair {
@@ -73,7 +75,16 @@ export interface MdlsmResult {
   candidates: Record<string, (number | null)[][]>;
   /** How often each winner name won, over the pairs. */
   winnerCounts: Record<string, number>;
-  heldOut: (KappaMatrixSummary & { trainFraction: number }) | null;
+  heldOut:
+    | (KappaMatrixSummary & {
+        trainFraction: number;
+        /** 95% percentile bootstrap interval of the mean held-out 1 − κ (test rows resampled within class, directions fixed). */
+        inseparableCi: [number, number] | null;
+        bootstrapReps: number;
+        /** Test rows of the smallest class pair, m·n: the count resolution of one pair's κ. */
+        minPairComparisons: number;
+      })
+    | null;
   null: { mean: number | null; sd: number | null; permutations: number; values: (number | null)[] } | null;
   oneVsRest?: { kappa: (number | null)[]; winners: (string | null)[] };
   /** Pairs decided by the LP when `exact` is on. */
@@ -311,8 +322,35 @@ export async function mdlsm(samples: SampleMatrix, opts: MdlsmOptions = {}): Pro
     const split = stratifiedSplit(labels, K, trainFraction, new Rng(seeds.split));
     const trainFits = await fit(groupsOf(Z, r, labels, K, split.train), r, problems, params, seeds.held);
     const testGroups = groupsOf(Z, r, labels, K, split.test);
-    const values = r > 0 ? await evaluateDirections(testGroups, r, problems, trainFits.map((f) => (Number.isFinite(f.kappa) ? f.w : null))) : trainFits.map((f) => f.kappa);
-    heldOut = { ...summarise(K, index, values), trainFraction };
+    const dirs = trainFits.map((f) => (Number.isFinite(f.kappa) ? f.w : null));
+    const values = r > 0 ? await evaluateDirections(testGroups, r, problems, dirs) : trainFits.map((f) => f.kappa);
+    const summary = summarise(K, index, values);
+    // The held-out 1 − κ's interval: test rows resampled within each class (directions fixed),
+    // so it shows how far the count could move on another draw of test rows.
+    const reps = opts.inseparableBootstrapReps ?? 100;
+    const boot: number[] = [];
+    if (r > 0 && summary.mean !== null && reps > 0) {
+      const byClass: number[][] = Array.from({ length: K }, () => []);
+      for (const i of split.test) byClass[labels[i]!]!.push(i);
+      const brng = new Rng((seeds.held ^ 0x68e31da4) >>> 0);
+      for (let b = 0; b < reps; b++) {
+        const rows: number[] = [];
+        for (const list of byClass) for (let t = 0; t < list.length; t++) rows.push(list[brng.int(list.length)]!);
+        const v = await evaluateDirections(groupsOf(Z, r, labels, K, Int32Array.from(rows)), r, problems, dirs);
+        const m = summarise(K, index, v).mean;
+        if (m !== null) boot.push(1 - m);
+      }
+    }
+    boot.sort((a, b) => a - b);
+    const q = (p: number) => boot[Math.min(boot.length - 1, Math.max(0, Math.floor(p * (boot.length - 1) + 0.5)))]!;
+    const testCounts = testGroups.map((g) => g.n).filter((c) => c > 0).sort((a, b) => a - b);
+    heldOut = {
+      ...summary,
+      trainFraction,
+      inseparableCi: boot.length ? [q(0.025), q(0.975)] : null,
+      bootstrapReps: boot.length,
+      minPairComparisons: testCounts.length >= 2 ? testCounts[0]! * testCounts[1]! : 0,
+    };
   }
 
   let nullBaseline: MdlsmResult['null'] = null;
@@ -486,7 +524,7 @@ export function separabilityBasis(reduction: ReductionInfo, rows: number): { bas
   if (dim >= floor) return { basis, reliability: { reliable: true } };
   const frac = reduction.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
   const perClass = Math.ceil(floor / frac / 2);
-  const raise = reduced ? `; raise --buffer-per-class to ≥ ${perClass} (the guard allows ⌊${frac}·rows of the smallest class pair⌋ dims) to use ≥ ${floor}` : '';
+  const raise = reduced ? `; raise --buffer-per-class to ≥ ${perClass} (with at least as many images per class, --per-class) to use ≥ ${floor}: the guard allows ⌊${frac}·rows of the smallest class pair⌋ dims` : '';
   const why = `unreliable: ${how}, below the reliability floor of ${floor} (max(${MIN_RELIABLE_DIMS}, ${MIN_DIM_SHARE * 100}% of the width))${raise}`;
   basis.note = `${basis.note}; ${why}`;
   return { basis, reliability: { reliable: false, unreliable: why, reliableDims: floor, ...(reduced ? { raiseBufferPerClassTo: perClass } : {}) } };
@@ -523,6 +561,44 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
       detail: { matrix: r.heldOut.matrix, worst: r.heldOut.worst, trainFraction: r.heldOut.trainFraction, ...common },
     });
   }
+  // 1 − κ: κ sits at 0.96–1.00 on most layers, so the differences live in the inseparable
+  // fraction, which a log scale can show (0.01 → 0.002).
+  const flip = (mat: (number | null)[][]) => mat.map((row) => row.map((v) => (v === null ? null : 1 - v)));
+  const nullInseparable = r.null && r.null.mean !== null ? { nullMean: 1 - r.null.mean, nullSd: r.null.sd } : {};
+  if (r.mean !== null) {
+    out.push({
+      name: 'mdlsm_inseparable',
+      value: 1 - r.mean,
+      definition: `1 − ${r.definition}: the fraction of cross-class point pairs the best direction found leaves misordered (in-sample)`,
+      basis,
+      detail: { matrix: flip(r.pairs), worst: r.worst ? { k: r.worst.k, l: r.worst.l, inseparable: 1 - r.worst.kappa } : null, ...nullInseparable, ...common },
+    });
+  }
+  if (r.heldOut && r.heldOut.mean !== null) {
+    const h = r.heldOut;
+    const value = 1 - h.mean!;
+    const ci = h.inseparableCi;
+    // Within noise of 1: the interval reaches 0, or less than one misordered pair is expected in
+    // the smallest class pair's test comparisons.
+    const withinNoiseOfOne = (ci !== null && ci[0] <= 0) || value * h.minPairComparisons < 1;
+    out.push({
+      name: 'mdlsm_heldout_inseparable',
+      value,
+      definition: `1 − held-out ${r.definition}: the fraction of held-out cross-class point pairs the directions fitted on the training split misorder`,
+      basis,
+      ...(ci ? { ci } : {}),
+      detail: {
+        matrix: flip(h.matrix),
+        worst: h.worst ? { k: h.worst.k, l: h.worst.l, inseparable: 1 - h.worst.kappa } : null,
+        ...nullInseparable,
+        withinNoiseOfOne,
+        minPairComparisons: h.minPairComparisons,
+        ciMethod: `95% percentile bootstrap, ${h.bootstrapReps} resamples of the held-out rows within class, directions fixed`,
+        trainFraction: h.trainFraction,
+        ...common,
+      },
+    });
+  }
   if (r.null && r.null.mean !== null) {
     out.push({
       name: 'mdlsm_null_kappa',
@@ -533,6 +609,18 @@ export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
     });
   }
   return out;
+}
+
+/**
+ * The warning for a model whose held-out κ is within noise of 1 on every layer (each layer's
+ * `mdlsm_heldout_inseparable` has detail.withinNoiseOfOne): κ then cannot tell its layers apart.
+ * Null when some layer is measurably below 1, or no layer has the key.
+ */
+export function kappaSaturationWarning(model: string, layers: readonly { id: string; metrics: Record<string, { value: number | null; detail?: Record<string, unknown> } | undefined> }[]): string | null {
+  const rows = layers.map((l) => ({ id: l.id, m: l.metrics.mdlsm_heldout_inseparable })).filter((x) => x.m && x.m.value !== null);
+  if (rows.length === 0 || !rows.every((x) => x.m!.detail?.withinNoiseOfOne === true)) return null;
+  const values = rows.map((x) => x.m!.value!.toExponential(1)).join(', ');
+  return `${model}: held-out κ is within noise of 1 on every layer (1 − κ = ${values}): κ cannot tell these layers apart at this sample size; read mdlsm_heldout_inseparable on a log scale, or raise --buffer-per-class`;
 }
 
 /** The report's `lp_separable_fraction`, with the K×K LP verdicts and margins in `detail`. */
