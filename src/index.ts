@@ -20,7 +20,7 @@ export { reportSchema, reportJsonSchema, type Report } from './report/schema.js'
 export { renderHtml } from './report/html.js';
 export { renderReportFile, type ReportRenderOptions, type ReportRenderResult } from './report/render.js';
 export { loadReport } from './report/load.js';
-export { loadProbeSpec, parseProbeSpec, type ProbeSpec } from './spec/probe-spec.js';
+export { loadProbeSpec, parseProbeSpec, type ProbeSpec } from './probe-spec/probe-spec.js';
 export { ClassStats } from './stats/accumulator.js';
 export { SampleBuffer, type SampleMatrix } from './stats/sample-buffer.js';
 export { compression, discrimination } from './metrics/geometry.js';

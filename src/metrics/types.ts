@@ -8,6 +8,22 @@ export interface MetricResult {
   definition: string;
   detail?: Record<string, unknown>;
   ci?: [number, number];
+  basis?: MetricBasis;
+  failed?: string; // failed: the reason; value is NaN then
+}
+
+/** What a value was computed on, when that is not "exact over all N images at full width". */
+export interface MetricBasis {
+  /** rows the value was computed on (N for full-data metrics, buffer rows for sampled ones) */
+  n: number;
+  /** true when the rows are a sample of the N images */
+  sampled: boolean;
+  /** the dimension actually used when the features were reduced (PCA to k, projection) */
+  dims?: number;
+  /** the layer's width before that reduction */
+  width?: number;
+  /** free text: how it was reduced or estimated, e.g. "PCA to 10 dims" */
+  note?: string;
 }
 
 /** One place for the definition strings, so a change of definition is a change here. */

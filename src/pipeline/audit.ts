@@ -17,7 +17,7 @@ import { baseManifest, describeDataset, describeModel, type ManifestModel } from
 import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
-import type { MetricGroup } from '../spec/probe-spec.js';
+import type { MetricGroup } from '../probe-spec/probe-spec.js';
 import { capture, type LayerPlan } from './capture.js';
 import { modelTrend } from './trends.js';
 import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
@@ -25,7 +25,7 @@ import { metricsCsv, similarityCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
-import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
+import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
@@ -157,7 +157,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         );
       }
     }
-    const perClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
+    const bufferPerClass = opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS;
     const stats = new Map(model.plans.map((p) => [p.layer.id, new ClassStats(K, p.reducer.dim)]));
     const chunkRows = Math.max(64, Math.min(4096, Math.floor(STATS_CHUNK_VALUES / Math.max(1, p0dim(model.plans)))));
     const chunkers = new Map(
@@ -170,13 +170,13 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
         ),
       ]),
     );
-    const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass, seed: data.seed, d: p.reducer.dim })]));
+    const buffers = new Map(model.plans.map((p) => [p.layer.id, new SampleBuffer({ K, perClass: bufferPerClass, seed: data.seed, d: p.reducer.dim })]));
     const out = model.output;
     const outWidth = out ? valuesPerItem(out.shape) : 0;
     const classifier = out !== undefined && outWidth === K;
     if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
     const inputDim = valuesPerItem(model.runner.inputShape);
-    const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
+    const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass: bufferPerClass, seed: data.seed, d: inputDim }) : null;
     let correct = 0;
     let seen = 0;
     const timings = await capture({
@@ -231,7 +231,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
       if (previous) {
         const tb = performance.now();
-        results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+        results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics }).catch((e: unknown) => failedCells('baseline', metrics, e))));
         byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
         previous = matrix;
       }
@@ -281,6 +281,8 @@ function toRecord(r: MetricResult): Report['models'][number]['layers'][number]['
     value: Number.isFinite(r.value) ? r.value : null,
     definition: r.definition,
     ...(r.ci ? { ci: r.ci } : {}),
+    ...(r.basis ? { basis: r.basis } : {}),
+    ...(r.failed !== undefined ? { failed: r.failed } : {}),
     ...(r.detail ? { detail: JSON.parse(JSON.stringify(r.detail, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))) as Record<string, unknown> } : {}),
   };
 }
