@@ -13,7 +13,7 @@ export { readClassifierHead, onnxClassifierHead, type ClassifierHead } from './r
 export type { ModelRunner, LayerInfo, LayerTensor } from './runtime/types.js';
 export { makeReducer, parseReduction, type Reducer, type ReductionSpec } from './features/reduce.js';
 export { loadTf } from './runtime/backend.js';
-export { LayerprobeError, UsageError, RuntimeFailure, ThresholdFailure } from './errors.js';
+export { LayerprobeError, UsageError, RuntimeFailure, ThresholdFailure, MetricCellsFailed } from './errors.js';
 export { audit, type AuditOptions, type AuditResult } from './pipeline/audit.js';
 export { auditOptionsFromSpec } from './pipeline/from-spec.js';
 export { reportSchema, reportJsonSchema, type Report } from './report/schema.js';
@@ -28,6 +28,8 @@ export { nc1, nc2, nc3, nc4, cdnv } from './metrics/collapse.js';
 export { rank } from './metrics/rank.js';
 export { linearProbe } from './metrics/probe.js';
 export { ckaMatrix } from './metrics/cka.js';
+export { catalogRows, metricRow, registerMetric, METRIC_GROUPS, type MetricGroup, type MetricRow as CatalogRow, type MetricCompute, type LayerInputs } from './metrics/catalog.js';
+export type { MetricResult, MetricBasis } from './metrics/types.js';
 export * as separability from './metrics/separability/index.js';
 export * as theory from './theory/index.js';
 export { train, type TrainOptions, type TrainResult } from './train/train.js';

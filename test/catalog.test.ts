@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { audit } from '../src/pipeline/audit.js';
-import { catalogRows, metricGroupsHelp, metricRow, registerMetric, METRIC_GROUPS } from '../src/metrics/catalog.js';
+import { catalogRows, COMPUTE_ORDER, metricGroupsHelp, metricRow, registerMetric, METRIC_GROUPS } from '../src/metrics/catalog.js';
 import { checkGateMetrics, evaluateGates, parseGate } from '../src/report/gates.js';
 import { renderSummary } from '../src/report/summary.js';
 import { metricsCsv } from '../src/report/records.js';
@@ -44,6 +44,7 @@ test('every catalogue row has a definition, a docs anchor docs/metrics/<family>.
     else assert.equal(r.compute, undefined, `${r.key}: ${r.source} rows are computed there, not by the walk`);
     if (r.needs) assert.ok((METRIC_GROUPS as readonly string[]).includes(r.needs));
   }
+  assert.deepEqual([...COMPUTE_ORDER].sort(), [...METRIC_GROUPS].sort(), 'the walk computes every group');
   for (const g of METRIC_GROUPS) assert.match(metricGroupsHelp(), new RegExp(`${g} \\(`), `--metrics help names ${g}`);
   assert.equal(metricRow('probe_heldout_accuracy')?.source, 'probe');
   assert.equal(metricRow('no_such_metric'), undefined);

@@ -23,6 +23,12 @@ import { DEFINITIONS, type MetricResult } from './types.js';
 export const METRIC_GROUPS = ['geometry', 'collapse', 'rank', 'probe', 'mdlsm', 'separable'] as const;
 export type MetricGroup = (typeof METRIC_GROUPS)[number];
 
+/**
+ * The order the walk computes the groups in (the rows keep page order). It is the order of the keys
+ * in report.json, kept from before the catalogue so reports stay comparable line by line.
+ */
+export const COMPUTE_ORDER: readonly MetricGroup[] = ['geometry', 'collapse', 'rank', 'mdlsm', 'separable', 'probe'];
+
 /** Where a key comes from: a metric group, the random-layer baseline, or compare's CKA. */
 export type MetricSource = MetricGroup | 'baseline' | 'compare';
 

@@ -1,6 +1,6 @@
 /**
  * The metrics of one layer: a walk over the metric catalogue (src/metrics/catalog.ts) for the
- * selected groups, in catalogue order, from the layer's streaming statistics (exact) and its sample
+ * selected groups, in COMPUTE_ORDER, from the layer's streaming statistics (exact) and its sample
  * buffer (probes, ranks, bootstraps). A compute that throws does not end the run: each key it
  * would have produced is reported as failed with the reason (value NaN, `failed` set), and every
  * other metric is still computed.
@@ -8,7 +8,7 @@
 import type { ClassStats } from '../stats/accumulator.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import type { MetricResult } from '../metrics/types.js';
-import { catalogRows, type LayerInputs, type LayerMetricOptions, type MetricCompute, type MetricGroup, type MetricRow, type MetricSource } from '../metrics/catalog.js';
+import { catalogRows, COMPUTE_ORDER, type LayerInputs, type LayerMetricOptions, type MetricCompute, type MetricGroup, type MetricRow, type MetricSource } from '../metrics/catalog.js';
 import { errorMessage } from '../errors.js';
 
 export { AUDIT_MAX_DIM_FRACTION, type LayerMetricOptions } from '../metrics/catalog.js';
@@ -46,7 +46,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
   const out: MetricResult[] = [];
   const want = new Set<string>(opts.metrics);
   const input: LayerInputs = { stats, samples, opts };
-  const rows = catalogRows().filter((r) => want.has(r.source) && r.compute);
+  const rows = COMPUTE_ORDER.filter((g) => want.has(g)).flatMap((g) => catalogRows().filter((r) => r.source === g && r.compute));
   const done = new Set<MetricCompute>();
   for (const row of rows) {
     const compute = row.compute!;
