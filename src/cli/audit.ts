@@ -4,7 +4,7 @@ import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../probe-spec/pr
 import { auditOptionsFromSpec } from '../pipeline/from-spec.js';
 import { renderSummary } from '../report/summary.js';
 import { MetricCellsFailed, ThresholdFailure, UsageError } from '../errors.js';
-import { failedCells } from '../report/marks.js';
+import { listFailedCells } from '../report/marks.js';
 import { metricGroupsHelp } from '../metrics/catalog.js';
 import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
@@ -121,7 +121,7 @@ export function throwIfGatesFailed(result: AuditResult): void {
     const failed = result.gates.filter((g) => !g.passed);
     throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
   }
-  const cells = failedCells(result.report);
+  const cells = listFailedCells(result.report);
   if (cells.length) {
     const first = cells[0]!;
     throw new MetricCellsFailed(

@@ -77,7 +77,7 @@ export class MarkLegend {
 }
 
 /** The number of failed cells in a report (exit 4 when any). */
-export function failedCells(report: Report): { model: string; layer: string; key: string; reason: string }[] {
+export function listFailedCells(report: Report): { model: string; layer: string; key: string; reason: string }[] {
   const out: { model: string; layer: string; key: string; reason: string }[] = [];
   for (const m of report.models) for (const l of m.layers) for (const [k, r] of Object.entries(l.metrics)) if (r.failed !== undefined) out.push({ model: m.name, layer: l.id, key: k, reason: r.failed });
   return out;
