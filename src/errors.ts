@@ -1,9 +1,10 @@
 /**
  * Errors that reach the user. The CLI prints `message` (and `hint`) on one line and exits with
  * `exitCode`; anything that is not a LayerprobeError is a bug and is reported as such.
- * Exit codes follow ARCHITECTURE.md: 1 runtime failure, 2 usage/config error, 3 threshold failed.
+ * Exit codes follow ARCHITECTURE.md: 1 runtime failure, 2 usage/config error, 3 threshold failed,
+ * 4 report written but some metric cells failed.
  */
-export type ExitCode = 1 | 2 | 3 | 130;
+export type ExitCode = 1 | 2 | 3 | 4 | 130;
 
 export class LayerprobeError extends Error {
   readonly exitCode: ExitCode;
@@ -34,6 +35,13 @@ export class RuntimeFailure extends LayerprobeError {
 export class ThresholdFailure extends LayerprobeError {
   constructor(message: string) {
     super(message, 3);
+  }
+}
+
+/** The report was written, but some metrics failed for some layers (exit 4); each says why in the report. */
+export class MetricCellsFailed extends LayerprobeError {
+  constructor(message: string, hint?: string) {
+    super(message, 4, hint);
   }
 }
 

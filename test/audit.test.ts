@@ -14,8 +14,8 @@ import { extract } from '../src/pipeline/extract.js';
 import { readNpy } from '../src/data/npy.js';
 import { bootstrapCi } from '../src/metrics/bootstrap.js';
 import { reportSchema, type Report } from '../src/report/schema.js';
-import { BASELINE_METRICS, GROUP_METRICS } from '../src/report/gates.js';
-import { loadProbeSpec, METRIC_GROUPS } from '../src/spec/probe-spec.js';
+import { catalogRows } from '../src/metrics/catalog.js';
+import { loadProbeSpec, METRIC_GROUPS } from '../src/probe-spec/probe-spec.js';
 import { auditOptionsFromSpec } from '../src/pipeline/from-spec.js';
 import { auditOptionsFrom, type AuditArgs } from '../src/cli/audit.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
@@ -110,11 +110,11 @@ test('the same numbers come out for batches of 1, 7 and 256', async () => {
   }
 });
 
-test('the gate table names exactly the metrics an audit with every group and the baseline writes', async () => {
+test('the metric catalogue names exactly the metrics an audit with every group and the baseline writes', async () => {
   const { dir, data, model } = await fixture();
   const res = await audit({ models: [{ path: model }], dataset: data.images, metrics: [...METRIC_GROUPS], baseline: 'random-layer', out: path.join(dir, 'all') });
   const written = new Set(res.report.models[0]!.layers.flatMap((l) => Object.keys(l.metrics)));
-  assert.deepEqual([...written].sort(), [...Object.values(GROUP_METRICS).flat(), ...Object.keys(BASELINE_METRICS)].sort());
+  assert.deepEqual([...written].sort(), catalogRows().filter((r) => r.source !== 'compare').map((r) => r.key).sort());
   // A gate on a metric of a group the run does not compute is refused before any work.
   const r = cli(['audit', '-m', model, '-d', data.images, '--metrics', 'geometry', '-o', path.join(dir, 'g0'), '--fail-under', 'mdlsm_kappa=0.5']);
   assert.equal(r.code, 2);

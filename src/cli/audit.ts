@@ -1,9 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { audit, DEFAULT_BUFFER_PER_CLASS, DEFAULT_PROBE_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
-import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../spec/probe-spec.js';
+import { audit, DEFAULT_BUFFER_PER_CLASS, DEFAULT_METRICS, DEFAULT_PROBE_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
+import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../probe-spec/probe-spec.js';
 import { auditOptionsFromSpec } from '../pipeline/from-spec.js';
 import { renderSummary } from '../report/summary.js';
-import { ThresholdFailure, UsageError } from '../errors.js';
+import { MetricCellsFailed, ThresholdFailure, UsageError } from '../errors.js';
+import { listFailedCells } from '../report/marks.js';
+import { metricGroupsHelp } from '../metrics/catalog.js';
 import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
 import { makeProgress } from './progress.js';
@@ -102,8 +104,8 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('model', { alias: 'm', type: 'string', array: true, describe: 'model file(s): .onnx, TF.js model.json, or a folder' })
           .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all'" })
           .option('reduce', { type: 'string', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto)' })
-          .option('metrics', { type: 'string', describe: `comma-separated groups: ${METRIC_GROUPS.join(', ')}, all (default geometry,collapse,rank,probe)` })
-          .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for ranks, κ, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
+          .option('metrics', { type: 'string', describe: `comma-separated groups, or all (default ${DEFAULT_METRICS.join(',')}): ${metricGroupsHelp()}` })
+          .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for ranks, κ, LP, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
           .option('probe-per-class', { type: 'number', describe: `rows per class the linear probe keeps and cross-fits (default ${DEFAULT_PROBE_PER_CLASS})` })
           .option('baseline', { type: 'string', choices: ['none', 'random-layer'], describe: 'also measure a random Gaussian layer of the same width on the same input (SCIENCE.md §4)' })
           .option('ci', { type: 'number', describe: 'bootstrap confidence intervals at this level, e.g. 0.95' })
@@ -119,11 +121,24 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
   ) as unknown as Argv<AuditArgs>;
 }
 
-/** Exit 3 after the report is written and printed, when a --fail-under/--fail-over gate did not hold. */
+/**
+ * After the report is written and printed: exit 3 when a --fail-under/--fail-over gate did not
+ * hold (a gate on a failed cell fails); else exit 4 when some metric cells failed (the report has
+ * every other number, and each failed cell's reason).
+ */
 export function throwIfGatesFailed(result: AuditResult): void {
-  if (result.passed) return;
-  const failed = result.gates.filter((g) => !g.passed);
-  throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
+  if (!result.passed) {
+    const failed = result.gates.filter((g) => !g.passed);
+    throw new ThresholdFailure(`${failed.length} gate${failed.length > 1 ? 's' : ''} failed: ${failed.map((g) => `${g.spec} (${g.detail})`).join('; ')}`);
+  }
+  const cells = listFailedCells(result.report);
+  if (cells.length) {
+    const first = cells[0]!;
+    throw new MetricCellsFailed(
+      `report written, ${cells.length} metric cell${cells.length > 1 ? 's' : ''} failed (first: ${first.model} ${first.layer} ${first.key}: ${first.reason})`,
+      `${result.outDir}/summary.txt lists every failed cell and its reason`,
+    );
+  }
 }
 
 export const auditCommand: CommandModule<object, AuditArgs> = {

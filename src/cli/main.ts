@@ -145,7 +145,7 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 threshold failed, 130 interrupted.')
+    .epilogue('Exit codes: 0 ok, 1 runtime failure (model or data), 2 usage error, 3 threshold failed, 4 report written but some metric cells failed (each with its reason in the report), 130 interrupted.')
     .fail((raw, err, y) => {
       if (err) throw err;
       // yargs spreads some messages over lines ("Invalid values:\n  Argument: to, …"): one line.

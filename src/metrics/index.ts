@@ -6,3 +6,4 @@ export * from './rank.js';
 export * from './probe.js';
 export * from './bootstrap.js';
 export * from './accuracy.js';
+export * from './catalog.js';

@@ -17,7 +17,7 @@ import { baseManifest, describeDataset, describeModel, type ManifestModel } from
 import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
 import { renderSummary } from '../report/summary.js';
-import type { MetricGroup } from '../spec/probe-spec.js';
+import type { MetricGroup } from '../probe-spec/probe-spec.js';
 import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
 import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
 import { kappaSaturationWarning } from '../metrics/separability/index.js';
@@ -29,7 +29,7 @@ import { metricsCsv, similarityCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
-import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
+import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
@@ -438,7 +438,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
     if (previous) {
       const tb = performance.now();
-      results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+      results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics }).catch((e: unknown) => failedCells('baseline', metrics, e))));
       byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
       previous = matrix;
     }

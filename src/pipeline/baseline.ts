@@ -10,7 +10,7 @@ import { linearProbe } from '../metrics/probe.js';
 import { mdlsm } from '../metrics/separability/index.js';
 import type { MetricResult } from '../metrics/types.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
-import type { MetricGroup } from '../spec/probe-spec.js';
+import type { MetricGroup } from '../probe-spec/probe-spec.js';
 import { AUDIT_MAX_DIM_FRACTION } from './layer-metrics.js';
 
 /** The activation a random twin of this layer should use; ReLU when the op does not say. */

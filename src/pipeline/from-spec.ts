@@ -3,7 +3,7 @@
  * spec (`audit(auditOptionsFromSpec(await loadProbeSpec(file)))`). The CLI starts from the same
  * options and lets its flags win.
  */
-import type { ProbeSpec } from '../spec/probe-spec.js';
+import type { ProbeSpec } from '../probe-spec/probe-spec.js';
 import type { AuditOptions } from './audit.js';
 
 export function auditOptionsFromSpec(spec: ProbeSpec): AuditOptions {

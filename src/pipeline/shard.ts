@@ -36,7 +36,7 @@ import {
   type AuditOptions,
   type ModelPasses,
 } from './audit.js';
-import type { MetricGroup } from '../spec/probe-spec.js';
+import type { MetricGroup } from '../probe-spec/probe-spec.js';
 
 export interface ShardRunOptions {
   shard: ShardSpec;

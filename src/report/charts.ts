@@ -9,8 +9,9 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { LayerReport, MetricRecord, ModelReport, Report } from './schema.js';
 import { RuntimeFailure } from '../errors.js';
+import { catalogRows, metricRow, type Dash } from '../metrics/catalog.js';
 
-export type Dash = 'solid' | 'dashed' | 'dotted';
+export type { Dash } from '../metrics/catalog.js';
 
 export interface SeriesDef {
   key: string;
@@ -30,51 +31,22 @@ export interface ChartDef {
   note: string;
 }
 
-/** Table/legend labels of the metrics the pipeline knows; unknown keys show their own name. */
-export const METRIC_LABELS: Record<string, string> = {
-  compression: 'C',
-  discrimination: 'D',
-  nc1: 'NC1',
-  nc2_equinorm: 'NC2 equinorm',
-  nc2_equiangularity: 'NC2 equiangularity',
-  nc2_max_angle: 'NC2 max-angle',
-  nc3: 'NC3',
-  nc4: 'NC4',
-  cdnv: 'CDNV',
-  numerical_rank: 'rank95',
-  effective_rank: 'eff. rank',
-  probe_train_accuracy: 'probe train',
-  probe_heldout_accuracy: 'probe held-out',
-  probe_control_train_accuracy: 'shuffled train',
-  probe_control_heldout_accuracy: 'shuffled held-out',
-  mdlsm_kappa: 'κ',
-  mdlsm_heldout_kappa: 'κ held-out',
-  mdlsm_null_kappa: 'κ null',
-  lp_separable_fraction: 'LP separable',
-  baseline_probe_heldout_accuracy: 'random layer: probe held-out',
-  baseline_mdlsm_heldout_kappa: 'random layer: κ held-out',
-  baseline_width_ratio: 'D/D*',
-  excess_probe_heldout_accuracy: 'excess probe held-out',
-  excess_mdlsm_heldout_kappa: 'excess κ held-out',
-};
-
-export const KAPPA_KEYS = ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa'] as const;
-
-/** The fixed charts, in page order. Series whose key is absent from the report are dropped. */
-export const CHART_CATALOGUE: ChartDef[] = [
+/**
+ * The fixed charts, in page order; their series are the catalogue rows that name the chart
+ * (src/metrics/catalog.ts), in catalogue order. Series absent from a report are dropped.
+ */
+const CHART_FRAMES: Omit<ChartDef, 'series'>[] = [
   {
     id: 'compression',
     title: 'Within-class compression C',
     yTitle: 'C = tr(Σ_W)/tr(Σ_B) (log)',
     log: true,
-    series: [{ key: 'compression', label: 'C' }],
     note: 'Smaller is more compressed; the deep-linear theory predicts a straight (geometric) decline on this log axis.',
   },
   {
     id: 'discrimination',
     title: 'Between-class discrimination D',
     yTitle: 'D = 1 − max cos(μ_k, μ_l)',
-    series: [{ key: 'discrimination', label: 'D' }],
     note: 'Larger is more separated class means; the deep-linear theory predicts linear growth with depth.',
   },
   {
@@ -82,7 +54,6 @@ export const CHART_CATALOGUE: ChartDef[] = [
     title: 'Neural collapse NC1',
     yTitle: 'NC1 = tr(Σ_W Σ_B⁺)/K (log)',
     log: true,
-    series: [{ key: 'nc1', label: 'NC1' }],
     note: 'Within-class variability relative to the class-mean spread; falls towards 0 as features collapse.',
   },
   {
@@ -90,33 +61,18 @@ export const CHART_CATALOGUE: ChartDef[] = [
     title: 'Linear probe accuracy',
     yTitle: 'accuracy',
     yDomain: [0, 1],
-    series: [
-      { key: 'probe_train_accuracy', label: 'train' },
-      { key: 'probe_heldout_accuracy', label: 'held-out' },
-      { key: 'probe_control_train_accuracy', label: 'shuffled labels, train', dash: 'dashed' },
-      { key: 'probe_control_heldout_accuracy', label: 'shuffled labels, held-out', dash: 'dashed' },
-    ],
     note: 'Held-out accuracy of a linear read-out of the layer; the dashed shuffled-label control shows how much a probe can memorise.',
   },
   {
     id: 'rank',
     title: 'Numerical rank',
     yTitle: 'rank',
-    series: [
-      { key: 'numerical_rank', label: 'rank95' },
-      { key: 'effective_rank', label: 'effective rank', dash: 'dashed' },
-    ],
     note: 'rank95: singular values holding 95% of the singular-value sum of the centred features; effective rank: exp(entropy).',
   },
   {
     id: 'mdlsm',
     title: 'MD-LSM linear separability κ',
     yTitle: 'κ (mean over class pairs)',
-    series: [
-      { key: 'mdlsm_kappa', label: 'κ in-sample' },
-      { key: 'mdlsm_heldout_kappa', label: 'κ held-out' },
-      { key: 'mdlsm_null_kappa', label: 'κ null (permuted labels)', dash: 'dotted' },
-    ],
     note: 'κ is ½ for inseparable and 1 for separable classes (a lower bound); the shaded null band is what maximising over directions gives on permuted labels.',
   },
   {
@@ -124,7 +80,6 @@ export const CHART_CATALOGUE: ChartDef[] = [
     title: 'Exact linear separability (LP)',
     yTitle: 'fraction of class pairs separable',
     yDomain: [0, 1],
-    series: [{ key: 'lp_separable_fraction', label: 'LP separable' }],
     note: 'Fraction of class pairs an LP proves strictly linearly separable.',
   },
   {
@@ -132,25 +87,18 @@ export const CHART_CATALOGUE: ChartDef[] = [
     title: 'Class-distance normalised variance CDNV',
     yTitle: 'CDNV (log)',
     log: true,
-    series: [{ key: 'cdnv', label: 'CDNV' }],
     note: 'Mean over class pairs of (Var_k + Var_l)/(2‖μ_k − μ_l‖²); smaller is better separated.',
   },
   {
     id: 'nc2',
     title: 'Neural collapse NC2 (simplex geometry of the class means)',
     yTitle: 'deviation from a simplex ETF',
-    series: [
-      { key: 'nc2_equinorm', label: 'equinorm' },
-      { key: 'nc2_equiangularity', label: 'equiangularity', dash: 'dashed' },
-      { key: 'nc2_max_angle', label: 'max-angle', dash: 'dotted' },
-    ],
     note: 'All three fall to 0 when the centred class means form a simplex equiangular tight frame.',
   },
   {
     id: 'nc3',
     title: 'Neural collapse NC3 (classifier vs class means)',
     yTitle: 'NC3 = ‖W/‖W‖ − M̃ᵀ/‖M̃‖‖²',
-    series: [{ key: 'nc3', label: 'NC3' }],
     note: 'Measured only at the layer that feeds the classifier head, so one point per model; 0 when the head is self-dual with the centred class means.',
   },
   {
@@ -158,27 +106,30 @@ export const CHART_CATALOGUE: ChartDef[] = [
     title: 'Width against the random-layer theory',
     yTitle: 'D / D*(r̂)',
     log: true,
-    series: [{ key: 'baseline_width_ratio', label: 'D/D*' }],
     note: 'Layer width over the width a random layer needs to separate classes of the estimated intrinsic rank r̂ (SCIENCE.md §4); above 1, width alone would suffice.',
   },
   {
     id: 'excess',
     title: 'What training added over a random layer',
     yTitle: 'trained − random',
-    series: [
-      { key: 'excess_probe_heldout_accuracy', label: 'excess probe held-out' },
-      { key: 'excess_mdlsm_heldout_kappa', label: 'excess κ held-out', dash: 'dashed' },
-    ],
     note: 'Trained layer minus a random Gaussian layer of the same width and activation on the same input; above 0, training made the classes more separable than width alone.',
   },
   {
     id: 'nc4',
     title: 'Neural collapse NC4',
     yTitle: 'nearest-mean ≠ prediction',
-    series: [{ key: 'nc4', label: 'NC4' }],
     note: 'Fraction of samples whose nearest class mean disagrees with the network’s prediction.',
   },
 ];
+
+/** The chart catalogue: each frame with the catalogue rows charted in it. */
+export function chartCatalogue(): ChartDef[] {
+  const rows = catalogRows();
+  return CHART_FRAMES.map((f) => ({
+    ...f,
+    series: rows.filter((r) => r.chart?.id === f.id).map((r) => ({ key: r.key, label: r.chart!.label, ...(r.chart!.dash ? { dash: r.chart!.dash } : {}) })),
+  }));
+}
 
 /** κ-like keys the catalogue does not name still belong in the κ chart. */
 function isKappaKey(key: string): boolean {
@@ -202,8 +153,9 @@ export interface ChartData {
   bands: string[];
 }
 
+/** A key's label from the metric catalogue; a key the catalogue lacks shows its own name. */
 export function metricLabel(key: string): string {
-  return METRIC_LABELS[key] ?? key;
+  return metricRow(key)?.label ?? key;
 }
 
 /** Every metric key in the report, in catalogue order and then alphabetically. */
@@ -211,9 +163,10 @@ export function metricKeys(report: Report): string[] {
   const seen = new Set<string>();
   for (const m of report.models) for (const l of m.layers) for (const k of Object.keys(l.metrics)) seen.add(k);
   const order = new Map<string, number>();
-  for (const c of CHART_CATALOGUE) for (const s of c.series) if (!order.has(s.key)) order.set(s.key, order.size);
+  // A random-layer twin `baseline_X` sorts right after X; other catalogue keys in catalogue order.
+  for (const r of catalogRows()) if (!r.key.startsWith('baseline_') || !metricRow(r.key.slice('baseline_'.length))) order.set(r.key, order.size);
   return [...seen].sort((a, b) => {
-    const base = (k: string) => (k.startsWith('baseline_') ? k.slice('baseline_'.length) : k);
+    const base = (k: string) => (k.startsWith('baseline_') && !order.has(k) ? k.slice('baseline_'.length) : k);
     const oa = order.get(base(a)) ?? Infinity;
     const ob = order.get(base(b)) ?? Infinity;
     if (oa !== ob) return oa - ob;
@@ -244,7 +197,7 @@ function band(r: MetricRecord): { lo: number; hi: number; how: string } | undefi
  */
 export function planCharts(report: Report, ciLevel?: number): ChartData[] {
   const keys = metricKeys(report);
-  const defs: ChartDef[] = CHART_CATALOGUE.map((c) => ({ ...c, series: [...c.series] }));
+  const defs: ChartDef[] = chartCatalogue();
   const placed = new Set(defs.flatMap((c) => c.series.map((s) => s.key)));
   const kappa = defs.find((c) => c.id === 'mdlsm')!;
   for (const k of keys) {

@@ -4,7 +4,7 @@
  * `accuracy` is the model's own accuracy at its output. Every model in the report is checked.
  */
 import { UsageError } from '../errors.js';
-import type { MetricGroup } from '../spec/probe-spec.js';
+import { catalogRows, OUTPUT_METRICS, type MetricGroup } from '../metrics/catalog.js';
 import type { Report } from './schema.js';
 import { didYouMean } from '../util/suggest.js';
 
@@ -23,47 +23,24 @@ export interface GateResult {
 }
 
 /**
- * The per-layer metrics each metric group writes into a report (checked against a real audit in
- * test/audit.test.ts), so that a gate can be checked before the run, not after it.
- */
-export const GROUP_METRICS: Record<MetricGroup, readonly string[]> = {
-  geometry: ['compression', 'discrimination'],
-  collapse: ['nc1', 'nc2_equinorm', 'nc2_equiangularity', 'nc2_max_angle', 'nc3', 'nc4', 'cdnv'],
-  rank: ['numerical_rank', 'effective_rank'],
-  probe: ['probe_train_accuracy', 'probe_heldout_accuracy', 'probe_control_train_accuracy', 'probe_control_heldout_accuracy'],
-  mdlsm: ['mdlsm_kappa', 'mdlsm_heldout_kappa', 'mdlsm_null_kappa', 'mdlsm_inseparable', 'mdlsm_heldout_inseparable'],
-  separable: ['lp_separable_fraction'],
-};
-
-/** What `--baseline random-layer` adds, and which group each name also needs. */
-export const BASELINE_METRICS: Record<string, MetricGroup | null> = {
-  baseline_width_ratio: null,
-  baseline_probe_heldout_accuracy: null,
-  excess_probe_heldout_accuracy: 'probe',
-  baseline_mdlsm_heldout_kappa: 'mdlsm',
-  excess_mdlsm_heldout_kappa: 'mdlsm',
-};
-
-/**
- * Each gate's metric must be one the run will compute: a typo, or a metric of a group that is not
- * selected, is a usage error before any image is read (not after the whole audit).
+ * Each gate's metric must be one the run will compute (the metric catalogue says which group or
+ * source produces it): a typo, or a metric of a group that is not selected, is a usage error
+ * before any image is read (not after the whole audit).
  */
 export function checkGateMetrics(gates: readonly Gate[], groups: readonly MetricGroup[], baseline: boolean): void {
-  const known = [...Object.values(GROUP_METRICS).flat(), ...Object.keys(BASELINE_METRICS), 'accuracy'];
+  const rows = catalogRows().filter((r) => r.source !== 'compare');
+  const known = [...rows.map((r) => r.key), ...OUTPUT_METRICS];
   for (const g of gates) {
-    if (g.metric === 'accuracy') continue;
-    const group = (Object.keys(GROUP_METRICS) as MetricGroup[]).find((k) => GROUP_METRICS[k].includes(g.metric));
-    if (group) {
-      if (!groups.includes(group)) throw new UsageError(`gate ${g.spec}: \`${g.metric}\` comes from the ${group} metrics, which this run does not compute`, `add it: --metrics ${[...groups, group].join(',')}`);
-      continue;
-    }
-    if (g.metric in BASELINE_METRICS) {
+    if ((OUTPUT_METRICS as readonly string[]).includes(g.metric)) continue;
+    const row = rows.find((r) => r.key === g.metric);
+    if (!row) throw new UsageError(`gate ${g.spec}: there is no metric \`${g.metric}\`; ${didYouMean(g.metric, known)}`.replace(/; $/, ''));
+    if (row.source === 'baseline') {
       if (!baseline) throw new UsageError(`gate ${g.spec}: \`${g.metric}\` comes from the random-layer baseline`, 'add --baseline random-layer');
-      const needs = BASELINE_METRICS[g.metric];
-      if (needs && !groups.includes(needs)) throw new UsageError(`gate ${g.spec}: \`${g.metric}\` also needs the ${needs} metrics`, `add it: --metrics ${[...groups, needs].join(',')}`);
+      if (row.needs && !groups.includes(row.needs)) throw new UsageError(`gate ${g.spec}: \`${g.metric}\` also needs the ${row.needs} metrics`, `add it: --metrics ${[...groups, row.needs].join(',')}`);
       continue;
     }
-    throw new UsageError(`gate ${g.spec}: there is no metric \`${g.metric}\`; ${didYouMean(g.metric, known)}`.replace(/; $/, ''));
+    const group = row.source as MetricGroup;
+    if (!groups.includes(group)) throw new UsageError(`gate ${g.spec}: \`${g.metric}\` comes from the ${group} metrics, which this run does not compute`, `add it: --metrics ${[...groups, group].join(',')}`);
   }
 }
 
@@ -102,10 +79,11 @@ export function evaluateGates(report: Report, gates: readonly Gate[]): GateResul
           throw new UsageError(`gate ${g.spec}: layer \`${g.layer}\` is not in the report for ${model.name}; ${didYouMean(g.layer, model.layers.map((l) => l.id))}`);
         }
       }
-      const values = layers.map((l) => ({ id: l.id, v: l.metrics[g.metric]?.value ?? null }));
+      // A failed cell (or an undefined value) fails the gate: a gate passes only on a number.
+      const values = layers.map((l) => ({ id: l.id, v: l.metrics[g.metric]?.value ?? null, failed: l.metrics[g.metric]?.failed }));
       const bad = values.filter((x) => x.v === null || fails(x.v));
       const passed = g.layer === 'any' ? bad.length < values.length : bad.length === 0;
-      const shown = (passed ? values : bad).map((x) => `${x.id}=${x.v === null ? 'n/a' : fmt(x.v)}`).join(', ');
+      const shown = (passed ? values : bad).map((x) => `${x.id}=${x.failed !== undefined ? `failed (${x.failed})` : x.v === null ? 'n/a' : fmt(x.v)}`).join(', ');
       results.push({ spec: g.spec, passed, detail: `${model.name} ${g.metric} ${shown} (needs ${cmp} ${g.bound})` });
     }
   }

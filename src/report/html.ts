@@ -7,6 +7,8 @@
 import path from 'node:path';
 import type { LayerReport, MetricRecord, Report } from './schema.js';
 import { fmtNumber } from './summary.js';
+import { cellMarks, MarkLegend, SAMPLED_MARK } from './marks.js';
+import { metricRow } from '../metrics/catalog.js';
 import { writeFileAtomic } from './run-folder.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
 import { comparisonSection } from './html-similarity.js';
@@ -113,15 +115,24 @@ function numCell(v: number | null | undefined, shown?: HtmlPart): SafeHtml {
   return html`<td class="num" data-v="${ok ? String(v) : ''}">${shown ?? fmtNumber(v)}</td>`;
 }
 
-function metricCell(r: MetricRecord | undefined): SafeHtml {
+/** A metric cell with its marks (sampled ˢ, reduced [kd], failed + footnote); see marks.ts. */
+function metricCell(r: MetricRecord | undefined, key: string, m: Report['models'][number], l: LayerReport, legend: MarkLegend): SafeHtml {
   if (!r) return html`<td class="num" data-v=""></td>`;
+  const mk = cellMarks(key, r, l);
+  if (mk.failed !== undefined) {
+    const n = legend.footnote(m.name, l.id, key, mk.failed);
+    return html`<td class="num failed" data-v="" title="failed: ${mk.failed}">failed<sup><a href="#fn-${String(n)}">${String(n)}</a></sup></td>`;
+  }
+  if (mk.sampled) legend.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
+  if (mk.dims !== undefined) legend.reduced = true;
+  const marks = html`${mk.sampled ? html`<sup class="mark" title="sampled: computed on ${String(mk.sampled.n)} of ${String(mk.sampled.N)} images">${SAMPLED_MARK}</sup>` : ''}${mk.dims !== undefined ? html` <span class="mark" title="${mk.note ?? `reduced to ${String(mk.dims)} dims`}">[${String(mk.dims)}d]</span>` : ''}`;
   const sd = r.detail?.sd;
   const extra = r.ci
     ? html` <span class="ci">[${fmtNumber(r.ci[0])}, ${fmtNumber(r.ci[1])}]</span>`
     : typeof sd === 'number' && Number.isFinite(sd)
       ? html` <span class="ci">± ${fmtNumber(sd)}</span>`
       : '';
-  return numCell(r.value, html`${fmtNumber(r.value)}${extra}`);
+  return numCell(r.value, html`${fmtNumber(r.value)}${marks}${extra}`);
 }
 
 function jsonText(v: unknown): string {
@@ -304,9 +315,13 @@ function definitions(report: Report): SafeHtml {
   return html`<section id="definitions">
 <h2>Definitions</h2>
 <dl class="defs">${[...defs].map(
-    ([key, ds]) => html`<dt id="def-${key.replace(/[^A-Za-z0-9_-]/g, '_')}"><span class="mono">${key}</span>${metricLabel(key) !== key ? ` (${metricLabel(key)})` : ''}</dt>${[...ds].map((d) => html`<dd>${d}</dd>`)}`,
+    ([key, ds]) => {
+      const row = metricRow(key);
+      const about = row ? `${row.basis === 'exact' ? 'exact over all N images' : 'computed on the sample buffer'}; ${row.better === 'none' ? 'no better direction' : `${row.better} is better`}; docs: ${row.docs}` : '';
+      return html`<dt id="def-${key.replace(/[^A-Za-z0-9_-]/g, '_')}"><span class="mono">${key}</span>${metricLabel(key) !== key ? ` (${metricLabel(key)})` : ''}</dt>${[...ds].map((d) => html`<dd>${d}</dd>`)}${about ? html`<dd class="note">${about}</dd>` : ''}`;
+    },
   )}</dl>
-<p class="note">SCIENCE.md in the layerprobe repository gives the sources and derivations.</p>
+<p class="note">docs/metrics/ in the layerprobe documentation gives each metric's sources and derivation, under a heading named by its key.</p>
 </section>`;
 }
 
@@ -317,15 +332,21 @@ function definitionOf(report: Report, key: string): string {
 
 function numbers(report: Report): SafeHtml {
   const keys = metricKeys(report);
+  const legend = new MarkLegend();
   const head = html`<tr><th data-type="text">model</th><th class="num" data-type="num">#</th><th class="num" data-type="num">depth</th><th data-type="text">layer</th><th data-type="text">op</th><th class="num" data-type="num">dim</th><th data-type="text">reduction</th><th class="num" data-type="num">samples</th>${keys.map(
     (k) => html`<th class="num" data-type="num" data-metric="${k}" title="${k}: ${definitionOf(report, k)}">${metricLabel(k)}</th>`,
   )}</tr>`;
   const row = (m: Report['models'][number], l: LayerReport) =>
-    html`<tr data-model="${m.name}" data-layer="${l.id}" data-position="${l.position}"><td>${m.name}</td>${numCell(l.position)}${numCell(l.depth, l.depth.toFixed(2))}<td class="mono">${l.id}</td><td>${l.op}</td>${numCell(l.dim)}<td>${l.reduction}</td>${numCell(l.samples.buffered, `${l.samples.buffered} / ${l.samples.streamed}`)}${keys.map((k) => metricCell(l.metrics[k]))}</tr>`;
+    html`<tr data-model="${m.name}" data-layer="${l.id}" data-position="${l.position}"><td>${m.name}</td>${numCell(l.position)}${numCell(l.depth, l.depth.toFixed(2))}<td class="mono">${l.id}</td><td>${l.op}</td>${numCell(l.dim)}<td>${l.reduction}</td>${numCell(l.samples.buffered, `${l.samples.buffered} / ${l.samples.streamed}`)}${keys.map((k) => metricCell(l.metrics[k], k, m, l, legend))}</tr>`;
+  const body = report.models.map((m) => m.layers.map((l) => row(m, l)));
+  const marks = legend.lines(report);
+  const notes = legend.failures;
   return html`<section id="numbers">
 <h2>All numbers</h2>
 <p class="note">One row per measured layer. Click a column header to sort; hover it for the definition. Brackets: confidence interval; ±: spread over label permutations. samples: kept for the sample-based metrics / streamed through the exact statistics.</p>
-<div class="scroll"><table class="sortable" id="numbers-table"><thead>${head}</thead><tbody>${report.models.map((m) => m.layers.map((l) => row(m, l)))}</tbody></table></div>
+<div class="scroll"><table class="sortable" id="numbers-table"><thead>${head}</thead><tbody>${body}</tbody></table></div>
+${marks.length ? html`<ul class="note marks">${marks.map((t) => html`<li>${t}</li>`)}</ul>` : ''}
+${notes.length ? html`<ol class="note footnotes">${notes.map((f, i) => html`<li id="fn-${String(i + 1)}">${f.model} <span class="mono">${f.layer}</span> <span class="mono">${f.key}</span>: ${f.reason}</li>`)}</ol>` : ''}
 </section>`;
 }
 

@@ -1,6 +1,11 @@
-/** Flat records, one per (model, layer, metric): for `--json` streams of compare and metrics.csv. */
+/**
+ * Flat records, one per (model, layer, metric): for `--json` streams of compare and metrics.csv.
+ * The metric names are the catalogue's keys (src/metrics/catalog.ts); a sampled value carries
+ * its row count and a failed one its reason.
+ */
 import type { Report } from './schema.js';
 import { csvLine } from './csv.js';
+import { cellMarks } from './marks.js';
 
 export interface MetricRow {
   model: string;
@@ -12,17 +17,22 @@ export interface MetricRow {
   value: number | null;
   ciLow: number | null;
   ciHigh: number | null;
+  /** Rows the value was computed on when they are a sample of the images; null: exact over all N. */
+  sampledN: number | null;
+  /** Why the metric failed for this layer; null when it did not. */
+  failed: string | null;
 }
 
 export function metricRows(report: Report): MetricRow[] {
   const rows: MetricRow[] = [];
   for (const m of report.models) {
     if (m.accuracy) {
-      rows.push({ model: m.name, layer: '(output)', position: m.layers.length, depth: 1, reduction: '', metric: 'accuracy', value: m.accuracy.value, ciLow: null, ciHigh: null });
+      rows.push({ model: m.name, layer: '(output)', position: m.layers.length, depth: 1, reduction: '', metric: 'accuracy', value: m.accuracy.value, ciLow: null, ciHigh: null, sampledN: null, failed: null });
     }
     for (const l of m.layers) {
       for (const [name, r] of Object.entries(l.metrics)) {
-        rows.push({ model: m.name, layer: l.id, position: l.position, depth: l.depth, reduction: l.reduction, metric: name, value: r.value, ciLow: r.ci?.[0] ?? null, ciHigh: r.ci?.[1] ?? null });
+        const mk = cellMarks(name, r, l);
+        rows.push({ model: m.name, layer: l.id, position: l.position, depth: l.depth, reduction: l.reduction, metric: name, value: r.value, ciLow: r.ci?.[0] ?? null, ciHigh: r.ci?.[1] ?? null, sampledN: mk.sampled?.n ?? null, failed: mk.failed ?? null });
       }
     }
   }
@@ -30,7 +40,7 @@ export function metricRows(report: Report): MetricRow[] {
 }
 
 export function metricsCsv(report: Report): string {
-  const cols: (keyof MetricRow)[] = ['model', 'layer', 'position', 'depth', 'reduction', 'metric', 'value', 'ciLow', 'ciHigh'];
+  const cols: (keyof MetricRow)[] = ['model', 'layer', 'position', 'depth', 'reduction', 'metric', 'value', 'ciLow', 'ciHigh', 'sampledN', 'failed'];
   const lines = [cols.join(',')];
   for (const r of metricRows(report)) lines.push(csvLine(cols.map((c) => r[c])));
   return lines.join('\n') + '\n';

@@ -12,6 +12,18 @@ export const metricSchema = z.object({
   value: z.number().nullable(),
   definition: z.string(),
   ci: z.tuple([z.number(), z.number()]).optional(),
+  /** What the value was computed on when that is not exact over all N images at full width. */
+  basis: z
+    .object({
+      n: z.number().int(),
+      sampled: z.boolean(),
+      dims: z.number().int().optional(),
+      width: z.number().int().optional(),
+      note: z.string().optional(),
+    })
+    .optional(),
+  /** Why the metric could not be computed for this layer (value is null then). */
+  failed: z.string().optional(),
   detail: z.record(z.string(), z.unknown()).optional(),
 });
 

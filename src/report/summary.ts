@@ -2,25 +2,15 @@
 import type { Report } from './schema.js';
 import { formatTable } from './table.js';
 import { excludesValue } from '../metrics/bootstrap.js';
+import { catalogRows } from '../metrics/catalog.js';
+import { cellMarks, MarkLegend, SAMPLED_MARK, superscript as superscriptOf } from './marks.js';
 
-/** The headline columns, with the legend line each one gets when it is shown. */
-const COLUMNS: [key: string, title: string, legend: string][] = [
-  ['compression', 'C', 'C = tr(Σ_W)/tr(Σ_B) (smaller: more compressed)'],
-  ['discrimination', 'D', 'D = 1 − max cos between class means'],
-  ['nc1', 'NC1', 'NC1 = tr(Σ_W Σ_B⁺)/K'],
-  ['nc3', 'NC3', 'NC3 = ‖W/‖W‖ − M̃ᵀ/‖M̃‖‖², at the layer feeding the classifier head'],
-  ['cdnv', 'CDNV', 'CDNV = mean over class pairs of (Var_k + Var_l)/(2‖μ_k − μ_l‖²)'],
-  ['numerical_rank', 'rank95', 'rank95 = numerical rank (95% of the singular-value sum)'],
-  ['probe_heldout_accuracy', 'probe', 'probe = held-out accuracy of a linear probe'],
-  ['probe_control_heldout_accuracy', 'shuffled', 'shuffled = the same probe fitted on permuted labels'],
-  ['mdlsm_kappa', 'κ', 'κ = MD-LSM separability, mean over class pairs'],
-  ['mdlsm_heldout_kappa', 'κ held', 'κ held = κ of directions fitted on another split'],
-  ['mdlsm_null_kappa', 'κ null', 'κ null = κ on permuted labels (chance level)'],
-  ['lp_separable_fraction', 'LP sep', 'LP sep = share of class pairs the LP proves linearly separable'],
-  ['baseline_probe_heldout_accuracy', 'rand probe', 'rand probe = probe on a random Gaussian layer of the same width'],
-  ['baseline_mdlsm_heldout_kappa', 'rand κ', 'rand κ = κ held on that random layer'],
-  ['baseline_width_ratio', 'D/D*', 'D/D* = layer width over the width theory needs for separability'],
-];
+/** The headline columns: the catalogue rows with a short title, with their legend lines. */
+function columns(): [key: string, title: string, legend: string][] {
+  return catalogRows()
+    .filter((r) => r.short !== undefined)
+    .map((r) => [r.key, r.short!, r.legend ?? `${r.short} = ${r.label}`]);
+}
 
 export function fmtNumber(v: number | null | undefined): string {
   if (v === null || v === undefined) return 'n/a';
@@ -50,6 +40,8 @@ export function renderSummary(report: Report): string {
   const ds = report.dataset;
   const shown = new Set<string>();
   let outside = false;
+  const marks = new MarkLegend();
+  const COLUMNS = columns();
   parts.push(`layerprobe ${report.similarity ? 'compare' : 'audit'} — ${ds.name} (${ds.selectedItems} items, ${ds.classes.length} classes), seed ${report.seed}`);
   for (const m of report.models) {
     const present = COLUMNS.filter(([k]) => m.layers.some((l) => l.metrics[k] !== undefined));
@@ -65,11 +57,16 @@ export function renderSummary(report: Report): string {
       ...present.map(([k]) => {
         const r = l.metrics[k];
         if (!r) return '';
-        if (!r.ci) return fmtNumber(r.value);
+        const mk = cellMarks(k, r, l);
+        if (mk.failed !== undefined) return `failed${superscriptOf(marks.footnote(m.name, l.id, k, mk.failed))}`;
+        if (mk.sampled) marks.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
+        if (mk.dims !== undefined) marks.reduced = true;
+        const suffix = `${mk.sampled ? SAMPLED_MARK : ''}${mk.dims !== undefined ? ` [${mk.dims}d]` : ''}`;
+        if (!r.ci) return fmtNumber(r.value) + suffix;
         // An interval that leaves out the value is bias-corrected; the mark points to the legend.
         const out = excludesValue(r.value, r.ci);
         if (out) outside = true;
-        return `${fmtNumber(r.value)} [${fmtNumber(r.ci[0])},${fmtNumber(r.ci[1])}]${out ? '†' : ''}`;
+        return `${fmtNumber(r.value)}${suffix} [${fmtNumber(r.ci[0])},${fmtNumber(r.ci[1])}]${out ? '†' : ''}`;
       }),
     ]);
     parts.push(formatTable(['depth', 'layer', 'op', 'dim', ...present.map(([, t]) => t)], rows, ['r', 'l', 'l', 'r', ...present.map(() => 'r' as const)]));
@@ -84,8 +81,11 @@ export function renderSummary(report: Report): string {
   }
   const legend = COLUMNS.filter(([k]) => shown.has(k)).map(([, , text]) => text);
   if (outside) legend.push('† the interval leaves out the value: resampling shows the plug-in estimate is biased at this sample size, and the interval corrects for it (ciNote in report.json)');
-  legend.push('definitions: SCIENCE.md, and each metric in report.json');
+  legend.push(...marks.lines(report));
+  legend.push('definitions: docs/metrics/, and each metric in report.json');
   parts.push('', ...wrapItems(legend));
+  const notes = marks.footnotes();
+  if (notes.length) parts.push('', ...notes);
   return parts.join('\n');
 }
 
