@@ -19,6 +19,7 @@ import {
   type SelectionNode,
 } from './tfjs-default-layers.js';
 import { loadModelFiles } from './tfjs-io.js';
+import { bounded, boundedAsync } from '../util/watchdog.js';
 import '../train/layers/register.js';
 import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
 
@@ -186,7 +187,7 @@ export class TfjsLayersRunner extends TfjsRunner {
   static async create(tf: Tf, backend: string, file: string, artifacts: ModelArtifacts): Promise<TfjsLayersRunner> {
     let model: LayersModel;
     try {
-      model = await tf.loadLayersModel({ load: async () => artifacts });
+      model = await boundedAsync(`loading TF.js model \`${file}\``, () => tf.loadLayersModel({ load: async () => artifacts }));
     } catch (e) {
       // TF.js follows "Unknown layer: X." with a list of generic reasons; the name is the news.
       const unknown = /^Unknown layer: ([^.\s]+)/.exec(firstLine(e));
@@ -266,7 +267,7 @@ export class TfjsLayersRunner extends TfjsRunner {
     const key = JSON.stringify(ids);
     let sub = this.submodels.get(key);
     if (!sub) {
-      sub = this.tf.model({ inputs: this.layersModel.inputs, outputs: ids.map((id) => this.entries.get(id)!.tensor) });
+      sub = bounded(`building a sub-model of \`${this.path}\``, () => this.tf.model({ inputs: this.layersModel.inputs, outputs: ids.map((id) => this.entries.get(id)!.tensor) }));
       // Sub-models own no tensors, so dropping the oldest only frees a little JS.
       if (this.submodels.size >= 32) this.submodels.delete(this.submodels.keys().next().value!);
       this.submodels.set(key, sub);
@@ -389,7 +390,7 @@ export class TfjsGraphRunner extends TfjsRunner {
     const nodes = topoSort(parseGraphNodes(file, artifacts.modelTopology as Record<string, unknown>));
     let model: GraphModel;
     try {
-      model = await tf.loadGraphModel({ load: async () => artifacts });
+      model = await boundedAsync(`loading TF.js model \`${file}\``, () => tf.loadGraphModel({ load: async () => artifacts }));
     } catch (e) {
       throw new RuntimeFailure(`cannot load TF.js graph model \`${file}\`: ${firstLine(e)}`);
     }
