@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256File } from './hash.js';
-import { checkIndices, emptyBatch } from './memory.js';
+import { checkIndices, emptyBatch, narrowLabels } from './memory.js';
 import { LUMA } from './preprocess.js';
 import type { Dataset, DatasetSourceInfo, RawBatch } from './types.js';
 
@@ -93,7 +93,7 @@ export async function openImageFolder(root: string, opts: ImageFolderOptions = {
   }
   const channels = opts.channels ?? (first.grey ? 1 : 3);
   const itemShape: [number, number, number] = [size[0], size[1], channels];
-  const labelArray = Int32Array.from(labels);
+  const labelArray = narrowLabels(labels, root);
   const source = await describeSource(root, files, {
     classes: classes.length,
     images: files.length,
