@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, rename, stat, unlink, readFile } from 'node:fs/promises';
+import { open, rename, stat, unlink, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
+import { mkdirSteps } from '../util/mkdir-steps.js';
 import { hashFile } from './hash.js';
 import { idxDeclaredSize, isGzip, openIdxDataset } from './idx.js';
 import { gunzipCapped } from './gzip.js';
@@ -407,7 +408,7 @@ async function fetchFile(d: KnownDataset, rf: RegistryFile, dir: string, opts: F
       }
     }
   }
-  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
+  await mkdirSteps(dir).catch((e: unknown) => {
     throw new RuntimeFailure(`cannot create ${dir}: ${errorMessage(e)}`);
   });
   try {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { checkLayersTopology } from './tfjs-topology.js';
+import { mkdirSteps } from '../util/mkdir-steps.js';
 
 type ModelArtifacts = tfTypes.io.ModelArtifacts;
 type IOHandler = tfTypes.io.IOHandler;
@@ -278,7 +279,7 @@ export function saveToDir(dir: string): IOHandler {
       }
       const text = JSON.stringify(modelJson);
       try {
-        await fs.mkdir(dir, { recursive: true });
+        await mkdirSteps(dir);
         // Weights first: a model.json must never point at weights that are not there yet.
         await writeAtomic(path.join(dir, 'weights.bin'), weights);
         await writeAtomic(path.join(dir, 'model.json'), text);
