@@ -47,8 +47,41 @@ const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common;
 
 /** Error reasons from protobufjs/onnxruntime can span lines; the CLI prints one. */
 function oneLine(reason: string, max = 300): string {
-  const s = reason.replace(/\s+/g, ' ').trim();
+  const s = withoutOrtInternals(reason).replace(/\s+/g, ' ').trim();
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+/** A C++ source location as onnxruntime prefixes its messages with: `/onnxruntime_src/…/model.cc:202 `. */
+const ORT_SOURCE = /(?:[A-Za-z]:)?(?:[\\/][\w.+-]+)+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*/g;
+
+/**
+ * onnxruntime's reason without its internals: the source file:line and the C++ function signature
+ * that follows it (`void onnxruntime::Graph::Resolve(…) const`) are removed, the reason after
+ * them is kept. A user needs "Unsupported model IR version: 99", not onnxruntime's source tree.
+ */
+export function withoutOrtInternals(message: string): string {
+  let out = '';
+  let from = 0;
+  for (const m of message.matchAll(ORT_SOURCE)) {
+    out += message.slice(from, m.index);
+    from = m.index + m[0].length;
+    // A signature: words up to the first '(' with a '::' among them, then balanced parentheses.
+    const open = message.indexOf('(', from);
+    if (open < 0 || !message.slice(from, open).includes('::') || /[.!?]\s/.test(message.slice(from, open))) continue;
+    let depth = 0;
+    let end = -1;
+    for (let i = open; i < message.length; i++) {
+      if (message[i] === '(') depth++;
+      else if (message[i] === ')' && --depth === 0) {
+        end = i + 1;
+        break;
+      }
+    }
+    if (end < 0) continue;
+    from = end + (/^ const\b/.test(message.slice(end)) ? 6 : 0);
+    while (message[from] === ' ') from++;
+  }
+  return out + message.slice(from);
 }
 
 function fmtShape(shape: readonly (number | null)[]): string {
