@@ -51,37 +51,49 @@ function oneLine(reason: string, max = 300): string {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** A C++ source location as onnxruntime prefixes its messages with: `/onnxruntime_src/…/model.cc:202 `. */
-const ORT_SOURCE = /(?:[A-Za-z]:)?(?:[\\/][\w.+-]+)+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*/g;
+/** A C++ source location as onnxruntime writes it: `/onnxruntime_src/…/model.cc:202 ` or `tensorprotoutils.cc:1469 `. */
+const ORT_SOURCE = /(?:[A-Za-z]:)?(?:[\w.+-]*[\\/])*[\w+-]+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*/g;
+/** onnxruntime's status prefix: `[ONNXRuntimeError] : 1 : FAIL : `. */
+const ORT_STATUS = /\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g;
 
 /**
- * onnxruntime's reason without its internals: the source file:line and the C++ function signature
- * that follows it (`void onnxruntime::Graph::Resolve(…) const`) are removed, the reason after
- * them is kept. A user needs "Unsupported model IR version: 99", not onnxruntime's source tree.
+ * onnxruntime's reason without its internals: the status prefix, the source file:line and the
+ * C++ function that follows it (`void onnxruntime::Graph::Resolve(…) const`, or a bare
+ * `ValidateEmbeddedTensorProtoDataSizeAndShape`) are removed; the reason after them is kept. A user
+ * needs "Unsupported model IR version: 99", not onnxruntime's source tree.
  */
 export function withoutOrtInternals(message: string): string {
+  const text = message.replace(ORT_STATUS, '');
   let out = '';
   let from = 0;
-  for (const m of message.matchAll(ORT_SOURCE)) {
-    out += message.slice(from, m.index);
+  for (const m of text.matchAll(ORT_SOURCE)) {
+    out += text.slice(from, m.index);
+    // "…failed.endian_utils.cc:66 …": keep the words apart.
+    if (out !== '' && !/\s$/.test(out)) out += ' ';
     from = m.index + m[0].length;
-    // A signature: words up to the first '(' with a '::' among them, then balanced parentheses.
-    const open = message.indexOf('(', from);
-    if (open < 0 || !message.slice(from, open).includes('::') || /[.!?]\s/.test(message.slice(from, open))) continue;
+    from = skipFunction(text, from);
+  }
+  return out + text.slice(from);
+}
+
+/** Past the C++ function name or signature that onnxruntime writes after a source location. */
+function skipFunction(text: string, from: number): number {
+  const open = text.indexOf('(', from);
+  // A signature: words up to the first '(' with a '::' among them, then balanced parentheses.
+  if (open >= 0 && text.slice(from, open).includes('::') && !/[.!?]\s/.test(text.slice(from, open))) {
     let depth = 0;
-    let end = -1;
-    for (let i = open; i < message.length; i++) {
-      if (message[i] === '(') depth++;
-      else if (message[i] === ')' && --depth === 0) {
-        end = i + 1;
-        break;
+    for (let i = open; i < text.length; i++) {
+      if (text[i] === '(') depth++;
+      else if (text[i] === ')' && --depth === 0) {
+        const tail = /^(?: const)?(?: \[with [^\]]*\])?\s*/.exec(text.slice(i + 1))!;
+        return i + 1 + tail[0].length;
       }
     }
-    if (end < 0) continue;
-    from = end + (/^ const\b/.test(message.slice(end)) ? 6 : 0);
-    while (message[from] === ' ') from++;
+    return from;
   }
-  return out + message.slice(from);
+  // A bare function name: one CamelCase or qualified identifier before the reason.
+  const bare = /^(?:[A-Za-z_]\w*::)*(?:[A-Z][a-z0-9]+){2,}[A-Za-z0-9]*\s+/.exec(text.slice(from));
+  return bare ? from + bare[0].length : from;
 }
 
 function fmtShape(shape: readonly (number | null)[]): string {
