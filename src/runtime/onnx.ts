@@ -163,8 +163,10 @@ function sessionOptions(opts: OnnxOpenOptions): ort.InferenceSession.SessionOpti
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
-    // Warnings (unused initializers and the like) would interleave with CLI output.
-    logSeverityLevel: 3,
+    // Warnings (unused initializers and the like) would interleave with CLI output, and errors
+    // are logged with onnxruntime's source locations before they come back as the exception we
+    // report in one line: only fatal ones are left to its logger.
+    logSeverityLevel: 4,
   };
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new UsageError(`threads must be a positive integer, got ${opts.threads}`);

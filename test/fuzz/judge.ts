@@ -51,12 +51,15 @@ export function judgeCli(r: CliRun, limitSeconds: number): Verdict {
   const errors = lines.filter((l) => l.startsWith('layerprobe: error:'));
   if (r.code === 0) {
     if (errors.length) return { defect: true, kind: 'error line with exit 0', message: errors[0]! };
+    const leak = lines.find((l) => /\.(?:cc|cpp|h|hpp):\d+/.test(l));
+    if (leak) return { defect: true, kind: 'a C++ source location on stderr', message: leak.slice(0, 300) };
     return { defect: false, outcome: 'ok' };
   }
   // One error line, optionally followed by one hint line; TF.js/onnxruntime warnings are not ours to judge.
   const ours = lines.filter((l) => l.startsWith('layerprobe:') || l.startsWith('  hint:') || /^\s+at /.test(l));
   if (errors.length !== 1) return { defect: true, kind: `${errors.length} error lines`, message: r.stderr.slice(-500) };
-  const why = unclear(errors[0]!) ?? (ours.some((l) => /^\s+at /.test(l)) ? 'stack trace on stderr' : null);
+  const leaked = lines.find((l) => /\.(?:cc|cpp|h|hpp):\d+/.test(l));
+  const why = unclear(errors[0]!) ?? (ours.some((l) => /^\s+at /.test(l)) ? 'stack trace on stderr' : leaked ? `a C++ source location on stderr: ${leaked.slice(0, 200)}` : null);
   if (why) return { defect: true, kind: why, message: errors[0]!.slice(0, 500) };
   return { defect: false, outcome: 'refused', message: errors[0] };
 }
