@@ -560,6 +560,16 @@ describe('tfjs hardening: broken layer graphs, confined weight paths, bounded ca
     await refused((m) => (m.layers[2]!.name = 'reshape_1'), /two layers named `reshape_1`/);
     await refused((m) => (m.config.output_layers = [['gone', 0, 0]]), /output_layers\[0\] refers to layer `gone`/);
     await refused((m) => (m.layers[2]!.inbound_nodes = 'reshape_1'), /inbound_nodes that are not a list/);
+    // Found by the fuzzer: each of these made TF.js wait forever.
+    await refused((m) => delete m.layers[2]!.name, /layer 2 has no name/);
+    await refused((m) => ((m.layers[2]!.config as Json).name = 'other'), /layer `Conv2D_1` is called `other` in its config/);
+    await refused((m) => (m.layers[1]!.inbound_nodes = [[]]), /layer `reshape_1` inbound node 0 has no inputs/);
+    // Node 0 of Conv2D_1 needs Dense_1 applied twice, and Dense_1's first application needs Conv2D_1.
+    await refused((m) => {
+      (m.layers[2]!.inbound_nodes as unknown[]) = [[['Dense_1', 1, 0, {}]]];
+      m.layers.find((l) => l.name === 'Dense_1')!.inbound_nodes = [[['flatten_1', 0, 0, {}]], [['reshape_1', 0, 0, {}]]];
+      m.layers.find((l) => l.name === 'flatten_1')!.inbound_nodes = [[['Conv2D_1', 0, 0, {}]]];
+    }, /cycle through layer/);
     // Keras 3 serialisation: inputs are keras tensors carrying a keras_history.
     const history = (name: string) => [{ args: [{ class_name: '__keras_tensor__', config: { shape: [null, 28, 28, 1], keras_history: [name, 0, 0] } }], kwargs: {} }];
     await refused((m) => (m.layers[2]!.inbound_nodes = history('nowhere')), /refers to layer `nowhere`/);

@@ -68,6 +68,10 @@ function inboundNodes(layer: Record<string, unknown>, name: string): NodeRef[][]
     if (isRecord(node)) return refsFromKeras3(node, where);
     if (!Array.isArray(node)) throw new TopologyError(`${where} is neither a list nor a Keras 3 node`);
     return node.map((r, j) => refFromList(r, `${where} input ${j}`));
+  }).map((refs, i) => {
+    // TF.js never applies a node without inputs, so the layer never gets it.
+    if (refs.length === 0) throw new TopologyError(`layer \`${name}\` inbound node ${i} has no inputs`);
+    return refs;
   });
 }
 
@@ -79,9 +83,13 @@ function checkFunctional(config: Record<string, unknown>, path: string): void {
   const classes = new Map<string, string>();
   for (const [i, layer] of layers.entries()) {
     if (!isRecord(layer)) throw new TopologyError(`${path} layer ${i} is not an object`);
-    const name = layer.name ?? (isRecord(layer.config) ? layer.config.name : undefined);
+    // TF.js files each layer under its top-level `name` and queues its nodes under its config's
+    // name: both must be there and agree, or nodes wait under a name nothing ever processes.
+    const name = layer.name;
     if (typeof name !== 'string') throw new TopologyError(`${path} layer ${i} has no name`);
     if (nodes.has(name)) throw new TopologyError(`${path} has two layers named \`${name}\``);
+    const inner = isRecord(layer.config) ? layer.config.name : undefined;
+    if (inner !== undefined && inner !== name) throw new TopologyError(`${path} layer \`${name}\` is called \`${String(inner)}\` in its config`);
     const cls = typeof layer.class_name === 'string' ? layer.class_name : '';
     classes.set(name, cls);
     nodes.set(name, inboundNodes(layer, name));
@@ -107,7 +115,11 @@ function checkFunctional(config: Record<string, unknown>, path: string): void {
   checkAcyclic(nodes, path);
 }
 
-/** Depth-first search over nodes (layer, node index); a back edge is a cycle TF.js would loop on. */
+/**
+ * Depth-first search over nodes (layer, node index); a back edge is a cycle TF.js would loop on.
+ * A reference to node j of a layer waits until that layer has been applied j + 1 times, so it
+ * depends on the layer's nodes 0..j, not on node j alone.
+ */
 function checkAcyclic(nodes: ReadonlyMap<string, NodeRef[][]>, path: string): void {
   const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
   for (const [name, list] of nodes) {
@@ -125,12 +137,18 @@ function checkAcyclic(nodes: ReadonlyMap<string, NodeRef[][]>, path: string): vo
           continue;
         }
         const r = top.refs[top.next++]!;
-        const key = `${r.layer}\u0000${r.node}`;
-        const s = state.get(key);
-        if (s === 1) throw new TopologyError(`${path} has a cycle through layer \`${r.layer}\``);
-        if (s === 2) continue;
-        state.set(key, 1);
-        stack.push({ key, refs: nodes.get(r.layer)![r.node] ?? [], next: 0 });
+        let pushed = false;
+        for (let j = 0; j <= r.node && !pushed; j++) {
+          const key = `${r.layer}\u0000${j}`;
+          const s = state.get(key);
+          if (s === 1) throw new TopologyError(`${path} has a cycle through layer \`${r.layer}\``);
+          if (s === 2) continue;
+          // Visit one dependency now; the reference is revisited (next--) for the rest.
+          state.set(key, 1);
+          stack.push({ key, refs: nodes.get(r.layer)![j] ?? [], next: 0 });
+          top.next--;
+          pushed = true;
+        }
       }
     }
   }
