@@ -49,3 +49,14 @@ test('onnxruntime messages keep the reason and lose file:line, signatures and st
   ];
   for (const [raw, want] of cases) assert.equal(withoutOrtInternals(raw), want);
 });
+
+test('fuzz reproducer images-png-crc-error: libvips\' several lines of reasons become one line', async () => {
+  const { openDataset } = await import('../src/data/open.js');
+  const { RuntimeFailure } = await import('../src/errors.js');
+  const ds = await openDataset(path.join(FIX, 'images-png-crc-error'));
+  await assert.rejects(ds.read([0, 1, 2]), (e: unknown) => {
+    assert.ok(e instanceof RuntimeFailure);
+    assert.match(e.message, /^cannot decode image .*1\.png: Warning treated as error due to failOn setting; IHDR: CRC error$/);
+    return true;
+  });
+});

@@ -147,7 +147,15 @@ function runWorker(format: FormatName, seed: number, from: number, to: number, l
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const t0 = performance.now();
-  const defects: Defect[] = [];
+  const found: Defect[] = [];
+  // Each defect is logged as it is found, so a long run that is cut short still tells.
+  const defects = {
+    push(d: Defect): void {
+      found.push(d);
+      log(`DEFECT ${d.format} #${d.index} (${d.via}): ${d.kind}: ${d.message}`);
+    },
+    filter: (p: (d: Defect) => boolean) => found.filter(p),
+  };
   const formats: FormatSummary[] = [];
   for (const format of opts.formats) {
     const f0 = performance.now();
@@ -178,8 +186,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
     formats.push(s);
     log(`fuzz ${format}: ${s.mutants} mutants (${s.ok} opened, ${s.refused} refused), ${s.cliRuns} through the CLI, peak RSS ${s.inProcessMaxRssMb} MB in-process / ${s.cliMaxRssMb ?? '?'} MB CLI, ${s.seconds} s, ${defects.filter((d) => d.format === format).length} defects`);
   }
-  for (const d of defects) log(`DEFECT ${d.format} #${d.index} (${d.via}): ${d.kind}: ${d.message}\n  reproduce: node --import tsx test/fuzz/run.ts --format ${d.format} --seed ${opts.seed} --only ${d.index} --keep /tmp/lp-case`);
-  return { seed: opts.seed, perFormat: opts.perFormat, seconds: Math.round((performance.now() - t0) / 100) / 10, formats, defects };
+  for (const d of found) log(`reproduce ${d.format} #${d.index}: node --import tsx test/fuzz/run.ts --format ${d.format} --seed ${opts.seed} --only ${d.index} --keep /tmp/lp-case`);
+  return { seed: opts.seed, perFormat: opts.perFormat, seconds: Math.round((performance.now() - t0) / 100) / 10, formats, defects: found };
 }
 
 function arg(name: string, fallback: string): string {
