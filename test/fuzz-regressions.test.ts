@@ -60,3 +60,23 @@ test('fuzz reproducer images-png-crc-error: libvips\' several lines of reasons b
     return true;
   });
 });
+
+test('fuzz reproducers: a 10,000-character name from a model.json and a 255-dimension IDX header give short messages', async () => {
+  const { promises: fs } = await import('node:fs');
+  const os = await import('node:os');
+  const { openModel } = await import('../src/runtime/open.js');
+  const { readIdx } = await import('../src/data/idx.js');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lp-fuzzreg-'));
+  const json = JSON.parse(await fs.readFile(path.join(ROOT, 'models/fmnist-mlp/model.json'), 'utf8')) as { modelTopology: { config: { layers: { class_name: string }[] } } };
+  json.modelTopology.config.layers[1]!.class_name = 'x'.repeat(10000);
+  await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
+  await fs.copyFile(path.join(ROOT, 'models/fmnist-mlp/weights.bin'), path.join(dir, 'weights.bin'));
+  await assert.rejects(openModel(path.join(dir, 'model.json')), (e: Error) => e.message.length < 400 && /`x{60}…` \(10000 characters\)/.test(e.message));
+  const head = Buffer.alloc(4 + 4 * 255, 0x11);
+  head[0] = 0;
+  head[1] = 0;
+  head[2] = 0x08;
+  head[3] = 255;
+  await fs.writeFile(path.join(dir, 'wide-idx'), head);
+  await assert.rejects(readIdx(path.join(dir, 'wide-idx')), (e: Error) => e.message.length < 400 && /… 255 dimensions\]/.test(e.message));
+});

@@ -108,11 +108,16 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxArray {
   if (actual !== expected) {
     const what = actual < expected ? 'is truncated' : 'has trailing bytes';
     throw new RuntimeFailure(
-      `${path} ${what}: dims [${dims.join(', ')}] of ${code.type} need ${expected} data bytes, found ${actual}`,
+      `${path} ${what}: dims ${fmtDims(dims)} of ${code.type} need ${expected} data bytes, found ${actual}`,
       actual < expected ? 'the download was probably cut short; fetch the file again' : undefined,
     );
   }
   return { dims, type: code.type, data: decode(view, headerBytes, count, code.type, bytes) };
+}
+
+/** Dimensions for a message: a corrupt header can declare up to 255 of them. */
+function fmtDims(dims: readonly number[]): string {
+  return dims.length <= 8 ? `[${dims.join(', ')}]` : `[${dims.slice(0, 6).join(', ')}, … ${dims.length} dimensions]`;
 }
 
 /** IDX stores multi-byte values big-endian, so everything wider than a byte is converted. */
@@ -161,12 +166,12 @@ export async function openIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> 
   const dims = images.idx.dims;
   if (dims.length !== 3 && dims.length !== 4) {
     throw new RuntimeFailure(
-      `${opts.images}: expected images of shape [N, H, W] or [N, H, W, C], found [${dims.join(', ')}]`,
+      `${opts.images}: expected images of shape [N, H, W] or [N, H, W, C], found ${fmtDims(dims)}`,
     );
   }
   if (labels.idx.dims.length !== 1 || !isIntegerType(labels.idx.type)) {
     throw new RuntimeFailure(
-      `${opts.labels}: expected a 1-D integer labels file, found ${labels.idx.type} [${labels.idx.dims.join(', ')}]`,
+      `${opts.labels}: expected a 1-D integer labels file, found ${labels.idx.type} ${fmtDims(labels.idx.dims)}`,
     );
   }
   const n = dims[0]!;
