@@ -44,9 +44,16 @@ async function kindOf(dir: string, e: Dirent): Promise<'dir' | 'file' | null> {
   }
 }
 
-/** libvips reports one line per decoder layer, often the same line twice: one line, each reason once. */
-function decodeReason(e: unknown): string {
-  return [...new Set(errorMessage(e).split('\n').map((l) => l.trim()).filter((l) => l !== ''))].join('; ');
+/**
+ * libvips reports one line per decoder layer, often the same line twice, and its error buffer is
+ * shared: after an earlier failure it can still hold lines about another file (the fuzzer saw
+ * "…/0.png: …/1.png: unable to open for read"). One line, each reason once, none about another file.
+ */
+function decodeReason(e: unknown, file: string): string {
+  const lines = errorMessage(e).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const own = lines.filter((l) => !/\.(?:png|jpe?g|webp)\b/i.test(l) || l.includes(file));
+  const kept = own.filter((l) => !/^system error:/.test(l));
+  return [...new Set(kept.length ? kept : lines)].join('; ');
 }
 
 /** `root/<class>/<image>`: class order is the sorted folder names, labels come from the listing. */
@@ -148,7 +155,7 @@ async function inspect(file: string): Promise<{ height: number; width: number; g
     const colour = m.channels - (m.hasAlpha ? 1 : 0);
     return { height: m.height, width: m.width, grey: colour === 1 };
   } catch (e) {
-    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e)}`);
+    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e, file)}`);
   }
 }
 
@@ -176,7 +183,7 @@ async function decodeInto(file: string, size: [number, number], channels: 1 | 3,
     ({ data, info } = await decode(resize, toSrgb));
   } catch (e) {
     // sharp's own words ("Warning treated as error due to failOn setting") do not say what is wrong.
-    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e)}`, 'the file is corrupt, truncated or not an image; replace or remove it');
+    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e, file)}`, 'the file is corrupt, truncated or not an image; replace or remove it');
   }
   const pixels = info.width * info.height;
   if (info.width !== size[1] || info.height !== size[0] || (info.channels !== 1 && info.channels !== 3)) {
