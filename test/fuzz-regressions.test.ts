@@ -80,3 +80,19 @@ test('fuzz reproducers: a 10,000-character name from a model.json and a 255-dime
   await fs.writeFile(path.join(dir, 'wide-idx'), head);
   await assert.rejects(readIdx(path.join(dir, 'wide-idx')), (e: Error) => e.message.length < 400 && /… 255 dimensions\]/.test(e.message));
 });
+
+test('fuzz reproducer: a weight shape holding a string or a fraction is refused by name, not a RangeError', async () => {
+  const { promises: fs } = await import('node:fs');
+  const os = await import('node:os');
+  const { loadArtifacts } = await import('../src/runtime/tfjs-io.js');
+  const { RuntimeFailure } = await import('../src/errors.js');
+  for (const bad of [[256, 'dense_2/bias'], [2.5, 4], [-1, 10]]) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lp-fuzzshape-'));
+    const json = JSON.parse(await fs.readFile(path.join(ROOT, 'models/fmnist-mlp/model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: unknown[] }[] }[] };
+    const w = json.weightsManifest[0]!.weights.at(-1)!;
+    w.shape = bad;
+    await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
+    await fs.copyFile(path.join(ROOT, 'models/fmnist-mlp/weights.bin'), path.join(dir, 'weights.bin'));
+    await assert.rejects(loadArtifacts(path.join(dir, 'model.json')), (e: unknown) => e instanceof RuntimeFailure && e.message.includes(`weight \`${w.name}\` has shape [${bad.join(', ')}]`));
+  }
+});

@@ -88,6 +88,11 @@ function checkManifest(file: string, raw: unknown): WeightsManifestGroupConfig[]
       if (!isRecord(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || typeof w.dtype !== 'string') {
         throw new RuntimeFailure(`\`${file}\`: weightsManifest[${i}] has a weight without name/shape/dtype`);
       }
+      // A shape of 2.5 or -1 made the weight's byte count fractional or negative (a RangeError deep
+      // in the weight check, found by the fuzzer).
+      if (!w.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+        throw new RuntimeFailure(`\`${file}\`: weight \`${w.name}\` has shape [${w.shape.map(String).join(', ')}]; dimensions must be whole numbers ≥ 0`);
+      }
     }
     return g as unknown as WeightsManifestGroupConfig;
   });
