@@ -6,11 +6,22 @@
  */
 export type ExitCode = 1 | 2 | 3 | 4 | 130;
 
+/**
+ * Names quoted from inside a file can be any length (the fuzzer made a 10,000-character layer
+ * name): a quoted part over 120 characters, or an unbroken run over 300, is cut to its start and
+ * its length, so that the message stays one readable line.
+ */
+export function clipQuoted(message: string): string {
+  return message
+    .replace(/([`"])([^`"\n]{120,}?)\1/g, (_m, q: string, s: string) => `${q}${s.slice(0, 60)}…${q} (${s.length} characters)`)
+    .replace(/\S{300,}/g, (s) => `${s.slice(0, 100)}… (${s.length} characters)`);
+}
+
 export class LayerprobeError extends Error {
   readonly exitCode: ExitCode;
   readonly hint?: string;
   constructor(message: string, exitCode: ExitCode, hint?: string) {
-    super(message);
+    super(clipQuoted(message));
     this.name = new.target.name;
     this.exitCode = exitCode;
     this.hint = hint;

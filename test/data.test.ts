@@ -82,6 +82,17 @@ async function rejectsWith(p: Promise<unknown>, type: typeof UsageError | typeof
   });
 }
 
+function npyRaw(dict: string, data: Uint8Array, version = 1): Buffer {
+  const pre = version === 1 ? 10 : 12;
+  const pad = 64 - ((pre + dict.length + 1) % 64);
+  const h = dict + ' '.repeat(pad % 64) + '\n';
+  const head = Buffer.alloc(pre);
+  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
+  if (version === 1) head.writeUInt16LE(h.length, 8);
+  else head.writeUInt32LE(h.length, 8);
+  return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
+}
+
 describe('hash', () => {
   test('sha256File matches the FIPS 180 test vector for "abc"', async () => {
     const p = await put('abc.txt', 'abc');
@@ -319,16 +330,6 @@ describe('npy', () => {
   });
 
   /** Hand-built .npy with any header text, for the reader's edge cases. */
-  function npyRaw(dict: string, data: Uint8Array, version = 1): Buffer {
-    const pre = version === 1 ? 10 : 12;
-    const pad = 64 - ((pre + dict.length + 1) % 64);
-    const h = dict + ' '.repeat(pad % 64) + '\n';
-    const head = Buffer.alloc(pre);
-    head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
-    if (version === 1) head.writeUInt16LE(h.length, 8);
-    else head.writeUInt32LE(h.length, 8);
-    return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
-  }
 
   test('readNpy: v2 header, uint8 and int64; fortran order, big-endian, truncation rejected', async () => {
     const u8 = await put('u8.npy', npyRaw("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", Uint8Array.from([1, 2, 250, 0]), 2));
@@ -460,5 +461,54 @@ describe('openDataset', () => {
     // Debian re-wrote the gzip headers (different file digest, same data); an official copy
     // earlier on the search path (e.g. in $LAYERPROBE_DATA) would match outright.
     assert.ok(['same-content', 'official'].includes(String(ds.source.detail?.checksum)));
+  });
+});
+
+describe('hardening: bounded gunzip, labels range-checked before narrowing', () => {
+  test('a gzip IDX that inflates beyond its header-declared size stops there: "decompresses beyond its declared size"', async () => {
+    // Header declares 10x10x10 bytes; the stream goes on with 64 MiB of zeros (64 KiB compressed).
+    const head = idxBytes(0x08, [10, 10, 10], new Array(1000).fill(7));
+    const bomb = gzipSync(Buffer.concat([head, Buffer.alloc(64 << 20)]), { level: 1 });
+    assert.ok(bomb.length < 1 << 20);
+    const file = await put('bomb-images-idx3-ubyte.gz', bomb);
+    await rejectsWith(readIdx(file), RuntimeFailure, file, 'decompresses beyond its declared size', `declares ${head.length} bytes`);
+    // A header declaring more than any array can hold is refused before inflating it.
+    const huge = gzipSync(idxBytes(0x08, [0xffffffff, 0xffff, 2], []));
+    await rejectsWith(readIdx(await put('huge-idx.gz', huge)), RuntimeFailure, 'more than one array can hold');
+    // Registry verification inflates the same way: a bomb is a mismatch, not gigabytes.
+    const { verifyFile } = await import('../src/data/registry.js');
+    assert.equal(await verifyFile(file, { file: 'x', sha256: '0'.repeat(64), md5: '', bytes: bomb.length, contentSha256: sha(head) }), 'mismatch');
+  });
+
+  test('gunzipCapped: exact size passes, one byte more fails, garbage inside stops at the header', async () => {
+    const { gunzipCapped } = await import('../src/data/gzip.js');
+    const { idxDeclaredSize } = await import('../src/data/idx.js');
+    const ok = idxBytes(0x08, [3, 4], new Array(12).fill(1));
+    assert.deepEqual(await gunzipCapped(gzipSync(ok), 'f', idxDeclaredSize), ok);
+    await assert.rejects(gunzipCapped(gzipSync(Buffer.concat([ok, Buffer.from([0])])), 'f', idxDeclaredSize), /decompresses beyond its declared size/);
+    // Not IDX inside: inflation stops at the first chunk; the parser then says why.
+    const notIdx = await gunzipCapped(gzipSync(Buffer.alloc(4 << 20, 0x41)), 'f', idxDeclaredSize);
+    assert.ok(notIdx.length < 4 << 20, `kept ${notIdx.length} bytes`);
+  });
+
+  test('a CSV label of 4294967299 is refused, not wrapped to class 3', async () => {
+    const row = (l: string) => `${l},${new Array(784).fill(0).join(',')}`;
+    const file = await put('wrap.csv', [row('0'), row('4294967299'), row('1'), row('3')].join('\n') + '\n');
+    await rejectsWith(openCsvDataset(file, { layout: 'HWC' }), RuntimeFailure, 'label 4294967299 of item 1 is not a class index');
+  });
+
+  test('IDX, NPY and label lists: every source is range-checked before narrowing to int32', async () => {
+    const { images } = await smallIdxPair('neg', false);
+    const labels = await put('neg-int32-labels', idxBytes(0x0c, [3], [1, -5, 0]));
+    await rejectsWith(openIdxDataset({ images, labels, name: 'neg' }), RuntimeFailure, 'label -5 of item 1 is not a class index');
+    const npyImages = await put('wrapnpy/x.npy', npyRaw("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 1), }", new Uint8Array(2)));
+    const lab = Buffer.alloc(16);
+    lab.writeBigInt64LE(1n, 0);
+    lab.writeBigInt64LE(2n ** 32n + 1n, 8);
+    const npyLabels = await put('wrapnpy/x-labels.npy', npyRaw("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", lab));
+    await rejectsWith(openNpyDataset(npyImages, npyLabels), RuntimeFailure, `label ${2 ** 32 + 1} of item 1 is not a class index`);
+    const { narrowLabels } = await import('../src/data/memory.js');
+    assert.deepEqual(Array.from(narrowLabels([0, 2147483647, 5n], 'l')), [0, 2147483647, 5]);
+    for (const bad of [2147483648, -1, 1.5, NaN, 2n ** 31n]) assert.throws(() => narrowLabels([0, bad], 'l'), RuntimeFailure, String(bad));
   });
 });

@@ -5,6 +5,9 @@ import path from 'node:path';
 import { abortAllRunFolders, createRunFolder, writeFileAtomic } from '../src/report/run-folder.js';
 import { UsageError } from '../src/errors.js';
 import { tempDir } from './helpers/fixtures.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSteps } from '../src/util/mkdir-steps.js';
 
 test('a committed run folder appears whole under its final name; an existing one needs force', async () => {
   const dir = await tempDir();
@@ -90,4 +93,53 @@ test('an aborted run also removes the folders it created for itself (runs/), and
   const g = await createRunFolder(path.join(dir, 'runs/deep/r2'));
   await g.abort();
   assert.deepEqual(await readdir(path.join(dir, 'runs')), ['keep']);
+});
+
+test('an output under /proc fails at once as "cannot write" (Node 20\'s recursive mkdir looped there forever)', { skip: process.platform !== 'linux' }, () => {
+  const script = `import { createRunFolder } from ${JSON.stringify(path.resolve('src/report/run-folder.ts'))};
+try { await createRunFolder('/proc/layerprobe-x/y'); console.log('created'); } catch (e) { console.log(e.constructor.name + ': ' + e.message); }`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, 'killed at the time limit: mkdir hung');
+  assert.match(r.stdout, /^UsageError: cannot write to \/proc\/layerprobe-x: ENOENT/);
+});
+
+test('mkdirSteps makes each missing folder with a plain call and names the first one it cannot make', async () => {
+  const dir = await tempDir();
+  assert.equal(await mkdirSteps(path.join(dir, 'a/b/c')), path.join(dir, 'a'));
+  assert.equal(await mkdirSteps(path.join(dir, 'a/b/c')), undefined);
+  await writeFile(path.join(dir, 'file'), '');
+  await assert.rejects(mkdirSteps(path.join(dir, 'file/sub')), (e: NodeJS.ErrnoException) => e.code === 'ENOTDIR');
+});
+
+test('hidden work folders of runs whose process is gone (kill -9) are swept by the next run there; live ones stay', async () => {
+  const dir = await tempDir();
+  // A pid that certainly existed and has certainly exited.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const stale = path.join(dir, `.old.partial-${dead}`);
+  const staleDiscard = path.join(dir, `.old.partial-${dead}.discard`);
+  const alive = path.join(dir, `.other.partial-${process.ppid}`);
+  for (const d of [stale, staleDiscard, alive]) {
+    await mkdir(d);
+    await writeFile(path.join(d, 'manifest.json'), '{}');
+  }
+  await writeFile(path.join(dir, `.notafolder.partial-${dead}`), 'a file is not ours to remove');
+  const f = await createRunFolder(path.join(dir, 'run'));
+  const left = (await readdir(dir)).sort();
+  assert.deepEqual(left, [path.basename(alive), `.notafolder.partial-${dead}`, path.basename(f.workDir)].sort());
+  await f.abort();
+});
+
+test('a kill -9 during a real audit leaves a work folder; the next run in that folder removes it', { timeout: 300_000 }, async () => {
+  const dir = await tempDir();
+  const out = path.join(dir, 'a');
+  const child = spawn(process.execPath, ['bin/layerprobe.js', 'extract', '-m', 'models/fmnist-mlp/model.onnx', '-d', 'fashion-mnist', '--limit', '2000', '--seed', '1', '-o', out], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  // Kill as soon as the work folder exists.
+  for (let i = 0; i < 600 && !(await readdir(dir)).some((n) => n.includes('.partial-')); i++) await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const before = (await readdir(dir)).filter((n) => n.includes('.partial-'));
+  assert.equal(before.length, 1, 'the killed run left its work folder');
+  const f = await createRunFolder(path.join(dir, 'b'));
+  await f.abort();
+  assert.deepEqual(await readdir(dir), []);
 });

@@ -4,11 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { RuntimeFailure, UsageError } from '../src/errors.js';
 import { loadTf, type Tf } from '../src/runtime/backend.js';
 import { defaultSelection } from '../src/runtime/tfjs-default-layers.js';
 import { loadArtifacts, requiredWeightBytes, saveToDir } from '../src/runtime/tfjs-io.js';
 import { detectTfjsFormat, openTfjsModel } from '../src/runtime/tfjs.js';
+import { checkLayersTopology } from '../src/runtime/tfjs-topology.js';
 import type { ModelRunner } from '../src/runtime/types.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -504,4 +507,113 @@ test('a NaN or Inf float32 weight is refused at load, naming the weight (wasm wo
   }
   // The clean model opens.
   await (await openTfjsModel(src)).dispose();
+});
+
+// ─── hardening (issue 20): a model.json is not trusted ───
+
+describe('tfjs hardening: broken layer graphs, confined weight paths, bounded calls', () => {
+  const LENETS = { keras: 'models/lenet-keras-layers', tensorspace: 'models/lenet-tensorspace-layers' };
+  type Json = Record<string, unknown>;
+  /** A writable copy of a shared LeNet (model.json renamed as it was) and its parsed topology. */
+  async function copyLenet(which: keyof typeof LENETS): Promise<{ dir: string; file: string; json: Json; layers: Json[]; config: Json }> {
+    const src = path.join(ASSETS, LENETS[which]);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `lp-topo-${which}-`));
+    for (const f of await fs.readdir(src)) await fs.writeFile(path.join(dir, f), await fs.readFile(path.join(src, f)));
+    const file = path.join(dir, which === 'keras' ? 'model.json' : 'mnist.json');
+    const json = JSON.parse(await fs.readFile(file, 'utf8')) as Json;
+    const topo = json.modelTopology as Json;
+    const model = (topo.model_config ?? topo) as Json;
+    const config = model.config as Json;
+    return { dir, file, json, layers: config.layers as Json[], config };
+  }
+  const save = (file: string, json: Json) => fs.writeFile(file, JSON.stringify(json));
+
+  for (const which of Object.keys(LENETS) as (keyof typeof LENETS)[]) {
+    test(`${which} LeNet with one layer deleted: \`layers\` exits 1 at once naming the dangling reference (it used to spin forever)`, async () => {
+      const m = await copyLenet(which);
+      const removed = m.layers.splice(3, 1)[0]!;
+      await save(m.file, m.json);
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, ['bin/layerprobe.js', 'layers', m.file], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CI: '1' } });
+      const seconds = (performance.now() - t0) / 1000;
+      assert.equal(r.signal, null, `killed after ${seconds.toFixed(0)} s: the load spun`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`broken layer graph: .*refers to layer \`${removed.name as string}\`, which is not in the model`));
+      assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('layerprobe: error:')).length, 1);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    });
+  }
+
+  test('topology checks: valid shared models pass; missing node, cycle, duplicate name and Keras 3 dangling history are refused', async () => {
+    for (const which of Object.keys(LENETS) as (keyof typeof LENETS)[]) {
+      const m = await copyLenet(which);
+      checkLayersTopology(m.file, m.json.modelTopology);
+    }
+    checkLayersTopology('graph', JSON.parse(readFileSync(path.join(ASSETS, 'models/lenet-tf-graph/model.json'), 'utf8')).modelTopology);
+    const refused = async (edit: (m: Awaited<ReturnType<typeof copyLenet>>) => void, pattern: RegExp) => {
+      const m = await copyLenet('keras');
+      edit(m);
+      assert.throws(() => checkLayersTopology(m.file, m.json.modelTopology), (e: unknown) => e instanceof RuntimeFailure && pattern.test(e.message));
+    };
+    await refused((m) => ((m.layers[2]!.inbound_nodes as unknown[][][])[0]![0]![1] = 1), /refers to node 1 of layer `reshape_1`, which has 1/);
+    await refused((m) => (m.layers[1]!.inbound_nodes = [[['Conv2D_1', 0, 0, {}]]]), /cycle through layer/);
+    await refused((m) => (m.layers[2]!.name = 'reshape_1'), /two layers named `reshape_1`/);
+    await refused((m) => (m.config.output_layers = [['gone', 0, 0]]), /output_layers\[0\] refers to layer `gone`/);
+    await refused((m) => (m.layers[2]!.inbound_nodes = 'reshape_1'), /inbound_nodes that are not a list/);
+    // Found by the fuzzer: each of these made TF.js wait forever.
+    await refused((m) => delete m.layers[2]!.name, /layer 2 has no name/);
+    await refused((m) => ((m.layers[2]!.config as Json).name = 'other'), /layer `Conv2D_1` is called `other` in its config/);
+    await refused((m) => (m.layers[1]!.inbound_nodes = [[]]), /layer `reshape_1` inbound node 0 has no inputs/);
+    // Node 0 of Conv2D_1 needs Dense_1 applied twice, and Dense_1's first application needs Conv2D_1.
+    await refused((m) => {
+      (m.layers[2]!.inbound_nodes as unknown[]) = [[['Dense_1', 1, 0, {}]]];
+      m.layers.find((l) => l.name === 'Dense_1')!.inbound_nodes = [[['flatten_1', 0, 0, {}]], [['reshape_1', 0, 0, {}]]];
+      m.layers.find((l) => l.name === 'flatten_1')!.inbound_nodes = [[['Conv2D_1', 0, 0, {}]]];
+    }, /cycle through layer/);
+    // Keras 3 serialisation: inputs are keras tensors carrying a keras_history.
+    const history = (name: string) => [{ args: [{ class_name: '__keras_tensor__', config: { shape: [null, 28, 28, 1], keras_history: [name, 0, 0] } }], kwargs: {} }];
+    await refused((m) => (m.layers[2]!.inbound_nodes = history('nowhere')), /refers to layer `nowhere`/);
+    const ok = await copyLenet('keras');
+    ok.layers[2]!.inbound_nodes = history('reshape_1');
+    checkLayersTopology(ok.file, ok.json.modelTopology);
+    // A nested model is checked too.
+    const nested = { class_name: 'Model', config: { name: 'inner', layers: [{ name: 'a', class_name: 'Dense', config: {}, inbound_nodes: [[['b', 0, 0, {}]]] }] } };
+    assert.throws(() => checkLayersTopology('n', { class_name: 'Sequential', config: { layers: [nested] } }), /refers to layer `b`/);
+  });
+
+  test('weight paths leaving the model folder are refused, naming the path (absolute, .., encoded .., symlink out)', async () => {
+    const m = await copyLenet('keras');
+    const manifest = m.json.weightsManifest as { paths: string[] }[];
+    const outside = path.join(path.dirname(m.dir), `lp-secret-${process.pid}`);
+    await fs.writeFile(outside, Buffer.alloc(177704));
+    await fs.symlink(outside, path.join(m.dir, 'link.bin'));
+    const rel = path.relative(m.dir, outside);
+    for (const [p, why] of [[outside, /is absolute/], [rel, /climbs out with `\.\.`/], [rel.replace(/\.\./g, '%2e%2e'), /climbs out/], ['sub/../../x', /climbs out/], ['link.bin', /is a link to .*outside the model's folder/]] as const) {
+      manifest[0]!.paths = [p];
+      await save(m.file, m.json);
+      await assert.rejects(loadArtifacts(m.file), (e: unknown) => e instanceof RuntimeFailure && e.message.includes(`\`${p}\``) && why.test(e.message), p);
+    }
+    // A link that stays inside the folder is fine.
+    await fs.symlink('group1-shard1of1', path.join(m.dir, 'inside.bin'));
+    manifest[0]!.paths = ['inside.bin'];
+    await save(m.file, m.json);
+    await loadArtifacts(m.file);
+    await fs.rm(outside);
+  });
+
+  test('a third-party call that spins is stopped by the watchdog (exit 1, one line) and Ctrl-C still ends it', async () => {
+    const script = `import { bounded } from ${JSON.stringify(path.resolve('src/util/watchdog.ts'))};\nprocess.on('SIGINT', () => process.exit(99));\nbounded('spinning on purpose', () => { for (;;) {} });\n`;
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'lp-spin-')), 'spin.ts');
+    await fs.writeFile(file, script);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, LAYERPROBE_CALL_TIMEOUT_S: '1' } });
+    assert.equal(r.signal, null);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'layerprobe: error: spinning on purpose did not finish within 1 s; stopped (a malformed model can make it loop forever)\n');
+    // Ctrl-C during the call: the listener (which a busy thread cannot run) is off, the default action ends it.
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: 'ignore' });
+    await new Promise((res) => setTimeout(res, 2500));
+    child.kill('SIGINT');
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    assert.equal(signal, 'SIGINT', `exit code ${code}`);
+  });
 });

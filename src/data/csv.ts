@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256File } from './hash.js';
-import { checkLabels, defaultClassNames, memoryDataset } from './memory.js';
+import { checkLabels, defaultClassNames, memoryDataset, narrowLabels } from './memory.js';
 import type { Dataset } from './types.js';
 
 export interface CsvDatasetOptions {
@@ -101,7 +101,7 @@ export async function openCsvDataset(path: string, opts: CsvDatasetOptions): Pro
   const n = labels.length;
   let pixels: Float32Array = values.data.subarray(0, values.length);
   if (opts.layout === 'CHW') pixels = chwToHwc(pixels, n, shape);
-  const labelArray = Int32Array.from(labels);
+  const labelArray = narrowLabels(labels, path);
   const classes = opts.classes ?? defaultClassNames(labelArray, path);
   checkLabels(labelArray, classes, path);
   return memoryDataset({

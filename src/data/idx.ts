@@ -1,13 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256Bytes } from './hash.js';
-import { checkLabels, defaultClassNames, memoryDataset, type PixelArray } from './memory.js';
+import { gunzipCapped } from './gzip.js';
+import { checkLabels, defaultClassNames, memoryDataset, narrowLabels, type PixelArray } from './memory.js';
 import type { Dataset } from './types.js';
-
-const gunzipAsync = promisify(gunzip);
 
 export type IdxType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 
@@ -54,20 +51,27 @@ async function readBytes(path: string): Promise<Buffer> {
 
 async function readIdxFile(path: string): Promise<IdxFile> {
   const file = await readBytes(path);
-  let content: Uint8Array = file;
-  if (isGzip(file)) {
-    try {
-      content = await gunzipAsync(file);
-    } catch (e) {
-      throw new RuntimeFailure(
-        `IDX file ${path} is not valid gzip (${errorMessage(e)}); the file is corrupt or truncated`,
-        'download it again (`layerprobe datasets fetch …`) or check its sha256',
-      );
-    }
-  }
+  // Inflation stops at the size the IDX header inside declares: a gzip bomb fails at once.
+  const content: Uint8Array = isGzip(file) ? await gunzipCapped(file, `IDX file ${path}`, idxDeclaredSize) : file;
   const sha256 = sha256Bytes(file);
   const contentSha256 = content === file ? sha256 : sha256Bytes(content);
   return { idx: parseIdx(content, path), sha256, contentSha256, bytes: file.length };
+}
+
+/**
+ * Total bytes (header + data) an IDX file declares in its header, read off its first bytes:
+ * 'more' until the whole header is there, 'invalid' when these bytes are not an IDX header.
+ */
+export function idxDeclaredSize(head: Uint8Array): number | 'more' | 'invalid' {
+  if (head.length < 4) return 'more';
+  const code = TYPE_CODES[head[2]!];
+  if (head[0] !== 0 || head[1] !== 0 || !code || head[3] === 0) return 'invalid';
+  const headerBytes = 4 + 4 * head[3]!;
+  if (head.length < headerBytes) return 'more';
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let bytes = code.size;
+  for (let i = 0; i < head[3]!; i++) bytes *= view.getUint32(4 + 4 * i, false);
+  return headerBytes + bytes;
 }
 
 /** Reads an IDX file, raw or gzipped (detected by the 1f8b magic, not the extension). */
@@ -104,11 +108,16 @@ export function parseIdx(bytes: Uint8Array, path: string): IdxArray {
   if (actual !== expected) {
     const what = actual < expected ? 'is truncated' : 'has trailing bytes';
     throw new RuntimeFailure(
-      `${path} ${what}: dims [${dims.join(', ')}] of ${code.type} need ${expected} data bytes, found ${actual}`,
+      `${path} ${what}: dims ${fmtDims(dims)} of ${code.type} need ${expected} data bytes, found ${actual}`,
       actual < expected ? 'the download was probably cut short; fetch the file again' : undefined,
     );
   }
   return { dims, type: code.type, data: decode(view, headerBytes, count, code.type, bytes) };
+}
+
+/** Dimensions for a message: a corrupt header can declare up to 255 of them. */
+function fmtDims(dims: readonly number[]): string {
+  return dims.length <= 8 ? `[${dims.join(', ')}]` : `[${dims.slice(0, 6).join(', ')}, … ${dims.length} dimensions]`;
 }
 
 /** IDX stores multi-byte values big-endian, so everything wider than a byte is converted. */
@@ -157,12 +166,12 @@ export async function openIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> 
   const dims = images.idx.dims;
   if (dims.length !== 3 && dims.length !== 4) {
     throw new RuntimeFailure(
-      `${opts.images}: expected images of shape [N, H, W] or [N, H, W, C], found [${dims.join(', ')}]`,
+      `${opts.images}: expected images of shape [N, H, W] or [N, H, W, C], found ${fmtDims(dims)}`,
     );
   }
   if (labels.idx.dims.length !== 1 || !isIntegerType(labels.idx.type)) {
     throw new RuntimeFailure(
-      `${opts.labels}: expected a 1-D integer labels file, found ${labels.idx.type} [${labels.idx.dims.join(', ')}]`,
+      `${opts.labels}: expected a 1-D integer labels file, found ${labels.idx.type} ${fmtDims(labels.idx.dims)}`,
     );
   }
   const n = dims[0]!;
@@ -173,7 +182,7 @@ export async function openIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> 
       `check that ${opts.images} and ${opts.labels} belong to the same split`,
     );
   }
-  const labelArray = Int32Array.from(labels.idx.data);
+  const labelArray = narrowLabels(labels.idx.data, opts.labels);
   const classes = opts.classes ?? defaultClassNames(labelArray, opts.labels);
   checkLabels(labelArray, classes, opts.labels);
   return memoryDataset({

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256File } from './hash.js';
-import { checkIndices, emptyBatch } from './memory.js';
+import { checkIndices, emptyBatch, narrowLabels } from './memory.js';
 import { LUMA } from './preprocess.js';
 import type { Dataset, DatasetSourceInfo, RawBatch } from './types.js';
 
@@ -42,6 +42,18 @@ async function kindOf(dir: string, e: Dirent): Promise<'dir' | 'file' | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * libvips reports one line per decoder layer, often the same line twice, and its error buffer is
+ * shared: after an earlier failure it can still hold lines about another file (the fuzzer saw
+ * "…/0.png: …/1.png: unable to open for read"). One line, each reason once, none about another file.
+ */
+function decodeReason(e: unknown, file: string): string {
+  const lines = errorMessage(e).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const own = lines.filter((l) => !/\.(?:png|jpe?g|webp)\b/i.test(l) || l.includes(file));
+  const kept = own.filter((l) => !/^system error:/.test(l));
+  return [...new Set(kept.length ? kept : lines)].join('; ');
 }
 
 /** `root/<class>/<image>`: class order is the sorted folder names, labels come from the listing. */
@@ -93,7 +105,7 @@ export async function openImageFolder(root: string, opts: ImageFolderOptions = {
   }
   const channels = opts.channels ?? (first.grey ? 1 : 3);
   const itemShape: [number, number, number] = [size[0], size[1], channels];
-  const labelArray = Int32Array.from(labels);
+  const labelArray = narrowLabels(labels, root);
   const source = await describeSource(root, files, {
     classes: classes.length,
     images: files.length,
@@ -143,7 +155,7 @@ async function inspect(file: string): Promise<{ height: number; width: number; g
     const colour = m.channels - (m.hasAlpha ? 1 : 0);
     return { height: m.height, width: m.width, grey: colour === 1 };
   } catch (e) {
-    throw new RuntimeFailure(`cannot decode image ${file}: ${errorMessage(e)}`);
+    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e, file)}`);
   }
 }
 
@@ -171,7 +183,7 @@ async function decodeInto(file: string, size: [number, number], channels: 1 | 3,
     ({ data, info } = await decode(resize, toSrgb));
   } catch (e) {
     // sharp's own words ("Warning treated as error due to failOn setting") do not say what is wrong.
-    throw new RuntimeFailure(`cannot decode image ${file}: ${errorMessage(e)}`, 'the file is corrupt, truncated or not an image; replace or remove it');
+    throw new RuntimeFailure(`cannot decode image ${file}: ${decodeReason(e, file)}`, 'the file is corrupt, truncated or not an image; replace or remove it');
   }
   const pixels = info.width * info.height;
   if (info.width !== size[1] || info.height !== size[0] || (info.channels !== 1 && info.channels !== 3)) {

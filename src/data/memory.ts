@@ -23,6 +23,24 @@ export function defaultClassNames(labels: ArrayLike<number>, what = 'labels'): s
 export const MAX_CLASSES = 65536;
 
 /**
+ * Labels as read from a file (any integer width, bigint for int64) narrowed to Int32Array. Every
+ * value is range-checked first: Int32Array.from wraps silently, and a CSV label of 4294967299
+ * became class 3. Non-integers and values outside 0..2^31-1 are refused, naming the item.
+ */
+export function narrowLabels(values: ArrayLike<number | bigint>, what: string): Int32Array {
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const ok = typeof v === 'bigint' ? v >= 0n && v <= 0x7fffffffn : Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
+    if (!ok) {
+      throw new RuntimeFailure(`${what}: label ${String(v)} of item ${i} is not a class index (a whole number from 0 to ${0x7fffffff})`, 'check that the labels belong to these images');
+    }
+    out[i] = Number(v);
+  }
+  return out;
+}
+
+/**
  * Labels must index `classes`; a file whose labels fall outside is corrupt or mismatched with
  * the class list, and silently accepting it would skew every per-class statistic.
  */

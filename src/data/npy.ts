@@ -2,7 +2,7 @@ import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { sha256Bytes } from './hash.js';
-import { checkLabels, defaultClassNames, memoryDataset } from './memory.js';
+import { checkLabels, defaultClassNames, memoryDataset, narrowLabels } from './memory.js';
 import type { Dataset } from './types.js';
 
 /** Format reference: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html */
@@ -267,16 +267,7 @@ export async function openNpyDataset(imagesPath: string, labelsPath: string, opt
       `image/label count mismatch: ${imagesPath} has ${shape[0]} images but ${labelsPath} has ${l.shape[0]} labels`,
     );
   }
-  const labelArray = new Int32Array(l.shape[0]!);
-  for (let i = 0; i < labelArray.length; i++) {
-    const raw = l.data[i]!;
-    const v = typeof raw === 'bigint' ? Number(raw) : raw;
-    // Out-of-int32 labels would wrap silently in the Int32Array.
-    if (v > 0x7fffffff || v < -0x80000000) {
-      throw new RuntimeFailure(`${labelsPath}: label ${String(raw)} of item ${i} is not a class index`);
-    }
-    labelArray[i] = v;
-  }
+  const labelArray = narrowLabels(l.data, labelsPath);
   const classes = opts.classes ?? defaultClassNames(labelArray, labelsPath);
   checkLabels(labelArray, classes, labelsPath);
   return memoryDataset({

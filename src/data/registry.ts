@@ -1,14 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, rename, stat, unlink, readFile } from 'node:fs/promises';
+import { open, rename, stat, unlink, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
+import { mkdirSteps } from '../util/mkdir-steps.js';
 import { hashFile } from './hash.js';
-import { isGzip, openIdxDataset } from './idx.js';
+import { idxDeclaredSize, isGzip, openIdxDataset } from './idx.js';
+import { gunzipCapped } from './gzip.js';
 import type { Dataset } from './types.js';
 
 export type Split = 'train' | 'test';
@@ -293,7 +294,8 @@ export async function verifyFile(path: string, rf: RegistryFile): Promise<Verifi
   let content: Uint8Array = bytes;
   if (isGzip(bytes)) {
     try {
-      content = gunzipSync(bytes);
+      // Capped like any IDX read: a bomb under a registry name is a mismatch, found at once.
+      content = await gunzipCapped(bytes, path, idxDeclaredSize);
     } catch {
       return 'mismatch';
     }
@@ -406,7 +408,7 @@ async function fetchFile(d: KnownDataset, rf: RegistryFile, dir: string, opts: F
       }
     }
   }
-  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
+  await mkdirSteps(dir).catch((e: unknown) => {
     throw new RuntimeFailure(`cannot create ${dir}: ${errorMessage(e)}`);
   });
   try {

@@ -1,7 +1,8 @@
 /**
  * The work of `layerprobe report`: re-render a run's report.html from its report.json.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { mkdirSteps } from '../util/mkdir-steps.js';
 import path from 'node:path';
 import { UsageError, errorMessage } from '../errors.js';
 import { loadReport } from './load.js';
@@ -45,7 +46,7 @@ async function target(out: string | undefined, dir: string, source: string, forc
   if (!force && file !== path.resolve(dir, REPORT_HTML) && (await exists(file))) throw new UsageError(`--out ${out}: ${file} already exists`, 'pass --force to replace it');
   const parent = path.dirname(file);
   try {
-    await mkdir(parent, { recursive: true });
+    await mkdirSteps(parent);
   } catch (e) {
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }

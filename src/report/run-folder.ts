@@ -3,10 +3,12 @@
  * into place only when complete, so an interrupted or failed run never leaves a folder that
  * looks finished. Single files are written the same way (temp file + rename).
  */
-import { mkdir, rename, rm, rmdir, stat, writeFile, access, readdir } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm, rmdir, stat, writeFile, access, readdir } from 'node:fs/promises';
 import { constants, rmSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError, RuntimeFailure, errorMessage } from '../errors.js';
+import { mkdirSteps } from '../util/mkdir-steps.js';
+import { onWatchdogFire } from '../util/watchdog.js';
 
 export interface RunFolder {
   /** Where to write files while the run is in progress. */
@@ -16,17 +18,25 @@ export interface RunFolder {
   finalDir: string;
   commit(): Promise<string>;
   abort(): Promise<void>;
+  /** As abort, synchronously, for when nothing asynchronous can run any more. */
+  abortSync(): void;
 }
 
 /** Unfinished outputs (run folders, partial files) to remove if the process is interrupted. */
-const live = new Set<{ abort(): Promise<void> }>();
+const live = new Set<{ abort(): Promise<void>; abortSync(): void }>();
+
+// A third-party call stuck past its deadline ends the process from inside the busy thread, where
+// nothing asynchronous can run: unfinished outputs go synchronously.
+onWatchdogFire(() => {
+  for (const r of live) r.abortSync();
+});
 
 /**
  * Track a partial file (written under a temporary name, renamed when complete) so that Ctrl-C
  * removes it too; call `release` once it has been renamed or removed.
  */
 export function trackPartialFile(file: string): { release(): void } {
-  const handle = { abort: () => rm(file, { force: true }) };
+  const handle = { abort: () => rm(file, { force: true }), abortSync: () => rmSync(file, { force: true }) };
   live.add(handle);
   return { release: () => void live.delete(handle) };
 }
@@ -54,6 +64,40 @@ export async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `.<name>.partial-<pid>` and its `.discard`: the hidden work folders of runs in progress. */
+const PARTIAL = /^\.(.+)\.partial-(\d+)(?:\.discard)?$/;
+
+/** Whether process `pid` exists (EPERM: it does, under another user). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the hidden work folders in `parent` whose owner process is gone: a run killed with
+ * SIGKILL (or by a power cut, or by Ctrl-C during a call only the default action can stop) has
+ * no chance to remove its own, so the next run in the same folder does. A folder whose pid
+ * belongs to a live process is left alone, even if that pid was reused. Returns what was removed.
+ */
+export async function sweepStalePartials(parent: string): Promise<string[]> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = PARTIAL.exec(name);
+    if (!m || processAlive(Number(m[2]))) continue;
+    const p = path.join(parent, name);
+    const st = await lstat(p).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    await rm(p, { recursive: true, force: true }).then(() => removed.push(p), () => undefined);
+  }
+  return removed;
 }
 
 export function defaultRunDir(name: string, now = new Date()): string {
@@ -117,15 +161,16 @@ export async function createRunFolder(finalDir: string, opts: RunFolderOptions =
   const parent = path.dirname(abs);
   let createdParent: string | undefined;
   try {
-    createdParent = await mkdir(parent, { recursive: true });
+    createdParent = await mkdirSteps(parent);
     await access(parent, constants.W_OK);
   } catch (e) {
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }
+  await sweepStalePartials(parent);
   const workDir = path.join(parent, `.${path.basename(abs)}.partial-${process.pid}`);
   try {
     await rm(workDir, { recursive: true, force: true });
-    await mkdir(workDir, { recursive: true });
+    await mkdir(workDir);
   } catch (e) {
     throw new UsageError(`cannot write to ${parent}: ${errorMessage(e)}`);
   }
@@ -169,6 +214,11 @@ export async function createRunFolder(finalDir: string, opts: RunFolderOptions =
       live.delete(folder);
       aborting = discard(workDir).then(removeCreatedParents);
       return aborting;
+    },
+    abortSync() {
+      if (done) return;
+      done = true;
+      rmSync(workDir, { recursive: true, force: true });
     },
   };
   live.add(folder);

@@ -48,8 +48,53 @@ const ORT_VERSION = ort.env.versions.node ?? ort.env.versions.common;
 
 /** Error reasons from protobufjs/onnxruntime can span lines; the CLI prints one. */
 function oneLine(reason: string, max = 300): string {
-  const s = reason.replace(/\s+/g, ' ').trim();
+  const s = withoutOrtInternals(reason).replace(/\s+/g, ' ').trim();
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+/** A C++ source location as onnxruntime writes it: `/onnxruntime_src/…/model.cc:202 ` or `tensorprotoutils.cc:1469 `. */
+const ORT_SOURCE = /(?:[A-Za-z]:)?(?:[\w.+-]*[\\/])*[\w+-]+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*/g;
+/** onnxruntime's status prefix: `[ONNXRuntimeError] : 1 : FAIL : `. */
+const ORT_STATUS = /\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/g;
+
+/**
+ * onnxruntime's reason without its internals: the status prefix, the source file:line and the
+ * C++ function that follows it (`void onnxruntime::Graph::Resolve(…) const`, or a bare
+ * `ValidateEmbeddedTensorProtoDataSizeAndShape`) are removed; the reason after them is kept. A user
+ * needs "Unsupported model IR version: 99", not onnxruntime's source tree.
+ */
+export function withoutOrtInternals(message: string): string {
+  const text = message.replace(ORT_STATUS, '');
+  let out = '';
+  let from = 0;
+  for (const m of text.matchAll(ORT_SOURCE)) {
+    out += text.slice(from, m.index);
+    // "…failed.endian_utils.cc:66 …": keep the words apart.
+    if (out !== '' && !/\s$/.test(out)) out += ' ';
+    from = m.index + m[0].length;
+    from = skipFunction(text, from);
+  }
+  return out + text.slice(from);
+}
+
+/** Past the C++ function name or signature that onnxruntime writes after a source location. */
+function skipFunction(text: string, from: number): number {
+  const open = text.indexOf('(', from);
+  // A signature: words up to the first '(' with a '::' among them, then balanced parentheses.
+  if (open >= 0 && text.slice(from, open).includes('::') && !/[.!?]\s/.test(text.slice(from, open))) {
+    let depth = 0;
+    for (let i = open; i < text.length; i++) {
+      if (text[i] === '(') depth++;
+      else if (text[i] === ')' && --depth === 0) {
+        const tail = /^(?: const)?(?: \[with [^\]]*\])?\s*/.exec(text.slice(i + 1))!;
+        return i + 1 + tail[0].length;
+      }
+    }
+    return from;
+  }
+  // A bare function name: one CamelCase or qualified identifier before the reason.
+  const bare = /^(?:[A-Za-z_]\w*::)*(?:[A-Z][a-z0-9]+){2,}[A-Za-z0-9]*\s+/.exec(text.slice(from));
+  return bare ? from + bare[0].length : from;
 }
 
 function fmtShape(shape: readonly (number | null)[]): string {
@@ -147,8 +192,10 @@ function sessionOptions(opts: OnnxOpenOptions): ort.InferenceSession.SessionOpti
     executionProviders: [executionProvider],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
-    // Warnings (unused initializers and the like) would interleave with CLI output.
-    logSeverityLevel: 3,
+    // Warnings (unused initializers and the like) would interleave with CLI output, and errors
+    // are logged with onnxruntime's source locations before they come back as the exception we
+    // report in one line: only fatal ones are left to its logger.
+    logSeverityLevel: 4,
   };
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new UsageError(`threads must be a positive integer, got ${opts.threads}`);

@@ -13,6 +13,7 @@ import {
 import { graphModelHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo } from './types.js';
 import { TfjsRunner, firstLine, isRecord, kindLayout } from './tfjs-runner.js';
+import { boundedAsync } from '../util/watchdog.js';
 
 type Tensor = tfTypes.Tensor;
 type GraphModel = tfTypes.GraphModel;
@@ -116,7 +117,7 @@ export class TfjsGraphRunner extends TfjsRunner {
     const nodes = topoSort(parseGraphNodes(file, artifacts.modelTopology as Record<string, unknown>));
     let model: GraphModel;
     try {
-      model = await tf.loadGraphModel({ load: async () => artifacts });
+      model = await boundedAsync(`loading TF.js model \`${file}\``, () => tf.loadGraphModel({ load: async () => artifacts }));
     } catch (e) {
       throw new RuntimeFailure(`cannot load TF.js graph model \`${file}\`: ${firstLine(e)}`);
     }

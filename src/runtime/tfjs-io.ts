@@ -8,6 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
+import { checkLayersTopology } from './tfjs-topology.js';
+import { mkdirSteps } from '../util/mkdir-steps.js';
 
 type ModelArtifacts = tfTypes.io.ModelArtifacts;
 type IOHandler = tfTypes.io.IOHandler;
@@ -86,6 +88,11 @@ function checkManifest(file: string, raw: unknown): WeightsManifestGroupConfig[]
       if (!isRecord(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || typeof w.dtype !== 'string') {
         throw new RuntimeFailure(`\`${file}\`: weightsManifest[${i}] has a weight without name/shape/dtype`);
       }
+      // A shape of 2.5 or -1 made the weight's byte count fractional or negative (a RangeError deep
+      // in the weight check, found by the fuzzer).
+      if (!w.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+        throw new RuntimeFailure(`\`${file}\`: weight \`${w.name}\` has shape [${w.shape.map(String).join(', ')}]; dimensions must be whole numbers ≥ 0`);
+      }
     }
     return g as unknown as WeightsManifestGroupConfig;
   });
@@ -127,18 +134,41 @@ function checkFiniteWeights(file: string, specs: readonly WeightsManifestEntry[]
   }
 }
 
+/**
+ * A weight path comes from inside model.json, so it is not the user's choice: it must name a file
+ * in the model's own folder (or below). Absolute paths, `..` segments (as written or
+ * percent-encoded) and symlinks that lead outside are refused, before anything is opened.
+ */
+function checkConfined(file: string, p: string, candidate: string): void {
+  const refuse = (why: string): never => {
+    throw new RuntimeFailure(`weight path \`${p}\` in ${path.basename(file)} ${why}; a model may only read files in its own folder`, 'the model.json is corrupt or hostile; re-export or re-download it');
+  };
+  if (p === '' || candidate.includes('\0')) refuse('is not a file name');
+  if (path.isAbsolute(candidate) || path.win32.isAbsolute(candidate) || /^[a-z][a-z0-9+.-]*:/i.test(candidate)) refuse('is absolute');
+  if (candidate.split(/[\\/]+/).includes('..')) refuse('climbs out with `..`');
+}
+
 /** Converters percent-encode odd characters in shard names; try the name as written first. */
-async function locateShard(dir: string, p: string): Promise<string | null> {
-  const candidates = [path.resolve(dir, p)];
+async function locateShard(file: string, dir: string, p: string): Promise<string | null> {
+  const written = [p];
   try {
     const decoded = decodeURIComponent(p);
-    if (decoded !== p) candidates.push(path.resolve(dir, decoded));
+    if (decoded !== p) written.push(decoded);
   } catch {
     // Not percent-encoded: only the literal name applies.
   }
-  for (const c of candidates) {
+  for (const w of written) checkConfined(file, p, w);
+  const realDir = await fs.realpath(dir);
+  for (const w of written) {
+    const c = path.resolve(dir, w);
     const st = await fs.stat(c).catch(() => null);
-    if (st?.isFile()) return c;
+    if (!st?.isFile()) continue;
+    const real = await fs.realpath(c);
+    const rel = path.relative(realDir, real);
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+      throw new RuntimeFailure(`weight path \`${p}\` in ${path.basename(file)} is a link to ${real}, outside the model's folder; a model may only read files in its own folder`, 'copy the weights into the model folder if they are yours');
+    }
+    return c;
   }
   return null;
 }
@@ -153,12 +183,14 @@ export async function loadModelFiles(modelJsonPath: string): Promise<{ file: str
   const { file, json } = await readModelJson(modelJsonPath);
   const dir = path.dirname(file);
   const groups = checkManifest(file, json.weightsManifest);
+  // Before TF.js sees it: a dangling reference in the layer graph makes TF.js loop forever.
+  checkLayersTopology(file, json.modelTopology);
   const weightSpecs: WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
   for (const g of groups) {
     weightSpecs.push(...g.weights);
     for (const p of g.paths) {
-      const shard = await locateShard(dir, p);
+      const shard = await locateShard(file, dir, p);
       if (!shard) {
         throw new RuntimeFailure(
           `weight shard \`${p}\` listed in ${path.basename(file)} is missing (expected at ${path.resolve(dir, p)})`,
@@ -252,7 +284,7 @@ export function saveToDir(dir: string): IOHandler {
       }
       const text = JSON.stringify(modelJson);
       try {
-        await fs.mkdir(dir, { recursive: true });
+        await mkdirSteps(dir);
         // Weights first: a model.json must never point at weights that are not there yet.
         await writeAtomic(path.join(dir, 'weights.bin'), weights);
         await writeAtomic(path.join(dir, 'model.json'), text);

@@ -18,6 +18,7 @@ import './tfjs-layers/register.js';
 import { layersModelHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo } from './types.js';
 import { TfjsRunner, firstLine, kindLayout } from './tfjs-runner.js';
+import { bounded, boundedAsync } from '../util/watchdog.js';
 
 type Tensor = tfTypes.Tensor;
 type LayersModel = tfTypes.LayersModel;
@@ -61,7 +62,7 @@ export class TfjsLayersRunner extends TfjsRunner {
   static async create(tf: Tf, backend: string, file: string, artifacts: ModelArtifacts): Promise<TfjsLayersRunner> {
     let model: LayersModel;
     try {
-      model = await tf.loadLayersModel({ load: async () => artifacts });
+      model = await boundedAsync(`loading TF.js model \`${file}\``, () => tf.loadLayersModel({ load: async () => artifacts }));
     } catch (e) {
       // TF.js follows "Unknown layer: X." with a list of generic reasons; the name is the news.
       const unknown = /^Unknown layer: ([^.\s]+)/.exec(firstLine(e));
@@ -141,7 +142,7 @@ export class TfjsLayersRunner extends TfjsRunner {
     const key = JSON.stringify(ids);
     let sub = this.submodels.get(key);
     if (!sub) {
-      sub = this.tf.model({ inputs: this.layersModel.inputs, outputs: ids.map((id) => this.entries.get(id)!.tensor) });
+      sub = bounded(`building a sub-model of \`${this.path}\``, () => this.tf.model({ inputs: this.layersModel.inputs, outputs: ids.map((id) => this.entries.get(id)!.tensor) }));
       // Sub-models own no tensors, so dropping the oldest only frees a little JS.
       if (this.submodels.size >= 32) this.submodels.delete(this.submodels.keys().next().value!);
       this.submodels.set(key, sub);
