@@ -15,6 +15,7 @@ import {
   analyzeGraph,
   decodeModel,
   defaultSelection,
+  layerDepths,
   encodeModel,
   exposeTensors,
   freeBatchDim,
@@ -365,7 +366,8 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
     layerIds.push(id);
     shapes.set(id, t.dims.slice(1));
   }
-  const selected = declaredDefaults(model, new Set(layerIds)) ?? defaultSelection(analysis, new Set(layerIds));
+  const selected = defaultSelection(analysis, shapes, declaredDefaults(model, new Set(layerIds)));
+  const depths = layerDepths(analysis, new Set(layerIds));
   const inputLayout = layoutOf(perSample.length + 1);
   const layers: LayerInfo[] = [
     { id: analysis.inputName, op: 'Input', shape: [null, ...perSample], ...inputLayout, index: 0, defaultSelected: false, isOutput: false },
@@ -380,6 +382,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
       index: layers.length,
       defaultSelected: selected.has(id),
       isOutput: outputs.has(id),
+      depth: depths.get(id),
     });
   }
 

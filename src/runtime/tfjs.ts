@@ -15,6 +15,7 @@ import {
   TRANSFORMER_BLOCK_CLASSES,
   defaultSelection,
   graphNodeIsActivated,
+  layerDepths,
   layerIsActivated,
   type SelectionNode,
 } from './tfjs-default-layers.js';
@@ -250,6 +251,8 @@ export class TfjsLayersRunner extends TfjsRunner {
         const cls = r.layer.getClassName();
         return {
           id: r.id,
+          op: cls,
+          rank: r.tensor.shape.length,
           inputs: inboundOf(r.layer).filter((n) => listed.has(n)),
           activated: layerIsActivated(cls, r.layer.getConfig() as Record<string, unknown>),
           pool: POOLING_LAYER_CLASSES.has(cls),
@@ -258,7 +261,8 @@ export class TfjsLayersRunner extends TfjsRunner {
         };
       });
     const selected = defaultSelection(nodes);
-    for (const e of entries) e.info.defaultSelected = selected.has(e.info.id);
+    const depths = layerDepths(nodes);
+    for (const e of entries) [e.info.defaultSelected, e.info.depth] = [selected.has(e.info.id), depths.get(e.info.id)];
     return entries;
   }
 
@@ -475,18 +479,20 @@ export class TfjsGraphRunner extends TfjsRunner {
     });
 
     const keptNames = new Set(kept.map((n) => n.name));
-    const selected = defaultSelection(
-      kept.map((n, i) => ({
+    const graphNodes = kept.map((n, i) => ({
         id: n.name,
+        op: n.op,
+        rank: a.get(n.name)!.shape.length,
         // Data inputs only: weights and shape tensors are not part of the feature path.
         inputs: n.input.filter((r) => !r.startsWith('^')).map(inputNode).filter((d) => keptNames.has(d)),
         activated: graphNodeIsActivated(n.op, attrStringList(n, 'fused_ops')),
         pool: GRAPH_POOLING_OPS.has(n.op),
         block: false,
         isOutput: i === outputIdx,
-      })),
-    );
-    for (const l of infos) l.defaultSelected = selected.has(l.id);
+      }));
+    const selected = defaultSelection(graphNodes);
+    const depths = layerDepths(graphNodes);
+    for (const l of infos) [l.defaultSelected, l.depth] = [selected.has(l.id), depths.get(l.id)];
     return new TfjsGraphRunner(tf, backend, file, inputShape, infos, model, input.name, input.dtype, useAsync);
   }
 
