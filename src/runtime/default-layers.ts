@@ -13,7 +13,8 @@
  *    too (Add → ReLU; Add → LayerNorm where the stream forks after the norm, as in post-LN
  *    transformers) counts once, as the last of them. In a
  *    transformer block the attention half ends in a residual add that is followed by the MLP
- *    half's own parallel region; that mid-block add is not a block output. After the last
+ *    half's own parallel region; that mid-block add is not a block output, nor is the token
+ *    embedding that forks into the first block. After the last
  *    parallel region (the head stack) pools and flat hidden layers of the sequential rule stay.
  * 4. Always the head's input (the features the final linear layer reads); a selected tensor that
  *    reaches it through reshapes only (pool → Flatten) gives way to it, so NC3 can use it.
@@ -42,7 +43,7 @@ export interface DagNode {
   layer: boolean;
   /** A declared block output (a custom TransformerBlock layer, or an exporter's declared list): always selected. */
   block?: boolean;
-  /** One node holding a whole residual block (a TF.js TransformerBlock layer): its input forks, its output merges. */
+  /** One node holding a whole residual block (a TF.js TransformerBlock layer): its output counts as a merge. */
   residualUnit?: boolean;
 }
 
@@ -124,8 +125,6 @@ export function chooseDefaultLayers(nodes: readonly DagNode[], opts: DefaultLaye
   const liveInputs = (n: DagNode): string[] => [...new Set(n.inputs.filter((i) => liveIds.has(i) || i === opts.input))];
   const consumers = new Map<string, DagNode[]>();
   for (const n of live) for (const i of liveInputs(n)) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  // A declared block (one TF.js layer holding a whole transformer block) hides a skip connection: its input forks.
-  for (const n of live) if (n.residualUnit) for (const i of liveInputs(n)) consumers.get(i)!.push(n);
   const isMerge = (n: DagNode): boolean => (n.merge && liveInputs(n).length >= 2) || n.residualUnit === true;
   const branchy = live.some(isMerge);
 
@@ -172,8 +171,10 @@ export function chooseDefaultLayers(nodes: readonly DagNode[], opts: DefaultLaye
     candidates.forEach((g, k) => {
       const next = candidates[k + 1];
       const midBlock = attentionBefore.get(g)! && next !== undefined && next.merge && !attentionBefore.get(next)! && !g.block;
+      // A fork into the first attention block is the token embedding, not a block output.
+      const embedding = !g.merge && !g.block && next !== undefined && attentionBefore.get(next)! && !candidates.slice(0, k).some((c) => c.merge);
       const rep = [...g.members].reverse().find((m) => m.layer);
-      if (!midBlock && rep) selected.add(rep.id);
+      if (!midBlock && !embedding && rep) selected.add(rep.id);
     });
     // Declared blocks inside a group stay even when the group's representative is later.
     for (const g of groups) for (const m of g.members) if (m.block) selected.add(m.id);

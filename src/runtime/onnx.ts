@@ -24,8 +24,9 @@ import {
   type GraphAnalysis,
   type ModelProto,
 } from './onnx-graph.js';
+import { kindAndLayout } from './layer-kind.js';
 import { layerNotFound } from './select.js';
-import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
+import type { LayerInfo, LayerTensor, ModelRunner } from './types.js';
 
 export interface OnnxOpenOptions {
   /** Intra-op threads for onnxruntime; default: onnxruntime's choice (all cores). */
@@ -58,13 +59,6 @@ function fmtShape(shape: readonly (number | null)[]): string {
 
 function product(dims: readonly number[]): number {
   return dims.reduce((p, d) => p * d, 1);
-}
-
-function layoutOf(rank: number): { kind: LayerInfo['kind']; layout: LayerLayout } {
-  if (rank === 4) return { kind: 'conv', layout: 'NCHW' };
-  if (rank === 2) return { kind: 'dense', layout: 'NC' };
-  if (rank === 3) return { kind: 'tokens', layout: 'NTD' };
-  return { kind: 'other', layout: 'other' };
 }
 
 type Outputs = ort.InferenceSession.OnnxValueMapType;
@@ -368,7 +362,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
   }
   const selected = defaultSelection(analysis, shapes, declaredDefaults(model, new Set(layerIds)));
   const depths = layerDepths(analysis, new Set(layerIds));
-  const inputLayout = layoutOf(perSample.length + 1);
+  const inputLayout = kindAndLayout([null, ...perSample], 'NCHW');
   const layers: LayerInfo[] = [
     { id: analysis.inputName, op: 'Input', shape: [null, ...perSample], ...inputLayout, index: 0, defaultSelected: false, isOutput: false },
   ];
@@ -378,7 +372,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
       id,
       op: analysis.nodes[analysis.producer.get(id)!]!.op,
       shape: [null, ...s],
-      ...layoutOf(s.length + 1),
+      ...kindAndLayout([null, ...s], 'NCHW'),
       index: layers.length,
       defaultSelected: selected.has(id),
       isOutput: outputs.has(id),

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
+import { kindAndLayout } from './layer-kind.js';
 import { layerNotFound } from './select.js';
 import { loadTf, type Tf } from './backend.js';
 import {
@@ -21,7 +22,7 @@ import {
 } from './tfjs-default-layers.js';
 import { loadModelFiles } from './tfjs-io.js';
 import '../train/layers/register.js';
-import type { LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
+import type { LayerInfo, LayerTensor, ModelRunner } from './types.js';
 
 type Tensor = tfTypes.Tensor;
 type LayersModel = tfTypes.LayersModel;
@@ -54,13 +55,6 @@ function fmtShape(s: readonly (number | null)[]): string {
 
 function product(s: readonly number[]): number {
   return s.reduce((a, b) => a * b, 1);
-}
-
-function kindLayout(rank: number, layout4: 'NHWC' | 'NCHW'): { kind: LayerInfo['kind']; layout: LayerLayout } {
-  if (rank === 4) return { kind: 'conv', layout: layout4 };
-  if (rank === 3) return { kind: 'tokens', layout: 'NTD' };
-  if (rank === 2) return { kind: 'dense', layout: 'NC' };
-  return { kind: 'other', layout: 'other' };
 }
 
 function firstLine(e: unknown): string {
@@ -236,7 +230,7 @@ export class TfjsLayersRunner extends TfjsRunner {
           id: r.id,
           op: r.layer.getClassName(),
           shape,
-          ...kindLayout(shape.length, l4),
+          ...kindAndLayout(shape, l4),
           index,
           defaultSelected: false,
           isOutput: index === outputIdx,
@@ -475,7 +469,7 @@ export class TfjsGraphRunner extends TfjsRunner {
       if (df === 'NCHW') l4 = 'NCHW';
       else if (df === null) l4 = layout4.get(inputNode(n.input[0] ?? '')) ?? 'NHWC';
       if (shape.length === 4) layout4.set(n.name, l4);
-      return { id: n.name, op: n.op, shape, ...kindLayout(shape.length, l4), index, defaultSelected: false, isOutput: index === outputIdx };
+      return { id: n.name, op: n.op, shape, ...kindAndLayout(shape, l4), index, defaultSelected: false, isOutput: index === outputIdx };
     });
 
     const keptNames = new Set(kept.map((n) => n.name));
