@@ -171,5 +171,8 @@ describe('inferPreprocess', () => {
     assert.deepEqual(inferPreprocess([null, 1, 4, 4], grey), { scale: 255, layout: 'NCHW' });
     assert.deepEqual(inferPreprocess([null, 8, 8, 3], grey), { scale: 255, layout: 'NHWC', size: [8, 8], channels: 3 });
     assert.equal(inferPreprocess([null, 4, 4, 1], grey, { scale: 1 }).scale, 1);
+    // A flat input with a unit axis is not an NHWC image: only the reshape is recorded.
+    assert.deepEqual(inferPreprocess([null, 16, 1], grey), { scale: 255, reshape: [16, 1] });
+    assert.deepEqual(inferPreprocess([null, 16], grey), { scale: 255, reshape: [16] });
   });
 });
