@@ -4,18 +4,19 @@
  *
  * 1. Only the feature path counts: nodes reachable from the model input that reach the model
  *    output (shape plumbing, dead ends and constants drop out).
- * 2. A *sequential* model (no node merges two feature tensors) keeps the per-format rule: each
- *    hidden layer after its nonlinearity, one per conv block (`sequential` below).
- * 3. A *branchy* model (residual adds, concatenations, attention) gets its block outputs: the
- *    cut tensors (every input→output path passes through them) that end a parallel region (a
- *    merge: residual add, concatenation) or start one (a fork: the tensor the next block's
- *    branches and skip connection both read). A cut followed by element-wise ops that are cuts
- *    too (Add → ReLU; Add → LayerNorm where the stream forks after the norm, as in post-LN
- *    transformers) counts once, as the last of them. In a
- *    transformer block the attention half ends in a residual add that is followed by the MLP
- *    half's own parallel region; that mid-block add is not a block output, nor is the token
- *    embedding that forks into the first block. After the last
- *    parallel region (the head stack) pools and flat hidden layers of the sequential rule stay.
+ * 2. A *sequential* model (no Add/Concat joins two feature paths; written-out GELU or x·σ(x)
+ *    gates do not count) keeps the per-format rule: each hidden layer after its nonlinearity,
+ *    one per conv block (`sequential` below).
+ * 3. A *branchy* model (residual adds, concatenations) gets its block outputs: the cut tensors
+ *    (every input→output path passes through them) that end a parallel region (a merge:
+ *    residual add, concatenation) or start one that ends in a merge (a fork: the tensor the next
+ *    block's branches and skip connection both read). A cut followed by element-wise ops that
+ *    are cuts too (Add → ReLU; Add → LayerNorm where the stream forks after the norm, as in
+ *    post-LN transformers) counts once, as the last of them. In a transformer block the
+ *    attention half ends in a residual add followed by the MLP half's own parallel region; that
+ *    mid-block add is not a block output, nor is the token embedding that forks into the first
+ *    block. After the last parallel region (the head stack) the pools and flat hidden layers of
+ *    the sequential rule stay.
  * 4. Always the head's input (the features the final linear layer reads); a selected tensor that
  *    reaches it through reshapes only (pool → Flatten) gives way to it, so NC3 can use it.
  *
