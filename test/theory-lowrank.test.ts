@@ -192,7 +192,7 @@ function featureExtractor(): Uint8Array {
   g.initializer('b', new Float32Array(3), [3]);
   g.node('Gemm', ['x', 'w', 'b'], ['z']);
   g.node('Relu', ['z'], ['r']);
-  g.node('LpNormalization', ['r'], ['features'], { axis: 1, p: 2 });
+  g.node('LpNormalization', ['r'], ['features']); // defaults: p = 2 over the last axis
   g.output('features', ['N', 3]);
   return g.toBytes();
 }
