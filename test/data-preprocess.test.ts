@@ -87,9 +87,11 @@ describe('preprocess', () => {
   test('describePreprocess is one line', () => {
     assert.equal(
       describePreprocess({ size: [32, 32], channels: 3, scale: 255, mean: [0.5], std: [0.25], layout: 'NCHW', reshape: [3072] }),
-      'resize 32x32 bilinear, 3 channels (grey replicated), x/255, (x-[0.5])/[0.25], NCHW, reshape [3072]',
+      'resize 32x32 bilinear, 3 channels (grey replicated), x/255, (x-[0.5])/[0.25], CHW order, reshape [3072]',
     );
     assert.equal(describePreprocess({}), 'NHWC');
+    // A [784, 1] model input is not an image: no NHWC label, only the pixel order of the flattening.
+    assert.equal(describePreprocess({ scale: 255, layout: 'NHWC', reshape: [784, 1] }), 'x/255, HWC order, reshape [784, 1]');
   });
 });
 
@@ -169,5 +171,8 @@ describe('inferPreprocess', () => {
     assert.deepEqual(inferPreprocess([null, 1, 4, 4], grey), { scale: 255, layout: 'NCHW' });
     assert.deepEqual(inferPreprocess([null, 8, 8, 3], grey), { scale: 255, layout: 'NHWC', size: [8, 8], channels: 3 });
     assert.equal(inferPreprocess([null, 4, 4, 1], grey, { scale: 1 }).scale, 1);
+    // A flat input with a unit axis is not an NHWC image: only the reshape is recorded.
+    assert.deepEqual(inferPreprocess([null, 16, 1], grey), { scale: 255, reshape: [16, 1] });
+    assert.deepEqual(inferPreprocess([null, 16], grey), { scale: 255, reshape: [16] });
   });
 });

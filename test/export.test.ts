@@ -78,9 +78,9 @@ describe('reference architectures (seeded, untrained)', () => {
         const tfDefault = defaults(tfr.layers());
         const meta = onnxProto.onnx.ModelProto.decode(await fs.readFile(onnxPath)).metadataProps.find((p) => p.key === DEFAULT_LAYERS_KEY);
         assert.deepEqual(JSON.parse(meta?.value ?? 'null'), tfDefault);
-        if (arch === 'vit') assert.deepEqual(tfDefault, ['block_1', 'block_2', 'block_3', 'block_4']);
-        // ONNX alone sees activations and pools; transformer blocks need the metadata above.
-        else assert.deepEqual(defaults(ort.layers()), tfDefault);
+        // The block outputs and the head's input (cls) for the ViT; ONNX finds the same from its graph.
+        if (arch === 'vit') assert.deepEqual(tfDefault, ['block_1', 'block_2', 'block_3', 'block_4', 'cls']);
+        assert.deepEqual(defaults(ort.layers()), tfDefault);
         const conv = ort.layers().find((l) => l.id === 'conv_1');
         if (conv) assert.deepEqual([conv.layout, conv.shape], ['NCHW', [null, 32, 26, 26]]);
       } finally {

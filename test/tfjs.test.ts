@@ -375,6 +375,8 @@ describe('tfjs file IO errors', () => {
   test('default selection: activation after linear layer, pool after activation, shared activations', () => {
     const n = (id: string, inputs: string[], o: Partial<{ activated: boolean; pool: boolean; isOutput: boolean }> = {}) => ({
       id,
+      op: 'Conv2D',
+      rank: 4,
       inputs,
       activated: false,
       pool: false,

@@ -184,14 +184,15 @@ test('synthetic local regime with a bottleneck k = 2 < K − 1: small angles tha
   assert.ok(ratio > 2.5 && ratio < 6, `θ(0.2)/θ(0.05) = ${ratio}`);
 });
 
-/** Input [N,4] → Gemm(4→3) → Relu: a feature extractor with no classifier head. */
+/** Input [N,4] → Gemm(4→3) → Relu → L2 normalisation: an embedding, a feature extractor with no classifier head (a bare ReLU after a Gemm counts as a head now). */
 function featureExtractor(): Uint8Array {
   const g = new OnnxGraphBuilder();
   g.input('x', ['N', 4]);
   g.initializer('w', Float32Array.from({ length: 12 }, (_, i) => (i % 5) * 0.1 - 0.2), [4, 3]);
   g.initializer('b', new Float32Array(3), [3]);
   g.node('Gemm', ['x', 'w', 'b'], ['z']);
-  g.node('Relu', ['z'], ['features']);
+  g.node('Relu', ['z'], ['r']);
+  g.node('LpNormalization', ['r'], ['features']); // defaults: p = 2 over the last axis
   g.output('features', ['N', 3]);
   return g.toBytes();
 }
@@ -213,13 +214,13 @@ test('classifier heads: MatMul + Add + Softmax is read (weights transposed to K�
   for (let y = 0; y < 3; y++) for (let c = 0; c < 4; c++) assert.equal(head.W[y * 4 + c], w[c * 3 + y]);
   assert.deepEqual(Array.from(head.bias!, (v) => Number(v.toFixed(6))), [0.1, 0.2, 0.3]);
 
-  assert.throws(() => onnxClassifierHead(decodeModel(featureExtractor()), 'fx'), (e: unknown) => e instanceof RuntimeFailure && /no detectable classifier head/.test(e.message) && /Relu/.test(e.message));
+  assert.throws(() => onnxClassifierHead(decodeModel(featureExtractor()), 'fx'), (e: unknown) => e instanceof RuntimeFailure && /no detectable classifier head/.test(e.message) && /LpNormalization/.test(e.message));
   const dir = await tempDir();
   const file = path.join(dir, 'fx.onnx');
   await writeFile(file, featureExtractor());
   const runner = await openModel(file);
   try {
-    await assert.rejects(readClassifierHead(runner), /no detectable classifier head: its output `features` is produced by Relu/);
+    await assert.rejects(readClassifierHead(runner), /no detectable classifier head: its output `features` is produced by LpNormalization/);
   } finally {
     await runner.dispose();
   }

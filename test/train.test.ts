@@ -108,7 +108,8 @@ describe('training on Fashion-MNIST', () => {
     assert.deepEqual(card.preprocess, { scale: 255, layout: 'NHWC' });
     assert.equal(card.seed, 0);
     assert.equal(card.backend.name, `tfjs ${(await loadTf()).backend}`);
-    assert.deepEqual(card.architecture.defaultLayers, ['block_1', 'block_2']);
+    // The block outputs and the head's input.
+    assert.deepEqual(card.architecture.defaultLayers, ['block_1', 'block_2', 'cls']);
     assert.ok(card.metrics.history.length === 1 && card.wallTimeSeconds > 0);
     assert.ok(card.files?.['model.onnx']?.sha256.match(/^[0-9a-f]{64}$/));
     const md = await fs.readFile(path.join(out, 'MODEL_CARD.md'), 'utf8');

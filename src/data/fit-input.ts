@@ -41,6 +41,8 @@ export function inferPreprocess(
       }
     }
     spec.reshape = dims;
+    // Not an image to the model ([784], [784,1]): no layout to record; pixels flatten in HWC order.
+    delete spec.layout;
   }
   return { ...spec, ...stripUndefined(given) };
 }

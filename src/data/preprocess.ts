@@ -149,7 +149,8 @@ export function describePreprocess(spec: PreprocessSpec): string {
   if (spec.channels) parts.push(spec.channels === 1 ? '1 channel (luma of RGB)' : '3 channels (grey replicated)');
   if (spec.scale !== undefined && spec.scale !== 1) parts.push(`x/${spec.scale}`);
   if (spec.mean || spec.std) parts.push(`(x-[${(spec.mean ?? [0]).join(', ')}])/[${(spec.std ?? [1]).join(', ')}]`);
-  parts.push(spec.layout ?? 'NHWC');
-  if (spec.reshape) parts.push(`reshape [${spec.reshape.join(', ')}]`);
+  // Reshaped items are not images to the model: the layout only says in which order pixels were flattened.
+  if (spec.reshape) parts.push(`${(spec.layout ?? 'NHWC') === 'NCHW' ? 'CHW' : 'HWC'} order, reshape [${spec.reshape.join(', ')}]`);
+  else parts.push(spec.layout ?? 'NHWC');
   return parts.join(', ');
 }

@@ -1,7 +1,18 @@
 /**
- * Reductions turn one layer tensor [n, ...] into one vector per sample [n, d] (SCIENCE.md §8).
- * The reduction is part of every number's provenance, so each reducer carries a `describe`
- * string that reports print next to the metric.
+ * Reductions turn one layer tensor [n, ...] into one vector per sample [n, d]. The reduction is
+ * part of every number's provenance, so each reducer carries a `describe` string that reports
+ * print next to the metric, and a model's reductions are chosen together (planReductions) so
+ * that a depth curve never mixes pooled and flattened conv maps.
+ *
+ * The `auto` rule, one choice per model and layer kind:
+ * - conv maps: flatten when every selected conv map has at most `cap` values, else gap (mean
+ *   over positions per channel) on all of them;
+ * - token sequences [T, D]: mean over tokens (mean-token) on all of them;
+ * - vectors: kept whole (flatten);
+ * - a layer still wider than `cap` after that (a gap of 4096 channels, a 4096-wide vector, an
+ *   odd shape) is projected to min(cap, 1024) dims, and its reducer says so in `note`.
+ * A named pooling (gap, cls, mean-token) keeps vectors whole too, with a note, as long as some
+ * selected layer is of the kind it pools.
  */
 import type { LayerInfo, LayerTensor } from '../runtime/types.js';
 import { UsageError } from '../errors.js';
@@ -22,6 +33,8 @@ export interface Reducer {
   readonly name: Exclude<ReductionName, 'auto'>;
   /** Output width per sample. */
   readonly dim: number;
+  /** Set where this layer departs from its model's reduction rule: what was done instead, and why. */
+  readonly note?: string;
   apply(t: LayerTensor): Promise<Float32Array>;
 }
 
@@ -200,4 +213,64 @@ export function makeReducer(layer: LayerInfo, spec: ReductionSpec, seed = 0): Re
       return makeReducer(layer, { name: 'project', k: Math.min(cap, 1024) }, seed);
     }
   }
+}
+
+export interface ReductionPlan {
+  /** One reducer per layer, in the order given. */
+  reducers: Reducer[];
+  /** The model's rule in one line, for the manifest and report (e.g. 'auto: conv maps gap (widest 21632 > 2048), tokens mean-token, vectors whole'). */
+  rule: string;
+}
+
+type Shape = 'map' | 'tokens' | 'vector' | 'other';
+
+function shapeKind(layer: LayerInfo): Shape {
+  const rank = layer.shape.length - 1;
+  if (rank === 3 && (layer.layout === 'NCHW' || layer.layout === 'NHWC')) return 'map';
+  if (rank === 2 && layer.layout === 'NTD') return 'tokens';
+  if (rank === 1) return 'vector';
+  return 'other';
+}
+
+/** A reducer whose describe carries its departure from the model's rule. */
+function withNote(r: Reducer, note: string): Reducer {
+  return { name: r.name, dim: r.dim, describe: `${r.describe}; ${note}`, note, apply: (t) => r.apply(t) };
+}
+
+/**
+ * The reductions of one model's selected layers, chosen together by the rule in this file's
+ * header. Names other than auto apply to every layer as before, except that a named pooling
+ * keeps vectors whole (noted) when other layers are of the kind it pools.
+ */
+export function planReductions(layers: readonly LayerInfo[], spec: ReductionSpec, seed = 0): ReductionPlan {
+  const kinds = layers.map(shapeKind);
+  if (spec.name !== 'auto') {
+    const pools = spec.name === 'gap' || spec.name === 'cls' || spec.name === 'mean-token';
+    const pooled = (k: Shape): boolean => (spec.name === 'gap' ? k === 'map' || k === 'tokens' : k === 'tokens');
+    const lenient = pools && kinds.some(pooled);
+    const reducers = layers.map((l, i) =>
+      lenient && kinds[i] === 'vector' ? withNote(makeReducer(l, { name: 'flatten' }, seed), `a vector: kept whole, not ${spec.name}`) : makeReducer(l, spec, seed),
+    );
+    const name = spec.name === 'project' ? `project:${spec.k ?? 256}` : spec.name;
+    return { reducers, rule: lenient && kinds.includes('vector') ? `${name} (vectors kept whole)` : `${name} on every layer` };
+  }
+  const cap = spec.k ?? AUTO_MAX_DIM;
+  const size = (l: LayerInfo): number => product(perSample(l.shape));
+  const maps = layers.filter((_, i) => kinds[i] === 'map');
+  const widestMap = Math.max(0, ...maps.map(size));
+  const mapRule: 'flatten' | 'gap' = widestMap > cap ? 'gap' : 'flatten';
+  const projectTo = Math.min(cap, 1024);
+  const reducers = layers.map((l, i): Reducer => {
+    const kind = kinds[i]!;
+    const base = kind === 'map' ? makeReducer(l, { name: mapRule }, seed) : kind === 'tokens' ? makeReducer(l, { name: 'mean-token' }, seed) : new Flatten(size(l));
+    if (base.dim <= cap) return kind === 'other' ? withNote(base, 'not a conv map, token sequence or vector: flattened') : base;
+    const projected = makeReducer(l, { name: 'project', k: projectTo }, seed);
+    return withNote(projected, `instead of ${base.name}: ${base.dim} values exceed the auto cap of ${cap}`);
+  });
+  const parts: string[] = [];
+  if (maps.length) parts.push(mapRule === 'gap' ? `conv maps gap (widest has ${widestMap} values > cap ${cap})` : `conv maps flatten (all ≤ cap ${cap})`);
+  if (kinds.includes('tokens')) parts.push('tokens mean-token');
+  if (kinds.includes('vector')) parts.push('vectors whole');
+  if (reducers.some((r) => r.note)) parts.push(`wider layers projected to ${projectTo}`);
+  return { reducers, rule: `auto: ${parts.join(', ') || 'nothing to reduce'}` };
 }

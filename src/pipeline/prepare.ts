@@ -7,7 +7,7 @@ import path from 'node:path';
 import { openDataset, type OpenDatasetOptions } from '../data/open.js';
 import { checkSamplingCounts, selectIndices } from '../data/sampling.js';
 import type { Dataset, PreprocessSpec } from '../data/types.js';
-import { makeReducer, parseReduction, type ReductionSpec } from '../features/reduce.js';
+import { parseReduction, planReductions, type ReductionSpec } from '../features/reduce.js';
 import { openModel } from '../runtime/open.js';
 import { outputLayer, selectLayers } from '../runtime/select.js';
 import type { LayerInfo, ModelRunner } from '../runtime/types.js';
@@ -44,6 +44,8 @@ export interface PreparedModel {
   runner: ModelRunner;
   preprocess: PreprocessSpec;
   plans: LayerPlan[];
+  /** The model's reduction rule in one line (planReductions); layers that depart from it carry reducer.note. */
+  reductionRule: string;
   output: LayerInfo | undefined;
 }
 
@@ -68,6 +70,22 @@ export function modelDisplayName(file: string): string {
   return stem === 'model' ? path.basename(path.dirname(path.resolve(file))) : stem;
 }
 
+/**
+ * A layout the user gave must be one the model can take: an image input whose channel axis is
+ * unambiguous ([N,28,28,1] or [N,3,32,32]) takes only its own layout, and feeding the other would
+ * silently scramble pixels (or, for one channel, do nothing while the manifest says otherwise).
+ */
+export function checkLayout(inputShape: readonly (number | null)[], given: PreprocessSpec['layout'] | undefined, ref: string): void {
+  const dims = inputShape.slice(1);
+  if (given === undefined || dims.length !== 3) return;
+  const ch = (d: number | null | undefined): boolean => d === 1 || d === 3;
+  const accepts = ch(dims[2]) && !ch(dims[0]) ? 'NHWC' : ch(dims[0]) && !ch(dims[2]) ? 'NCHW' : null;
+  if (accepts !== null && accepts !== given) {
+    const shape = `[N,${dims.map((d) => d ?? '?').join(',')}]`;
+    throw new UsageError(`--layout ${given} does not fit model ${ref}: its input ${shape} is ${accepts}`, `drop --layout (the layout is inferred from the input shape) or pass --layout ${accepts}`);
+  }
+}
+
 export async function prepareModel(ref: string, data: PreparedData, opts: ModelOptions): Promise<PreparedModel> {
   const runner = await openModel(ref);
   try {
@@ -77,9 +95,11 @@ export async function prepareModel(ref: string, data: PreparedData, opts: ModelO
       throw new UsageError(`no layers selected in ${ref}`, `run \`layerprobe layers ${ref}\` to see the layer ids`);
     }
     const spec = typeof opts.reduce === 'string' ? parseReduction(opts.reduce) : (opts.reduce ?? { name: 'flatten' as const });
-    const plans = chosen.map((layer) => ({ layer, reducer: makeReducer(layer, spec, data.seed) }));
+    const { reducers, rule } = planReductions(chosen, spec, data.seed);
+    const plans = chosen.map((layer, i) => ({ layer, reducer: reducers[i]! }));
+    checkLayout(runner.inputShape, opts.preprocess?.layout, ref);
     const preprocess = inferPreprocess(runner.inputShape, data.dataset, opts.preprocess);
-    return { name: opts.name ?? modelDisplayName(runner.path), runner, preprocess, plans, output: outputLayer(all) };
+    return { name: opts.name ?? modelDisplayName(runner.path), runner, preprocess, plans, reductionRule: rule, output: outputLayer(all) };
   } catch (e) {
     await runner.dispose();
     throw e;

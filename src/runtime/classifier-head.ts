@@ -6,14 +6,14 @@
 import { readFile } from 'node:fs/promises';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import { RuntimeFailure, errorMessage } from '../errors.js';
-import { decodeModel, toNum, type ModelProto } from './onnx-graph.js';
+import { HEAD_PASS_OPS, decodeModel, toNum, type ModelProto } from './onnx-graph.js';
+import { VALUE_PRESERVING } from './tfjs-default-layers.js';
 import { outputLayer } from './select.js';
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { ClassifierHead, LayerInfo, ModelRunner } from './types.js';
 
 export type { ClassifierHead };
 
-const PASS_THROUGH = new Set(['Softmax', 'LogSoftmax', 'Identity', 'Dropout', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Cast']);
 
 function noHead(label: string, why: string): RuntimeFailure {
   return new RuntimeFailure(
@@ -44,7 +44,7 @@ function tensorValues(t: OnnxTypes.ITensorProto, label: string): { data: Float64
   return { data, dims };
 }
 
-/** Finds the classifier head of an ONNX graph: walk back from the first output through softmax/reshape-like ops to a Gemm or MatMul(+Add) with constant weights. */
+/** Finds the classifier head of an ONNX graph: walk back from the first output through softmax/reshape-like and element-wise activation ops to a Gemm or MatMul(+Add) with constant weights. */
 export function onnxClassifierHead(model: ModelProto, label = 'model'): ClassifierHead {
   const g = model.graph;
   if (!g || !g.node?.length) throw noHead(label, 'it has no graph');
@@ -64,7 +64,8 @@ export function onnxClassifierHead(model: ModelProto, label = 'model'): Classifi
   let t = outputName;
   let node = producer.get(t);
   const seen: string[] = [];
-  while (node && PASS_THROUGH.has(node.opType ?? '')) {
+  // Softmax, reshapes and element-wise nonlinearities after the logits (a ReLU on the class scores) lead back to the linear layer.
+  while (node && HEAD_PASS_OPS.has(node.opType ?? '') && seen.length <= g.node.length) {
     seen.push(node.opType ?? '');
     t = node.input?.[0] ?? '';
     node = producer.get(t);
@@ -152,14 +153,15 @@ export function layersModelHead(runner: { readonly layersModel: LayersModel; lay
   const lm = runner.layersModel;
   const outs = lm.outputLayers;
   let layer = outs[outs.length - 1];
-  const passClasses = new Set(['Activation', 'Softmax', 'Dropout', 'Flatten', 'Reshape']);
+  const passClasses = new Set(['Activation', 'Softmax', 'Dropout', 'Flatten', 'Reshape', 'ReLU', 'LeakyReLU', 'ELU', 'PReLU', 'ThresholdedReLU']);
   while (layer && passClasses.has(layer.getClassName())) layer = layer.inboundNodes[0]?.inboundLayers[0];
   if (!layer) throw noHead(label, 'no layer produces its output');
   const cls = layer.getClassName();
   if (cls !== 'Dense') throw noHead(label, `its output comes from a ${cls} layer (\`${layer.name}\`), not from a Dense layer`);
   const cfg = layer.getConfig() as { activation?: unknown; use_bias?: unknown };
   const act = typeof cfg.activation === 'string' ? cfg.activation : 'linear';
-  if (act !== 'linear' && act !== 'softmax') throw noHead(label, `the final Dense layer \`${layer.name}\` has a ${act} activation, so its output is not class scores`);
+  // An element-wise activation on the scores (relu, sigmoid, …) still leaves the Dense kernel as the head.
+  if (!['linear', 'softmax', 'relu', 'relu6', 'sigmoid', 'tanh', 'elu', 'selu', 'softplus', 'hardSigmoid', 'swish', 'gelu'].includes(act)) throw noHead(label, `the final Dense layer \`${layer.name}\` has a ${act} activation, so its output is not class scores`);
   const weights = layer.getWeights();
   const kernel = weights[0];
   if (!kernel || kernel.shape.length !== 2) throw noHead(label, `the final Dense layer \`${layer.name}\` has no 2-D kernel`);
@@ -168,7 +170,10 @@ export function layersModelHead(runner: { readonly layersModel: LayersModel; lay
   const W = new Float64Array(K * d);
   for (let y = 0; y < K; y++) for (let c = 0; c < d; c++) W[y * d + c] = kv[c * K + y]!;
   const bias = weights[1] ? Float64Array.from(weights[1].dataSync()) : null;
-  const inbound = layer.inboundNodes[0]?.inboundLayers[0]?.name ?? null;
+  // Dropout and the like hand on the same values: the features are the layer before them.
+  let src = layer.inboundNodes[0]?.inboundLayers[0];
+  while (src && VALUE_PRESERVING.has(src.getClassName()) && src.inboundNodes[0]?.inboundLayers[0]) src = src.inboundNodes[0].inboundLayers[0];
+  const inbound = src?.name ?? null;
   const ids = new Set(runner.layers().map((l) => l.id));
   return { W, bias, K, d, inputLayer: inbound && ids.has(inbound) ? inbound : null, outputLayer: outputLayer(runner.layers()).id, description: `Dense ${layer.name} (${act})` };
 }

@@ -6,6 +6,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
+import { chooseDefaultLayers, graphDepths, type DagNode } from './default-layers.js';
 
 const { onnx } = onnxProto;
 
@@ -228,13 +229,13 @@ export function freeBatchDim(model: ModelProto, inputName: string, fixed: number
 }
 
 /**
- * The default layers: the output of each hidden layer after its nonlinearity. Activations and
+ * The sequential rule (default-layers.ts): the output of each hidden layer after its nonlinearity. Activations and
  * pools qualify; of an activation→pool (or pool→activation) pair only the later one is kept so
  * that one conv block gives one layer; erf/tanh GELU and x·sigmoid(x) subgraphs count as one
  * activation ending at their last Mul. Tensors not yet past any weighted op (input
  * normalisation) and the model's outputs never qualify.
  */
-export function defaultSelection(a: GraphAnalysis, layerIds: ReadonlySet<string>): Set<string> {
+function sequentialSelection(a: GraphAnalysis, layerIds: ReadonlySet<string>): Set<string> {
   const outputs = new Set(a.outputNames);
   const nodeOf = (t: string): GraphNode | undefined => {
     const i = a.producer.get(t);
@@ -291,4 +292,112 @@ export function defaultSelection(a: GraphAnalysis, layerIds: ReadonlySet<string>
     selected.add(t);
   }
   return selected;
+}
+
+/** Ops that only rearrange a tensor's values (the head-equivalence test of the default rule). */
+const RESHAPE_OPS = new Set(['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Cast']);
+
+/**
+ * Ops a walk from the model output back to the classifier head passes through: normalising
+ * (softmax), reshaping, and element-wise nonlinearities after the logits (a ReLU on the class
+ * scores still leaves the linear layer before it as the head).
+ */
+export const HEAD_PASS_OPS: ReadonlySet<string> = new Set([
+  'Softmax', 'LogSoftmax', 'Identity', 'Dropout', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Cast',
+  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'Tanh', 'HardSigmoid', 'Softplus', 'Clip',
+]);
+
+/**
+ * The tensor the classifier head reads: walk back from the first output through HEAD_PASS_OPS to a
+ * Gemm, MatMul or MatMul + constant Add whose weights are constants; null when there is none.
+ */
+export function headInputTensor(a: GraphAnalysis): string | null {
+  const nodeOf = (t: string): GraphNode | undefined => {
+    const i = a.producer.get(t);
+    return i === undefined ? undefined : a.nodes[i];
+  };
+  let node = nodeOf(a.outputNames[0] ?? '');
+  for (let guard = 0; node && HEAD_PASS_OPS.has(node.op) && guard < a.nodes.length; guard++) node = nodeOf(node.inputs[0] ?? '');
+  if (node?.op === 'Add') {
+    const [x, y] = node.inputs;
+    const mm = [x, y].map((t) => (t ? nodeOf(t) : undefined)).find((p, k) => p?.op === 'MatMul' && a.constants.has([y, x][k] ?? ''));
+    node = mm;
+  }
+  if (!node || (node.op !== 'Gemm' && node.op !== 'MatMul') || !a.constants.has(node.inputs[1] ?? '')) return null;
+  return node.inputs[0] ?? null;
+}
+
+/** Shape-keeping ops of one feature input (the second operand of Add/Mul/… is then a constant). */
+const ELEMENTWISE_OPS = new Set([
+  ...ACTIVATION_OPS, 'BatchNormalization', 'Add', 'Sub', 'Mul', 'Div', 'Dropout', 'Identity', 'Cast', 'Neg', 'Erf', 'Sqrt', 'Pow',
+]);
+const NORM_OPS = new Set(['LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'LpNormalization', 'SimplifiedLayerNormalization']);
+
+/** Ops that join parallel feature paths (residual adds, Inception-style concatenations). */
+const MERGE_OPS = new Set(['Add', 'Sum', 'Concat', 'Sub', 'Max', 'Mean']);
+
+/** Ops whose output is a tensor's shape, not its values: the edge through them carries no features. */
+const SHAPE_OPS = new Set(['Shape', 'Size']);
+
+/**
+ * One DagNode per input-dependent tensor, with its feature inputs. Tensors that are not layers
+ * (a batch not first, as in a ViT's stacked q/k/v) stay in the graph so paths run through them;
+ * shape plumbing hangs off Shape/Size and so never reaches the input.
+ */
+function dagNodes(a: GraphAnalysis, layerIds: ReadonlySet<string>, declared: ReadonlySet<string> | null): DagNode[] {
+  const tensors = new Set(a.candidates);
+  const out: DagNode[] = [];
+  for (const n of a.nodes) {
+    const inputs = SHAPE_OPS.has(n.op) ? [] : n.inputs.filter((i) => i !== '' && (tensors.has(i) || i === a.inputName));
+    const feature = new Set(inputs).size;
+    for (const o of n.outputs) {
+      if (!o || !tensors.has(o)) continue;
+      const attention = (n.op === 'MatMul' || n.op === 'Einsum') && feature >= 2;
+      out.push({
+        id: o,
+        inputs,
+        weighted: PARAM_OPS.has(n.op) && !attention,
+        attention,
+        merge: MERGE_OPS.has(n.op),
+        reshape: RESHAPE_OPS.has(n.op),
+        elementwise: ELEMENTWISE_OPS.has(n.op) && feature === 1,
+        norm: NORM_OPS.has(n.op),
+        layer: layerIds.has(o),
+        block: declared?.has(o) ?? false,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The default layers (rule in default-layers.ts) among the layers, given with their per-sample
+ * shapes (batch dim dropped). `declared` is an exporter's own list of block
+ * outputs (`layerprobe.default_layers`); they are always kept.
+ */
+export function defaultSelection(
+  a: GraphAnalysis,
+  layerShapes: ReadonlyMap<string, readonly number[]>,
+  declared: ReadonlySet<string> | null = null,
+): Set<string> {
+  const layerIds = new Set(layerShapes.keys());
+  const sequential = sequentialSelection(a, layerIds);
+  if (declared) for (const id of declared) sequential.add(id);
+  const opOf = (t: string): string => a.nodes[a.producer.get(t) ?? -1]?.op ?? '';
+  const headStack = new Set([...sequential].filter((t) => POOL_OPS.has(opOf(t)) || (layerShapes.get(t)?.length ?? 9) <= 1));
+  const head = headInputTensor(a);
+  return chooseDefaultLayers(dagNodes(a, layerIds, declared), {
+    input: a.inputName,
+    output: a.outputNames[0] ?? '',
+    headInput: head !== null && layerIds.has(head) ? head : null,
+    sequential,
+    headStack,
+  }).selected;
+}
+
+/** Longest-path depth of each layer in weighted ops (parallel branches share a depth). */
+export function layerDepths(a: GraphAnalysis, layerIds: ReadonlySet<string>): Map<string, number> {
+  const depths = graphDepths(dagNodes(a, layerIds, null), a.inputName);
+  for (const id of depths.keys()) if (!layerIds.has(id)) depths.delete(id);
+  return depths;
 }

@@ -15,6 +15,7 @@ import {
   analyzeGraph,
   decodeModel,
   defaultSelection,
+  layerDepths,
   encodeModel,
   exposeTensors,
   freeBatchDim,
@@ -23,6 +24,7 @@ import {
   type GraphAnalysis,
   type ModelProto,
 } from './onnx-graph.js';
+import { kindAndLayout } from './layer-kind.js';
 import { layerNotFound } from './select.js';
 import { onnxRunnerHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
@@ -103,13 +105,6 @@ function fmtShape(shape: readonly (number | null)[]): string {
 
 function product(dims: readonly number[]): number {
   return dims.reduce((p, d) => p * d, 1);
-}
-
-function layoutOf(rank: number): { kind: LayerInfo['kind']; layout: LayerLayout } {
-  if (rank === 4) return { kind: 'conv', layout: 'NCHW' };
-  if (rank === 2) return { kind: 'dense', layout: 'NC' };
-  if (rank === 3) return { kind: 'tokens', layout: 'NTD' };
-  return { kind: 'other', layout: 'other' };
 }
 
 type Outputs = ort.InferenceSession.OnnxValueMapType;
@@ -456,8 +451,9 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
     layerIds.push(id);
     shapes.set(id, t.dims.slice(1));
   }
-  const selected = declaredDefaults(model, new Set(layerIds)) ?? defaultSelection(analysis, new Set(layerIds));
-  const inputLayout = layoutOf(perSample.length + 1);
+  const selected = defaultSelection(analysis, shapes, declaredDefaults(model, new Set(layerIds)));
+  const depths = layerDepths(analysis, new Set(layerIds));
+  const inputLayout = kindAndLayout([null, ...perSample], 'NCHW');
   const layers: LayerInfo[] = [
     { id: analysis.inputName, op: 'Input', shape: [null, ...perSample], ...inputLayout, index: 0, defaultSelected: false, isOutput: false },
   ];
@@ -467,10 +463,11 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
       id,
       op: analysis.nodes[analysis.producer.get(id)!]!.op,
       shape: [null, ...s],
-      ...layoutOf(s.length + 1),
+      ...kindAndLayout([null, ...s], 'NCHW'),
       index: layers.length,
       defaultSelected: selected.has(id),
       isOutput: outputs.has(id),
+      depth: depths.get(id),
     });
   }
 

@@ -8,11 +8,13 @@ import type { Tf } from './backend.js';
 import {
   GRAPH_POOLING_OPS,
   defaultSelection,
+  layerDepths,
   graphNodeIsActivated,
 } from './tfjs-default-layers.js';
 import { graphModelHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo } from './types.js';
-import { TfjsRunner, firstLine, isRecord, kindLayout } from './tfjs-runner.js';
+import { TfjsRunner, firstLine, isRecord } from './tfjs-runner.js';
+import { kindAndLayout } from './layer-kind.js';
 import { boundedAsync } from '../util/watchdog.js';
 
 type Tensor = tfTypes.Tensor;
@@ -199,22 +201,24 @@ export class TfjsGraphRunner extends TfjsRunner {
       if (df === 'NCHW') l4 = 'NCHW';
       else if (df === null) l4 = layout4.get(inputNode(n.input[0] ?? '')) ?? 'NHWC';
       if (shape.length === 4) layout4.set(n.name, l4);
-      return { id: n.name, op: n.op, shape, ...kindLayout(shape.length, l4), index, defaultSelected: false, isOutput: index === outputIdx };
+      return { id: n.name, op: n.op, shape, ...kindAndLayout(shape, l4), index, defaultSelected: false, isOutput: index === outputIdx };
     });
 
     const keptNames = new Set(kept.map((n) => n.name));
-    const selected = defaultSelection(
-      kept.map((n, i) => ({
+    const graphNodes = kept.map((n, i) => ({
         id: n.name,
+        op: n.op,
+        rank: a.get(n.name)!.shape.length,
         // Data inputs only: weights and shape tensors are not part of the feature path.
         inputs: n.input.filter((r) => !r.startsWith('^')).map(inputNode).filter((d) => keptNames.has(d)),
         activated: graphNodeIsActivated(n.op, attrStringList(n, 'fused_ops')),
         pool: GRAPH_POOLING_OPS.has(n.op),
         block: false,
         isOutput: i === outputIdx,
-      })),
-    );
-    for (const l of infos) l.defaultSelected = selected.has(l.id);
+      }));
+    const selected = defaultSelection(graphNodes);
+    const depths = layerDepths(graphNodes);
+    for (const l of infos) [l.defaultSelected, l.depth] = [selected.has(l.id), depths.get(l.id)];
     return new TfjsGraphRunner(tf, backend, file, inputShape, infos, model, input.name, input.dtype, useAsync);
   }
 

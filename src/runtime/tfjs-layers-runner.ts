@@ -11,13 +11,15 @@ import {
   POOLING_LAYER_CLASSES,
   TRANSFORMER_BLOCK_CLASSES,
   defaultSelection,
+  layerDepths,
   layerIsActivated,
   type SelectionNode,
 } from './tfjs-default-layers.js';
 import './tfjs-layers/register.js';
 import { layersModelHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo } from './types.js';
-import { TfjsRunner, firstLine, kindLayout } from './tfjs-runner.js';
+import { TfjsRunner, firstLine } from './tfjs-runner.js';
+import { kindAndLayout } from './layer-kind.js';
 import { bounded, boundedAsync } from '../util/watchdog.js';
 
 type Tensor = tfTypes.Tensor;
@@ -111,7 +113,7 @@ export class TfjsLayersRunner extends TfjsRunner {
           id: r.id,
           op: r.layer.getClassName(),
           shape,
-          ...kindLayout(shape.length, l4),
+          ...kindAndLayout(shape, l4),
           index,
           defaultSelected: false,
           isOutput: index === outputIdx,
@@ -126,6 +128,8 @@ export class TfjsLayersRunner extends TfjsRunner {
         const cls = r.layer.getClassName();
         return {
           id: r.id,
+          op: cls,
+          rank: r.tensor.shape.length,
           inputs: inboundOf(r.layer).filter((n) => listed.has(n)),
           activated: layerIsActivated(cls, r.layer.getConfig() as Record<string, unknown>),
           pool: POOLING_LAYER_CLASSES.has(cls),
@@ -134,7 +138,8 @@ export class TfjsLayersRunner extends TfjsRunner {
         };
       });
     const selected = defaultSelection(nodes);
-    for (const e of entries) e.info.defaultSelected = selected.has(e.info.id);
+    const depths = layerDepths(nodes);
+    for (const e of entries) [e.info.defaultSelected, e.info.depth] = [selected.has(e.info.id), depths.get(e.info.id)];
     return entries;
   }
 

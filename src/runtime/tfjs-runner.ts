@@ -8,7 +8,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { layerNotFound } from './select.js';
 import type { Tf } from './backend.js';
-import type { ClassifierHead, LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
+import type { ClassifierHead, LayerInfo, LayerTensor, ModelRunner } from './types.js';
 
 type Tensor = tfTypes.Tensor;
 type LayersModel = tfTypes.LayersModel;
@@ -25,13 +25,6 @@ export function fmtShape(s: readonly (number | null)[]): string {
 
 export function product(s: readonly number[]): number {
   return s.reduce((a, b) => a * b, 1);
-}
-
-export function kindLayout(rank: number, layout4: 'NHWC' | 'NCHW'): { kind: LayerInfo['kind']; layout: LayerLayout } {
-  if (rank === 4) return { kind: 'conv', layout: layout4 };
-  if (rank === 3) return { kind: 'tokens', layout: 'NTD' };
-  if (rank === 2) return { kind: 'dense', layout: 'NC' };
-  return { kind: 'other', layout: 'other' };
 }
 
 export function firstLine(e: unknown): string {

@@ -19,6 +19,8 @@ export interface LayerInfo {
   defaultSelected: boolean;
   /** True for the model's final output (logits / probabilities). */
   isOutput: boolean;
+  /** Longest-path depth from the input in weighted layers (parallel branches share it); absent where unknown. */
+  depth?: number;
 }
 
 export interface LayerTensor {
