@@ -24,7 +24,8 @@ import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv, similarityCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
-import { activationOf, baselineMetrics } from './baseline.js';
+import type { PhaseInset } from '../metrics/baseline/inset.js';
+import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
@@ -55,8 +56,12 @@ export interface AuditOptions extends SamplingOptions {
   /** Default reduction for models that do not set their own (default auto). */
   reduce?: string;
   bufferPerClass?: number;
-  /** Measure each layer beside a random Gaussian layer of the same width on the same input (SCIENCE.md §4). */
+  /** Measure each layer beside random Gaussian layers of the same width on the same input (docs/metrics/baseline.md). Default random-layer. */
   baseline?: 'none' | 'random-layer';
+  /** Random layers drawn per measured layer (default DEFAULT_BASELINE_DRAWS). */
+  baselineDraws?: number;
+  /** Metric groups measured on the random layers (default: those of `metrics` that have a baseline). */
+  baselineMetrics?: MetricGroup[];
   /** Representation similarity between every pair of layers (of all models) on the buffered samples. */
   similarity?: CkaMethod;
   /** Bootstrap confidence level, e.g. 0.95; off when undefined. */
@@ -133,6 +138,19 @@ async function headForNc3(name: string, runner: ModelRunner, plans: readonly Lay
   return { layer: plan.layer.id, W: head.W };
 }
 
+/** The random-layer baseline is on unless `baseline: 'none'`. */
+function baselineOn(opts: AuditOptions): boolean {
+  return (opts.baseline ?? 'random-layer') === 'random-layer';
+}
+
+function checkBaselineOptions(opts: AuditOptions): void {
+  const d = opts.baselineDraws;
+  if (d !== undefined && !(Number.isInteger(d) && d >= 1)) throw new UsageError(`--baseline-draws must be a whole number ≥ 1 (random layers per measured layer; 2 or more give an interval; got ${d})`);
+  for (const g of opts.baselineMetrics ?? []) {
+    if (!BASELINE_GROUPS.includes(g)) throw new UsageError(`--baseline-metrics: \`${g}\` has no random-layer baseline`, `choose from ${BASELINE_GROUPS.join(', ')}`);
+  }
+}
+
 interface ModelRun {
   report: ModelReport;
   manifest: ManifestModel;
@@ -140,7 +158,7 @@ interface ModelRun {
   samples: SampleMatrix[];
 }
 
-async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>): Promise<ModelRun> {
+async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, insetCache: Map<string, Promise<PhaseInset | null>>): Promise<ModelRun> {
   const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
   // Unique before the run, so that progress and stage lines already name `model-2`.
   const base = model.name;
@@ -176,7 +194,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     const classifier = out !== undefined && outWidth === K;
     if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
     const inputDim = valuesPerItem(model.runner.inputShape);
-    const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
+    const inputBuffer = baselineOn(opts) ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
     let correct = 0;
     let seen = 0;
     const timings = await capture({
@@ -223,6 +241,13 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     const kept: SampleMatrix[] = [];
     const n = model.plans.length;
     let previous = inputBuffer?.matrix();
+    const baselineOpts = {
+      seed: data.seed,
+      groups: opts.baselineMetrics ?? metrics,
+      draws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS,
+      ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
+      insetCache,
+    };
     for (const [i, plan] of model.plans.entries()) {
       const buffer = buffers.get(plan.layer.id)!;
       const matrix = buffer.matrix();
@@ -231,7 +256,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
       if (previous) {
         const tb = performance.now();
-        results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics })));
+        results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op), results, baselineOpts)));
         byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
         previous = matrix;
       }
@@ -311,7 +336,8 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   const b = opts.bufferPerClass;
   if (b !== undefined && !(Number.isInteger(b) && b >= 2)) throw new UsageError(`--buffer-per-class must be a whole number ≥ 2 (rows kept per class for probes and ranks; got ${b})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
-  checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
+  checkGateMetrics(gates, metrics, baselineOn(opts));
+  checkBaselineOptions(opts);
   // Every model is found before the first one runs: a typo in the last of several models should
   // not cost the time of all the others.
   for (const m of opts.models) await resolveModelPath(m.path);
@@ -326,8 +352,10 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   try {
     const warnings: string[] = [...classWarnings];
     const runs: ModelRun[] = [];
+    // The phase insets depend on the activation and r only: computed once per audit.
+    const insetCache = new Map<string, Promise<PhaseInset | null>>();
     for (const m of opts.models) {
-      runs.push(await auditModel(m, data, opts, metrics, warnings, names));
+      runs.push(await auditModel(m, data, opts, metrics, warnings, names, insetCache));
     }
     const similarity = opts.similarity ? await layerSimilarity(runs, opts.similarity) : undefined;
     const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);
@@ -343,7 +371,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
         metrics,
         bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
         ...(opts.similarity ? { similarity: opts.similarity } : {}),
-        ...(opts.baseline === 'random-layer' ? { baseline: 'random-layer' } : {}),
+        ...(baselineOn(opts) ? { baseline: 'random-layer', baselineDraws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS, baselineMetrics: (opts.baselineMetrics ?? metrics).filter((g) => BASELINE_GROUPS.includes(g)) } : {}),
         ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,

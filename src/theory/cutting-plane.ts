@@ -20,7 +20,7 @@ import type { Highs, Model } from 'highs';
 import { RuntimeFailure } from '../errors.js';
 import { symEig } from '../linalg/dense.js';
 import { loadHighs } from '../linalg/highs.js';
-import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
+import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from '../metrics/baseline/quad-block.js';
 
 export interface ExactOptions {
   /** LP rounds before giving up with status `undecided`. Default 300. */

@@ -31,8 +31,8 @@ import { momentsNoScatter } from '../stats/moments.js';
 import { Rng } from '../util/rng.js';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf } from '../runtime/backend.js';
-import { gaussianMatrix, orthonormalColumns } from './subspaces.js';
-import { deriveSeed } from './seed.js';
+import { gaussianMatrix, orthonormalColumns } from '../metrics/baseline/subspaces.js';
+import { deriveSeed } from '../util/seed.js';
 import { csvLine } from '../report/csv.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ export {
   type PairAngles,
   type UnionOfSubspaces,
   type UosOptions,
-} from './subspaces.js';
+} from '../metrics/baseline/subspaces.js';
 export {
   ACTIVATIONS,
   ELU_ALPHA,
@@ -30,12 +30,12 @@ export {
   type Activation,
   type RandomLayer,
   type RandomLayerOptions,
-} from './layer.js';
-export { blockMatrix, type ExactProof, type ExactResult, type ExactStatus, type QuadBlock } from './quad-block.js';
-export { barrierSeparable, type BarrierOptions } from './barrier.js';
+} from '../features/random-layer.js';
+export { blockMatrix, type ExactProof, type ExactResult, type ExactStatus, type QuadBlock } from '../metrics/baseline/quad-block.js';
+export { barrierSeparable, type BarrierOptions } from '../metrics/baseline/barrier.js';
 export { cuttingPlaneSeparable, type ExactOptions } from './cutting-plane.js';
 export { exactSeparable, type ExactMethod, type ExactTestInput, type ExactTestResult } from './exact.js';
-export { coverCapacity, sampleLp, sampleSeparable, type SampleLp, type SampleLpVerdict, type SampleTestOptions, type SampleTestResult } from './sample-lp.js';
+export { coverCapacity, sampleLp, sampleSeparable, type SampleLp, type SampleLpVerdict, type SampleTestOptions, type SampleTestResult } from '../metrics/baseline/sample-lp.js';
 export {
   PHASE_AXES,
   PHASE_DEFINITION,
@@ -48,20 +48,23 @@ export {
   type PhaseColumn,
   type PhaseOptions,
   type PhaseResult,
-} from './phase.js';
-export { makeTrial, trialThreshold, type SeparabilityTest, type TrialProblem, type TrialSpec, type TrialThreshold } from './trial.js';
+} from '../metrics/baseline/phase.js';
+export { makeTrial, trialThreshold, type SeparabilityTest, type TrialProblem, type TrialSpec, type TrialThreshold } from '../metrics/baseline/trial.js';
 export { dStarSpec, heatmapSpec, phaseCsv, phaseHtml } from './phase-report.js';
 export { RANK_DEFINITION, classEnergyRanks, classRank, datasetClassRanks, energyRank, energyRankFromSquares, type ClassRank, type DatasetRankOptions, type DatasetRankResult } from './rank.js';
 export {
   BASELINE_DEFINITION,
-  predictedThreshold,
+  inputSubspaces,
   randomLayerBaseline,
   type BaselineInput,
+  type InputSubspaces,
   type PairAngleSummary,
   type RandomLayerBaseline,
   type RandomLayerBaselineOptions,
-} from './baseline.js';
-export { deriveSeed } from './seed.js';
+} from '../metrics/baseline/input-subspaces.js';
+export { ENERGY_LEVELS, VERDICT_ENERGY, predictedThreshold, theoryVerdict, type RankAtEnergy, type TheoryVerdict, type VerdictKind } from '../metrics/baseline/threshold.js';
+export { phaseInset, type PhaseInset } from '../metrics/baseline/inset.js';
+export { deriveSeed } from '../util/seed.js';
 export * as clustering from './clustering.js';
 export * as lowrank from './lowrank.js';
 export * as deepLinear from './deep-linear.js';

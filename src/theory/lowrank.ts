@@ -37,8 +37,8 @@ import { outputLayer } from '../runtime/select.js';
 import { readClassifierHead } from '../runtime/classifier-head.js';
 import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
 import { Rng } from '../util/rng.js';
-import { deriveSeed } from './seed.js';
-import { orthonormalColumns, principalAngles } from './subspaces.js';
+import { deriveSeed } from '../util/seed.js';
+import { orthonormalColumns, principalAngles } from '../metrics/baseline/subspaces.js';
 
 export const LOWRANK_SOURCE =
   'reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage (divergence transition matrix, local information geometry); SCIENCE.md §6';
