@@ -158,7 +158,7 @@ interface ModelRun {
   samples: SampleMatrix[];
 }
 
-async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, insetCache: Map<string, Promise<PhaseInset | null>>): Promise<ModelRun> {
+async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, insetCache: Map<string, Promise<PhaseInset | null>>, ladderCache: Map<string, Promise<number[][]>>): Promise<ModelRun> {
   const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
   // Unique before the run, so that progress and stage lines already name `model-2`.
   const base = model.name;
@@ -247,6 +247,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
       draws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS,
       ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
       insetCache,
+      ladderCache,
     };
     for (const [i, plan] of model.plans.entries()) {
       const buffer = buffers.get(plan.layer.id)!;
@@ -354,8 +355,9 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     const runs: ModelRun[] = [];
     // The phase insets depend on the activation and r only: computed once per audit.
     const insetCache = new Map<string, Promise<PhaseInset | null>>();
+    const ladderCache = new Map<string, Promise<number[][]>>();
     for (const m of opts.models) {
-      runs.push(await auditModel(m, data, opts, metrics, warnings, names, insetCache));
+      runs.push(await auditModel(m, data, opts, metrics, warnings, names, insetCache, ladderCache));
     }
     const similarity = opts.similarity ? await layerSimilarity(runs, opts.similarity) : undefined;
     const dataset = describeDataset(data.ref, data.dataset, data.indices, data.sampling);

@@ -93,12 +93,19 @@ async function classSpectrum(C: Float64Array, n: number, d: number): Promise<{ s
 }
 
 
-/** Ranks at every energy level, principal angles at `energy`, and the width against D*(r̂). */
-export async function inputSubspaces(input: BaselineInput, width: number, activation: Activation, energy = VERDICT_ENERGY): Promise<InputSubspaces> {
+/** The energy levels inputSubspaces reports (ENERGY_LEVELS and the verdict's level), ascending. */
+export function ladderEnergies(energy = VERDICT_ENERGY): number[] {
+  return [...new Set([...ENERGY_LEVELS, energy])].sort((a, b) => a - b);
+}
+
+/**
+ * Per-class energy ranks of the centred input at each of `energies` (ranks[e][k]), and the top
+ * basis of each class at `anglesAt` when asked (for principal angles).
+ */
+export async function classRankLadder(input: BaselineInput, energies: readonly number[], anglesAt?: number): Promise<{ ranks: number[][]; bases: (Float64Array | null)[] }> {
   const { X, n, d, labels, K } = input;
   if (X.length !== n * d) throw new UsageError(`baseline: input has ${X.length} values, expected ${n}×${d}`);
   if (labels.length !== n) throw new UsageError(`baseline: ${labels.length} labels for ${n} rows`);
-  const energies = [...new Set([...ENERGY_LEVELS, energy])].sort((a, b) => a - b);
   const ranks: number[][] = energies.map(() => []);
   const bases: (Float64Array | null)[] = [];
   for (let k = 0; k < K; k++) {
@@ -112,9 +119,28 @@ export async function inputSubspaces(input: BaselineInput, width: number, activa
     const C = centredRows(X, n, d, rows).centred;
     const spec = await classSpectrum(C, rows.length, d);
     energies.forEach((e, i) => ranks[i]!.push(energyRankFromSquares(spec.sq, e)));
-    const rk = ranks[energies.indexOf(energy)]![k]!;
+    const rk = anglesAt === undefined ? 0 : ranks[energies.indexOf(anglesAt)]![k]!;
     bases.push(rk === 0 ? null : spec.basis(rk));
   }
+  return { ranks, bases };
+}
+
+/**
+ * Ranks at every energy level, principal angles at `energy` (unless `angles: false`: they cost
+ * ten times the ranks), and the width against D*(r̂). `ladder` reuses ranks already computed for
+ * the same input (classRankLadder over ladderEnergies(energy)).
+ */
+export async function inputSubspaces(
+  input: BaselineInput,
+  width: number,
+  activation: Activation,
+  energy = VERDICT_ENERGY,
+  opts: { angles?: boolean; ladder?: number[][] } = {},
+): Promise<InputSubspaces> {
+  const { d, K } = input;
+  const energies = ladderEnergies(energy);
+  const wantAngles = opts.angles ?? true;
+  const { ranks, bases } = opts.ladder && !wantAngles ? { ranks: opts.ladder, bases: [] as (Float64Array | null)[] } : await classRankLadder(input, energies, wantAngles ? energy : undefined);
   const levels: RankAtEnergy[] = energies.map((e, i) => {
     const perClass = ranks[i]!;
     const rHat = Math.max(0, ...perClass);
@@ -125,8 +151,8 @@ export async function inputSubspaces(input: BaselineInput, width: number, activa
   const pairs: PairAngleSummary[] = [];
   for (let k = 0; k < K; k++) {
     for (let l = k + 1; l < K; l++) {
-      const Uk = bases[k];
-      const Ul = bases[l];
+      const Uk = bases[k] ?? null;
+      const Ul = bases[l] ?? null;
       if (!Uk || !Ul) continue;
       const ang = principalAngles(Uk, Ul, d, perClassRank[k]!, perClassRank[l]!);
       const deg = Array.from(ang, (a) => (a * 180) / Math.PI);
