@@ -112,7 +112,7 @@ export function theoryVerdict(p: { width: number; inputDim: number; activation: 
     const altText = alt ? `; at ${pct(alt.energy)} energy r̂ = ${alt.rHat} fits (D*(r̂) = ${fmt(alt.dStar!)}, D/D* = ${fmt(alt.ratio!)}, ${alt.ratio! >= 1 ? 'above' : 'below'} threshold)` : '';
     return {
       kind: 'assumption does not hold',
-      text: `assumption does not hold: r̂ close to the input width — ${where}: 2r̂ > ${p.inputDim}, so two class subspaces of that dimension share a (${2 * at.rHat - p.inputDim})-dimensional intersection and no width separates them in theory; ${pred} is no prediction here${altText}`,
+      text: `assumption does not hold: r̂ close to the input width — ${where}: 2r̂ > ${p.inputDim}, so two class subspaces of that dimension share at least a ${2 * at.rHat - p.inputDim}-dimensional intersection and no width separates them in theory; ${pred} is no prediction here${altText}`,
       separatedBy: null,
     };
   }
