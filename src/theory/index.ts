@@ -2,7 +2,10 @@
  * Random-layer theory (SCIENCE.md §4): union-of-subspaces data, random layers, the exact
  * (quadratic, semidefinite) and sample (LP) separability tests, phase-transition maps with the
  * threshold D*(r), per-class energy ranks of real data, and the random-layer baseline for a
- * trained layer.
+ * trained layer. The pieces the audit also needs (the random layer, union-of-subspaces data, the
+ * separability tests, phase maps, energy ranks, D*(r) and the verdict) live in the spine
+ * (features/random-layer.ts, metrics/baseline/) so that pipeline/ never imports theory/; they are
+ * re-exported here.
  */
 export {
   columns,
