@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/theory.ts
  */
-import { phaseTransition } from '../src/theory/phase.js';
+import { phaseTransition } from '../src/metrics/baseline/phase.js';
 
 const values = Array.from({ length: 20 }, (_, i) => i + 1);
 const widths = Array.from({ length: 20 }, (_, i) => Math.round(1 + (i * 419) / 19));

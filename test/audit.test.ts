@@ -185,7 +185,7 @@ test('bootstrap intervals equal a bias-corrected bootstrap of the extracted acti
 test('a probe spec drives the audit; a bad key is named', async () => {
   const { dir, data, model } = await fixture();
   const spec = path.join(dir, 'probe.yaml');
-  await writeFile(spec, `dataset: { name: ${path.relative(dir, data.images)}, perClass: 30, seed: 2 }\nmodels:\n  - { name: tiny, path: mlp.onnx, layers: h2 }\nmetrics: [geometry, rank]\n`);
+  await writeFile(spec, `dataset: { name: ${path.relative(dir, data.images)}, perClass: 30, seed: 2 }\nmodels:\n  - { name: tiny, path: mlp.onnx, layers: h2 }\nmetrics: [geometry, rank]\nbaseline: none\n`);
   const r = cli(['audit', spec, '-o', path.join(dir, 'spec-run'), '--json']);
   assert.equal(r.code, 0, r.stderr);
   const report = reportSchema.parse(JSON.parse(r.stdout));

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { audit, DEFAULT_BUFFER_PER_CLASS, DEFAULT_METRICS, DEFAULT_PROBE_PER_CLASS, type AuditOptions, type AuditResult } from '../pipeline/audit.js';
 import { loadProbeSpec, METRIC_GROUPS, type MetricGroup } from '../probe-spec/probe-spec.js';
 import { auditOptionsFromSpec } from '../pipeline/from-spec.js';
+import { BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from '../pipeline/baseline.js';
 import { renderSummary } from '../report/summary.js';
 import { MetricCellsFailed, ThresholdFailure, UsageError } from '../errors.js';
 import { listFailedCells } from '../report/marks.js';
@@ -22,6 +23,8 @@ export interface AuditArgs extends DataArgs, InputArgs {
   'buffer-per-class'?: number;
   'probe-per-class'?: number;
   baseline?: string;
+  'baseline-draws'?: number;
+  'baseline-metrics'?: string;
   ci?: number;
   'fail-under'?: string[];
   'fail-over'?: string[];
@@ -67,6 +70,8 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
   const bufferPerClass = a['buffer-per-class'] ?? spec?.bufferPerClass;
   const ci = a.ci ?? spec?.ci;
   const baseline = (a.baseline ?? spec?.baseline) as AuditOptions['baseline'];
+  const baselineDraws = a['baseline-draws'] ?? spec?.baselineDraws;
+  const baselineMetrics = (a['baseline-metrics']?.trim() === 'all' ? [...BASELINE_GROUPS] : parseMetrics(a['baseline-metrics'])) ?? spec?.baselineMetrics;
   const perClass = sampling.perClass ?? fromSpec?.perClass;
   const limit = sampling.limit ?? fromSpec?.limit;
   // The spec's seed stays even under --dataset: it seeds the split and the probes too.
@@ -84,6 +89,8 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ...(a['probe-per-class'] !== undefined ? { probePerClass: a['probe-per-class'] } : {}),
     ...(ci !== undefined ? { ci } : {}),
     ...(baseline ? { baseline } : {}),
+    ...(baselineDraws !== undefined ? { baselineDraws } : {}),
+    ...(baselineMetrics ? { baselineMetrics } : {}),
     batchSize: a['batch-size'] ?? spec?.batchSize ?? 64,
     ...(a.out ? { out: a.out } : {}),
     force: a.force,
@@ -107,7 +114,9 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('metrics', { type: 'string', describe: `comma-separated groups, or all (default ${DEFAULT_METRICS.join(',')}): ${metricGroupsHelp()}` })
           .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for ranks, κ, LP, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
           .option('probe-per-class', { type: 'number', describe: `rows per class the linear probe keeps and cross-fits (default ${DEFAULT_PROBE_PER_CLASS})` })
-          .option('baseline', { type: 'string', choices: ['none', 'random-layer'], describe: 'also measure a random Gaussian layer of the same width on the same input (SCIENCE.md §4)' })
+          .option('baseline', { type: 'string', choices: ['none', 'random-layer'], describe: 'random-layer (default): each layer beside random Gaussian layers of the same width and activation on the same input, with intervals over draws; none: off' })
+          .option('baseline-draws', { type: 'number', describe: `random layers drawn per measured layer (default ${DEFAULT_BASELINE_DRAWS}; ≥ 2 for an interval)` })
+          .option('baseline-metrics', { type: 'string', describe: `groups measured on the random layers: ${BASELINE_GROUPS.join(', ')} (default: those of --metrics)` })
           .option('ci', { type: 'number', describe: 'bootstrap confidence intervals at this level, e.g. 0.95' })
           .option('fail-under', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is below the value, e.g. probe_heldout_accuracy=0.9' })
           .option('fail-over', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is above the value, e.g. compression@last=0.5' })

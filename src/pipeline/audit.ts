@@ -28,7 +28,8 @@ import { ckaMatrix, CKA_DEFINITION, type CkaMethod } from '../metrics/cka.js';
 import { metricsCsv, similarityCsv } from '../report/records.js';
 import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
-import { activationOf, baselineMetrics } from './baseline.js';
+import type { PhaseInset } from '../metrics/baseline/inset.js';
+import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
 import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
@@ -80,8 +81,12 @@ export interface AuditOptions extends SamplingOptions {
   bufferPerClass?: number;
   /** Rows per class the linear probe keeps (default DEFAULT_PROBE_PER_CLASS). */
   probePerClass?: number;
-  /** Measure each layer beside a random Gaussian layer of the same width on the same input (SCIENCE.md §4). */
+  /** Measure each layer beside random Gaussian layers of the same width on the same input (docs/metrics/baseline.md). Default random-layer. */
   baseline?: 'none' | 'random-layer';
+  /** Random layers drawn per measured layer (default DEFAULT_BASELINE_DRAWS). */
+  baselineDraws?: number;
+  /** Metric groups measured on the random layers (default: those of `metrics` that have a baseline). */
+  baselineMetrics?: MetricGroup[];
   /** Representation similarity between every pair of layers (of all models) on the buffered samples. */
   similarity?: CkaMethod;
   /** Bootstrap confidence level, e.g. 0.95; off when undefined. */
@@ -223,6 +228,29 @@ export function secondPassLayers(model: PreparedModel, stats: Map<string, ClassS
   return model.plans.filter((p) => classifier || !stats.get(p.layer.id)!.hasScatter).map((p) => p.layer.id);
 }
 
+/** The random-layer baseline is on unless `baseline: 'none'`. */
+export function baselineOn(opts: AuditOptions): boolean {
+  return (opts.baseline ?? 'random-layer') === 'random-layer';
+}
+
+function checkBaselineOptions(opts: AuditOptions): void {
+  const d = opts.baselineDraws;
+  if (d !== undefined && !(Number.isInteger(d) && d >= 1)) throw new UsageError(`--baseline-draws must be a whole number ≥ 1 (random layers per measured layer; 2 or more give an interval; got ${d})`);
+  for (const g of opts.baselineMetrics ?? []) {
+    if (!BASELINE_GROUPS.includes(g)) throw new UsageError(`--baseline-metrics: \`${g}\` has no random-layer baseline`, `choose from ${BASELINE_GROUPS.join(', ')}`);
+  }
+}
+
+/** What the baseline computes once per audit and reuses across layers and models (phase insets by activation and r, input rank ladders by content). */
+export interface BaselineCaches {
+  inset: Map<string, Promise<PhaseInset | null>>;
+  ladder: Map<string, Promise<number[][]>>;
+}
+
+export function newBaselineCaches(): BaselineCaches {
+  return { inset: new Map(), ladder: new Map() };
+}
+
 interface ProbeSampler {
   buffer: SampleBuffer;
   add(X: Float32Array, n: number, labels: Int32Array, ids: Int32Array): Promise<void>;
@@ -323,7 +351,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
   const probes = metrics.includes('probe') ? new Map(model.plans.map((p) => [p.layer.id, probeSampler(p, K, opts.probePerClass ?? DEFAULT_PROBE_PER_CLASS, data.seed)])) : null;
   const { out, classifier } = classifierOutput(model, K);
   const inputDim = valuesPerItem(model.runner.inputShape);
-  const inputBuffer = opts.baseline === 'random-layer' ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
+  const inputBuffer = baselineOn(opts) ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
   let correct = 0;
   let seen = 0;
   const timings = await capture({
@@ -358,7 +386,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
   return { stats, buffers, inputBuffer, probes: probes ? new Map([...probes].map(([id, p]) => [id, p.buffer])) : null, correct, seen, timings };
 }
 
-async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>): Promise<ModelRun> {
+async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, caches: BaselineCaches): Promise<ModelRun> {
   const model = await openAuditModel(spec, data, opts, names);
   try {
     checkLayerWidths(model);
@@ -369,7 +397,7 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
     if (metrics.includes('collapse')) {
       for (const [id, p] of await secondPass(model, data, passes.stats, classifier, K, opts, passes.timings)) meanPasses.set(id, p.result());
     }
-    return await finishModel(model, data, opts, metrics, warnings, passes, meanPasses);
+    return await finishModel(model, data, opts, metrics, warnings, passes, meanPasses, caches);
   } finally {
     await model.runner.dispose();
   }
@@ -389,7 +417,7 @@ export async function openAuditModel(spec: AuditModel, data: PreparedData, opts:
  * The metrics of one model from its passes (one process's, or the merge of shards'): every layer's
  * metrics and baseline, NC3 at the head's input, accuracy, the trend and the manifest entry.
  */
-export async function finishModel(model: PreparedModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], passes: ModelPasses, meanPasses: Map<string, MeanPassResult>): Promise<ModelRun> {
+export async function finishModel(model: PreparedModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], passes: ModelPasses, meanPasses: Map<string, MeanPassResult>, caches: BaselineCaches = newBaselineCaches()): Promise<ModelRun> {
   const K = data.dataset.classes.length;
   const { stats, buffers, inputBuffer, probes, correct, seen, timings } = passes;
   const { out, outWidth, classifier } = classifierOutput(model, K);
@@ -410,6 +438,14 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
   const kept: SampleMatrix[] = [];
   const n = model.plans.length;
   let previous = inputBuffer?.matrix();
+  const baselineOpts = {
+    seed: data.seed,
+    groups: opts.baselineMetrics ?? metrics,
+    draws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS,
+    ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
+    insetCache: caches.inset,
+    ladderCache: caches.ladder,
+  };
   for (const [i, plan] of model.plans.entries()) {
     const buffer = buffers.get(plan.layer.id)!;
     const matrix = buffer.matrix();
@@ -438,7 +474,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
     if (previous) {
       const tb = performance.now();
-      results.push(...(await baselineMetrics(previous, plan.reducer.dim, activationOf(plan.layer.op), results, { seed: data.seed, metrics }).catch((e: unknown) => failedCells('baseline', metrics, e))));
+      results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op), results, baselineOpts).catch((e: unknown) => failedCells('baseline', baselineOpts.groups, e))));
       byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
       previous = matrix;
     }
@@ -522,7 +558,8 @@ export function checkAuditOptions(opts: AuditOptions): { gates: Gate[]; metrics:
   const pp = opts.probePerClass;
   if (pp !== undefined && !(Number.isInteger(pp) && pp >= 2)) throw new UsageError(`--probe-per-class must be a whole number ≥ 2 (rows per class the linear probe cross-fits; got ${pp})`);
   const metrics = opts.metrics ?? DEFAULT_METRICS;
-  checkGateMetrics(gates, metrics, opts.baseline === 'random-layer');
+  checkGateMetrics(gates, metrics, baselineOn(opts));
+  checkBaselineOptions(opts);
   return { gates, metrics };
 }
 
@@ -536,8 +573,9 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   return writeAuditRun(opts, data, metrics, gates, classWarnings, async (warnings) => {
     const names = new Set<string>();
     const runs: ModelRun[] = [];
+    const caches = newBaselineCaches();
     for (const m of opts.models) {
-      runs.push(await auditModel(m, data, opts, metrics, warnings, names));
+      runs.push(await auditModel(m, data, opts, metrics, warnings, names, caches));
     }
     return runs;
   });
@@ -571,7 +609,7 @@ export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metr
         metrics,
         bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
         ...(opts.similarity ? { similarity: opts.similarity } : {}),
-        ...(opts.baseline === 'random-layer' ? { baseline: 'random-layer' } : {}),
+        ...(baselineOn(opts) ? { baseline: 'random-layer', baselineDraws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS, baselineMetrics: (opts.baselineMetrics ?? metrics).filter((g) => BASELINE_GROUPS.includes(g)) } : {}),
         ...(opts.ci !== undefined ? { ci: opts.ci } : {}),
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,

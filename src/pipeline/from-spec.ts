@@ -26,6 +26,8 @@ export function auditOptionsFromSpec(spec: ProbeSpec): AuditOptions {
     ...(spec.bufferPerClass !== undefined ? { bufferPerClass: spec.bufferPerClass } : {}),
     ...(spec.ci !== undefined ? { ci: spec.ci } : {}),
     ...(spec.baseline ? { baseline: spec.baseline } : {}),
+    ...(spec.baselineDraws !== undefined ? { baselineDraws: spec.baselineDraws } : {}),
+    ...(spec.baselineMetrics ? { baselineMetrics: spec.baselineMetrics } : {}),
     ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
     ...(spec.name ? { name: spec.name } : {}),
   };

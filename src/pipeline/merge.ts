@@ -17,7 +17,7 @@ import { MeanPassStats, type MeanPassResult } from '../stats/mean-pass.js';
 import { canonicalJson, decodeIndices, decodeShard, encodeIndices, encodeShard, sha256Hex, type ShardBody, type ShardModel } from '../stats/shard-file.js';
 import { exists, writeFileAtomic } from '../report/run-folder.js';
 import { prepareData, type PreparedModel } from './prepare.js';
-import { checkAuditOptions, checkClassCounts, classifierOutput, finishModel, openAuditModel, secondPassLayers, writeAuditRun, type AuditOptions, type AuditResult, type ModelPasses } from './audit.js';
+import { checkAuditOptions, checkClassCounts, classifierOutput, finishModel, newBaselineCaches, openAuditModel, secondPassLayers, writeAuditRun, type AuditOptions, type AuditResult, type ModelPasses } from './audit.js';
 import { fingerprint, passesFromJson, passesToJson, runIdentity } from './shard.js';
 
 export interface MergeOptions {
@@ -224,7 +224,8 @@ export async function mergeShards(o: MergeOptions): Promise<MergeResult> {
 
     const result = await writeAuditRun(opts, data, metrics, gates, classWarnings, async (warnings) => {
       const runs = [];
-      for (const [m, model] of models.entries()) runs.push(await finishModel(model, data, opts, metrics, warnings, merged[m]!, meanPasses[m]!));
+      const caches = newBaselineCaches();
+      for (const [m, model] of models.entries()) runs.push(await finishModel(model, data, opts, metrics, warnings, merged[m]!, meanPasses[m]!, caches));
       return runs;
     });
     return { kind: 'run', result, shards: shards.length };

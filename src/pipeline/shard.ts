@@ -37,6 +37,7 @@ import {
   type ModelPasses,
 } from './audit.js';
 import type { MetricGroup } from '../probe-spec/probe-spec.js';
+import { DEFAULT_BASELINE_DRAWS } from './baseline.js';
 
 export interface ShardRunOptions {
   shard: ShardSpec;
@@ -104,7 +105,9 @@ export async function runIdentity(opts: AuditOptions, data: PreparedData, models
       metrics,
       bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
       probePerClass: opts.probePerClass ?? DEFAULT_PROBE_PER_CLASS,
-      baseline: opts.baseline ?? 'none',
+      baseline: opts.baseline ?? 'random-layer',
+      baselineDraws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS,
+      baselineMetrics: opts.baselineMetrics ?? null,
       similarity: opts.similarity ?? null,
       ci: opts.ci ?? null,
       bootstrapReps: opts.bootstrapReps ?? null,

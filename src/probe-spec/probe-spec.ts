@@ -57,6 +57,8 @@ const specSchema = z
     ci: z.number().gt(0).lt(1).optional(),
     batchSize: z.number().int().positive().optional(),
     baseline: z.enum(['none', 'random-layer']).optional(),
+    baselineDraws: z.number().int().positive().optional(),
+    baselineMetrics: z.array(z.enum(METRIC_GROUPS)).optional(),
     name: z.string().optional(),
   })
   .strict();

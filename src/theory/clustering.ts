@@ -29,8 +29,8 @@
  */
 import { RuntimeFailure, UsageError } from '../errors.js';
 import { Rng } from '../util/rng.js';
-import { sampleLp } from './sample-lp.js';
-import { deriveSeed } from './seed.js';
+import { sampleLp } from '../metrics/baseline/sample-lp.js';
+import { deriveSeed } from '../util/seed.js';
 import { csvLine } from '../report/csv.js';
 
 export const CLUSTERING_DEFINITION =

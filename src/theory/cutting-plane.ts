@@ -21,7 +21,7 @@ import { RuntimeFailure } from '../errors.js';
 import { symEig } from '../linalg/dense.js';
 import { loadHighs } from '../linalg/highs.js';
 import { dot, norm } from '../linalg/kernels.js';
-import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
+import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from '../metrics/baseline/quad-block.js';
 
 export interface ExactOptions {
   /** LP rounds before giving up with status `undecided`. Default 300. */

@@ -5,11 +5,11 @@
  * for every j ≠ k — and the classes are separable when every class is.
  */
 import { UsageError } from '../errors.js';
-import { barrierSeparable } from './barrier.js';
+import { barrierSeparable } from '../metrics/baseline/barrier.js';
 import { cuttingPlaneSeparable } from './cutting-plane.js';
-import { projectedWeights } from './layer.js';
-import type { ExactResult, QuadBlock } from './quad-block.js';
-import { principalAngles } from './subspaces.js';
+import { projectedWeights } from '../features/random-layer.js';
+import type { ExactResult, QuadBlock } from '../metrics/baseline/quad-block.js';
+import { principalAngles } from '../metrics/baseline/subspaces.js';
 
 export type ExactMethod = 'barrier' | 'cutting-plane';
 

@@ -6,7 +6,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { renderSvg } from '../report/charts.js';
 import { html, trusted } from '../report/html-escape.js';
-import type { PhaseAxis, PhaseResult } from './phase.js';
+import type { PhaseAxis, PhaseResult } from '../metrics/baseline/phase.js';
 
 const AXIS_TITLE: Record<PhaseAxis, string> = {
   intrinsic: 'intrinsic dimension r',

@@ -33,8 +33,8 @@ import { dot } from '../../linalg/kernels.js';
 import { Rng } from '../../util/rng.js';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf } from '../../runtime/backend.js';
-import { gaussianMatrix, orthonormalColumns } from '../subspaces.js';
-import { deriveSeed } from '../seed.js';
+import { gaussianMatrix, orthonormalColumns } from '../../metrics/baseline/subspaces.js';
+import { deriveSeed } from '../../util/seed.js';
 
 // ---------------------------------------------------------------------------------------------
 // Definitions carried in every result (change them here; the code below follows them)

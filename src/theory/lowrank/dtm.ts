@@ -27,7 +27,7 @@
 import { UsageError, RuntimeFailure } from '../../errors.js';
 import { symEig } from '../../linalg/dense.js';
 import { dot } from '../../linalg/kernels.js';
-import { orthonormalColumns, principalAngles } from '../subspaces.js';
+import { orthonormalColumns, principalAngles } from '../../metrics/baseline/subspaces.js';
 
 export const LOWRANK_SOURCE =
   'reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage (divergence transition matrix, local information geometry); SCIENCE.md §6';

@@ -10,8 +10,8 @@ import { symEig } from '../../linalg/dense.js';
 import { infNorm } from '../../linalg/kernels.js';
 import { lbfgsSync } from '../../linalg/lbfgs.js';
 import { Rng } from '../../util/rng.js';
-import { deriveSeed } from '../seed.js';
-import { orthonormalColumns, principalAngles } from '../subspaces.js';
+import { deriveSeed } from '../../util/seed.js';
+import { orthonormalColumns, principalAngles } from '../../metrics/baseline/subspaces.js';
 import {
   LOWRANK_DEFINITION,
   LOWRANK_SOURCE,

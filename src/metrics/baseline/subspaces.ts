@@ -6,10 +6,10 @@
  *
  * Bases are d×r row-major Float64Arrays (column j is the j-th basis vector).
  */
-import { UsageError, RuntimeFailure } from '../errors.js';
-import { symEigenvalues } from '../linalg/dense.js';
-import { Rng } from '../util/rng.js';
-import { deriveSeed, STREAM } from './seed.js';
+import { UsageError, RuntimeFailure } from '../../errors.js';
+import { symEigenvalues } from '../../linalg/dense.js';
+import { Rng } from '../../util/rng.js';
+import { deriveSeed, STREAM } from '../../util/seed.js';
 
 /**
  * Orthonormal basis of the columns of A (d×m row-major), by modified Gram–Schmidt applied

@@ -11,11 +11,11 @@
  * cell of the grid then follows exactly: P(D) = share of trials whose threshold is ≤ D.
  * `exhaustive` tests every cell directly instead (for checking that shortcut).
  */
-import { UsageError } from '../errors.js';
-import { linearFit } from '../stats/line-fit.js';
-import type { Activation } from './layer.js';
+import { UsageError } from '../../errors.js';
+import { linearFit } from '../../stats/line-fit.js';
+import type { Activation } from '../../features/random-layer.js';
 import { coverCapacity } from './sample-lp.js';
-import { deriveSeed } from './seed.js';
+import { deriveSeed } from '../../util/seed.js';
 import { makeTrial, trialThreshold, type SeparabilityTest } from './trial.js';
 
 export type PhaseAxis = 'intrinsic' | 'ambient' | 'angle';

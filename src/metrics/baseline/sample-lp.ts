@@ -25,8 +25,8 @@
  * says something about the classes only with N ≫ 2(D + 1); below that it is refused.
  */
 import type { Model } from 'highs';
-import { RuntimeFailure, UsageError } from '../errors.js';
-import { loadHighs } from '../linalg/highs.js';
+import { RuntimeFailure, UsageError } from '../../errors.js';
+import { loadHighs } from '../../linalg/highs.js';
 
 export interface SampleLpVerdict {
   separable: boolean | null;

@@ -4,12 +4,12 @@
  * prefixes of the same layer (nested widths), so the answer is monotone in D and a trial's
  * threshold can be found by bisection.
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../errors.js';
 import { barrierSeparable } from './barrier.js';
-import { gaussianLayerWeights, projectedWeights, randomLayer, type Activation } from './layer.js';
+import { gaussianLayerWeights, projectedWeights, randomLayer, type Activation } from '../../features/random-layer.js';
 import type { QuadBlock } from './quad-block.js';
 import { sampleLp, type SampleLp } from './sample-lp.js';
-import { deriveSeed, STREAM } from './seed.js';
+import { deriveSeed, STREAM } from '../../util/seed.js';
 import { pairwiseAngles, unionOfSubspaces, uosBases } from './subspaces.js';
 
 export type SeparabilityTest = 'exact' | 'sample';

@@ -22,9 +22,9 @@
  *   - otherwise, once the duality gap is below `tol`/Σ_b r_b, t* lies within that of 0: the
  *     instance sits on the phase boundary; it is called inseparable with proof 'tolerance'.
  */
-import { RuntimeFailure } from '../errors.js';
-import { symEigenvalues } from '../linalg/dense.js';
-import { choleskyInPlace, choleskyInverse, choleskySolve, logDetFromCholesky } from '../linalg/chol.js';
+import { RuntimeFailure } from '../../errors.js';
+import { symEigenvalues } from '../../linalg/dense.js';
+import { choleskyInPlace, choleskyInverse, choleskySolve, logDetFromCholesky } from '../../linalg/chol.js';
 import { blockMatrix, checkBlocks, type ExactResult, type QuadBlock } from './quad-block.js';
 
 export interface BarrierOptions {

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { matMul } from '../linalg/dense.js';
 import { matmul } from '../linalg/ort-ops.js';
 import { Rng } from '../util/rng.js';
-import { deriveSeed, STREAM } from './seed.js';
+import { deriveSeed, STREAM } from '../util/seed.js';
 
 export const ACTIVATIONS = ['quadratic', 'relu', 'leaky-relu', 'elu', 'gelu', 'tanh'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];

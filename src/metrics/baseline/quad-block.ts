@@ -3,7 +3,7 @@
  * x = U_k c, the readout is aᵀφ(U_k c) = cᵀA_k(a)c, A_k(a) = Σ_i a_i g_i g_iᵀ = G_kᵀdiag(a)G_k,
  * g_i = U_kᵀw_i (row i of G_k = W U_k, D×r). Class k is on the positive side iff A_k(a) ≻ 0.
  */
-import { RuntimeFailure } from '../errors.js';
+import { RuntimeFailure } from '../../errors.js';
 
 export interface QuadBlock {
   /**
