@@ -34,3 +34,4 @@ export { train, type TrainOptions, type TrainResult } from './train/train.js';
 export { parseMonitorSpec, parseProbeSet, pearson, spearman, synchronicity, TrainingMonitor, type MonitorResult, type MonitorSpec } from './train/monitor.js';
 export { parseSweep, runSweep, type SweepOptions, type SweepResult } from './train/sweep.js';
 export { exportOnnx, layersModelToOnnx, type ExportOptions, type ExportResult } from './export/onnx-export.js';
+export { shippedModel, shippedDataset, shippedSpec, resolveModelArg, SHIPPED_MODELS, SHIPPED_DATASETS, SHIPPED_SPECS, type ShippedModelName, type ShippedModelFormat } from './shipped.js';

@@ -13,11 +13,11 @@ export const layersCommand: CommandModule<object, Args> = {
   describe: 'list the probe-able layers of a model (ONNX or TF.js)',
   builder: (y) =>
     y
-      .positional('model', { type: 'string', demandOption: true, describe: 'model.onnx, a TF.js model.json, or a folder holding one' })
+      .positional('model', { type: 'string', demandOption: true, describe: 'model.onnx, a TF.js model.json, a folder holding one, or a shipped model (fmnist-mlp, fmnist-cnn, fmnist-vit; add .onnx for the ONNX twin)' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout' })
       .option('all', { type: 'boolean', default: true, describe: 'list every layer (use --no-all for the default selection only)' })
-      .example('$0 layers ../shared/assets/models/mnist-cnn-deepeverest.onnx', 'ONNX: every intermediate tensor, * marks the default selection')
-      .example('$0 layers models/fmnist-mlp/model.json --json', 'TF.js layers model, machine-readable'),
+      .example('$0 layers fmnist-cnn.onnx', 'ONNX (the shipped CNN): every intermediate tensor, * marks the default selection')
+      .example('$0 layers fmnist-mlp --json', 'a TF.js layers model (the shipped MLP), machine-readable'),
   handler: async (a) => {
     const info = await listLayers(a.model);
     const layers = a.all ? info.layers : info.layers.filter((l) => l.defaultSelected);

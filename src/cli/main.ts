@@ -4,6 +4,7 @@
  * Errors: a LayerprobeError prints one line (plus a hint) and exits with its code; yargs usage
  * errors exit 2; anything else is a bug and says so.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -24,6 +25,7 @@ import { exportCommand } from './export.js';
 import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
+import { resolveModelArg, shippedSpec, SHIPPED_SPECS } from '../shipped.js';
 
 // yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
 // build wraps on word boundaries (wrap-ansi).
@@ -95,6 +97,21 @@ function checkRepeatedFlags(argv: readonly string[]): void {
   }
 }
 
+/**
+ * Shipped names work wherever a model or spec path does, from any folder: `-m fmnist-mlp` (its TF.js
+ * model), `fmnist-cnn.onnx` (its ONNX twin, derived on first use), `audit fmnist-zoo` (the shipped
+ * spec). An existing file of that name wins.
+ */
+async function resolveShippedNames(argv: Record<string, unknown>): Promise<void> {
+  const one = async (v: unknown) => (typeof v === 'string' ? resolveModelArg(v) : v);
+  if (Array.isArray(argv.model)) argv.model = argv.m = await Promise.all(argv.model.map(one));
+  else if (typeof argv.model === 'string') argv.model = await one(argv.model);
+  if (typeof argv.models === 'string') argv.models = (await Promise.all(argv.models.split(',').map((s) => one(s.trim())))).join(',');
+  if (typeof argv.reference === 'string') argv.reference = argv.r = await one(argv.reference);
+  const spec = argv.spec;
+  if (typeof spec === 'string' && (SHIPPED_SPECS as readonly string[]).includes(spec) && !existsSync(spec)) argv.spec = shippedSpec(spec);
+}
+
 const COMMAND_MODULES = [auditCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
@@ -136,6 +153,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .middleware(checkSeed)
+    .middleware(resolveShippedNames)
     .strict()
     .version(false)
     .option('version', { alias: 'V', type: 'boolean', describe: 'print the version (with --verbose: packages and the TF.js backend in use)' })
