@@ -73,6 +73,32 @@ function checkSeed(argv: Record<string, unknown>): void {
   }
 }
 
+/**
+ * One meaning per short flag across commands: -d is the dataset, -m the model, -n per class. The
+ * theory commands that used `--d`, `--m`, `--n` for dimensions and counts now spell them out; the
+ * old spellings still work there, rewritten here with a warning on stderr.
+ */
+const RENAMED_FLAGS: Record<string, Record<string, string>> = {
+  'theory uos': { d: 'ambient-dim' },
+  'theory phase': { d: 'ambient-dim' },
+  'theory clustering': { d: 'input-dim', m: 'hidden', n: 'points' },
+};
+
+export function renameDeprecatedFlags(argv: readonly string[], warn: (msg: string) => void = (m) => process.stderr.write(m + '\n')): string[] {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const renames = words[0] === 'theory' ? RENAMED_FLAGS[`theory ${words[1]}`] : undefined;
+  if (!renames) return [...argv];
+  const end = argv.indexOf('--');
+  return argv.map((a, i) => {
+    if (end >= 0 && i > end) return a;
+    const m = /^--?([a-zA-Z])(=.*)?$/.exec(a);
+    const now = m ? renames[m[1]!] : undefined;
+    if (!m || !now) return a;
+    warn(`layerprobe: warning: ${a.replace(/=.*/, '')} is deprecated in \`${words.slice(0, 2).join(' ')}\`; use --${now} (short flags mean one thing everywhere: -d dataset, -m model, -n per class)`);
+    return `--${now}${m[2] ?? ''}`;
+  });
+}
+
 /** Flags that may repeat; every other flag takes one value. */
 const REPEATABLE = new Set(['model', 'fail-under', 'fail-over', 'sweep']);
 /** Short aliases, for counting `-o a --out b` as one flag given twice. */
@@ -133,6 +159,9 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`layerprobe: no command given; running the default audit ${path.relative(process.cwd(), spec)} (see --help for commands)\n`);
     argv = ['audit', spec];
   }
+  // The warnings wait until the command line parsed: a usage error stays one line.
+  const deprecations: string[] = [];
+  argv = renameDeprecatedFlags(argv, (m) => deprecations.push(m));
   checkRepeatedFlags(argv);
   if (argv.includes('--version') || argv.includes('-V')) {
     await printVersion(argv.includes('--verbose'));
@@ -154,6 +183,9 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command (see the list above)')
     .middleware(checkSeed)
     .middleware(resolveShippedNames)
+    .middleware(() => {
+      for (const m of deprecations) process.stderr.write(m + '\n');
+    })
     .strict()
     .version(false)
     .option('version', { alias: 'V', type: 'boolean', describe: 'print the version (with --verbose: packages and the TF.js backend in use)' })
