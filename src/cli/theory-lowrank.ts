@@ -121,7 +121,7 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' })
       .example('$0 theory lowrank', 'synthetic local regime: |X| = 40, K = 8, bottleneck k = 2, angles for ε = 0.05 … 0.8')
       .example('$0 theory lowrank --symbols 24 --classes 6 --k 2 --epsilon 0.02,0.1,0.5,0.9 --json', 'angles against dependence ε, as JSON')
-      .example('$0 theory lowrank --model models/fmnist-mlp --reference models/fmnist-cnn --dataset fashion-mnist --per-class 100', "the MLP's head against B̃ of the CNN's posteriors on 1000 test images")
+      .example('$0 theory lowrank --model fmnist-mlp --reference fmnist-cnn --dataset fashion-mnist --per-class 100', "the MLP's head against B̃ of the CNN's posteriors on 1000 test images")
       .epilog('Reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage; see SCIENCE.md §6.') as unknown as Argv<LowrankArgs>,
   handler: async (a) => {
     const modelMode = a.model !== undefined || a.reference !== undefined || a.dataset !== undefined;
