@@ -1,6 +1,6 @@
 /**
  * `layerprobe theory clustering`: weight clustering and linear decision boundaries
- * (SCIENCE.md §5). Trains a small-init two-layer leaky-ReLU net on a seeded linear teacher and
+ * (docs/theory.md#theory-clustering). Trains a small-init two-layer leaky-ReLU net on a seeded linear teacher and
  * prints the time series of cluster coherence, linear agreement and the agreement regime.
  * Argument handling and printing only; the work is in src/theory/clustering.ts.
  */
@@ -77,7 +77,7 @@ export function clusteringTable(res: ClusteringResult): string {
 
 export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
   command: 'clustering',
-  describe: 'weight clustering → linear boundary (SCIENCE.md §5): train a small-init two-layer leaky-ReLU net on a linear teacher; coherence, linear agreement, agreement regime',
+  describe: 'weight clustering → linear boundary (docs/theory.md#theory-clustering): train a small-init two-layer leaky-ReLU net on a linear teacher; coherence, linear agreement, agreement regime',
   builder: (y: Argv) =>
     y
       .option('input-dim', { type: 'number', default: 20, describe: 'input dimension d (was --d)' })

@@ -1,5 +1,5 @@
 /**
- * `layerprobe theory …`: the random-layer theory of SCIENCE.md §4 — union-of-subspaces data
+ * `layerprobe theory …`: the random-layer theory of docs/theory.md#theory-phase — union-of-subspaces data
  * (`uos`), phase-transition maps of separability after a random layer (`phase`), and per-class
  * energy ranks of a real dataset (`rank`). Argument handling and printing only; the work is in
  * src/theory.
@@ -139,7 +139,7 @@ const uosCommand: CommandModule<object, UosArgs> = {
     const u = unionOfSubspaces({ d: a['ambient-dim'], r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
     const pairs = u.angles.map((p) => ({ k: p.k, l: p.l, anglesDeg: Array.from(p.angles, (t) => (t * 180) / Math.PI) }));
     const summary = {
-      definition: 'union of subspaces (SCIENCE.md §4): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
+      definition: 'union of subspaces (docs/theory.md#theory-uos): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
       d: u.d,
       r: a.r,
       K: u.K,
@@ -380,7 +380,7 @@ const rankCommand: CommandModule<object, RankArgs> = {
 
 export const theoryCommand: CommandModule = {
   command: 'theory <command>',
-  describe: 'theory checks: deep-linear compression (SCIENCE.md §1), random layers and separability (§4), weight clustering (§5), low-rank heads (§6)',
+  describe: 'theory checks: deep-linear compression, random layers and separability, weight clustering, low-rank heads (docs/theory.md)',
   builder: (y: Argv) =>
     y
       .command(uosCommand)
