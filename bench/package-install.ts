@@ -46,9 +46,9 @@ export function offlineEnv(extra: Record<string, string> = {}): NodeJS.ProcessEn
   };
 }
 
-/** Where npm keeps its cache for this user (not this repository's settings). */
+/** Where npm keeps its cache here (as set for this user or this shell, e.g. by CI), read outside the repository. */
 export function npmCacheDir(): string {
-  const r = spawnSync('npm', ['config', 'get', 'cache'], { cwd: os.tmpdir(), encoding: 'utf8', env: offlineEnv() });
+  const r = spawnSync('npm', ['config', 'get', 'cache'], { cwd: os.tmpdir(), encoding: 'utf8' });
   return r.stdout.trim() || path.join(os.homedir(), '.npm');
 }
 
