@@ -27,7 +27,7 @@ import { RowChunker } from './chunk.js';
 import { activationOf, baselineMetrics } from './baseline.js';
 import { computeLayerMetrics, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
-import { prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
+import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
 
@@ -318,7 +318,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   const data = await prepareData(opts.dataset, opts.datasetOptions ?? {}, opts);
   const classWarnings = checkClassCounts(data);
   const names = new Set<string>();
-  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), {
+  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? modelDisplayName(opts.models[0]!.path)}`), {
     force: opts.force ?? false,
     inputs: [...opts.models.map((m) => m.path), opts.dataset],
     unique: opts.out === undefined,
