@@ -36,6 +36,8 @@ const SKIP: [string, string][] = [
   ['audit -m model.json ', 'pending: placeholder model path (src/cli/audit.ts)'],
   ['audit -m model.onnx -d images/', 'pending: placeholder model and image folder (src/cli/audit.ts)'],
   ['compare --models models/fmnist-mlp/model.onnx', 'pending: a checkout-relative path (src/cli/compare.ts)'],
+  ['compare probes/fmnist-zoo.yaml', 'pending: a checkout-relative path; `fmnist-zoo` runs anywhere (src/cli/compare.ts)'],
+  ['audit probes/fmnist-zoo.yaml', 'pending: a checkout-relative path; `fmnist-zoo` runs anywhere (src/cli/audit.ts)'],
   ['report runs/20250101T120000Z-audit-model', 'pending: placeholder run folder (src/cli/report.ts)'],
   ['report run/ --kappa-layer', 'pending: placeholder run folder (src/cli/report.ts)'],
 ];
