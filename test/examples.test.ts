@@ -25,6 +25,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** Examples not run, by a substring that identifies them, with the reason. */
 const SKIP: [string, string][] = [
   ['npm ', 'installs and the test suite: test/package.test.ts installs the package'],
+  ['npx layerprobe', 'needs the package installed in the current folder (test/package.test.ts runs the installed bin)'],
   ['layerprobe train ', 'trains a network for minutes'],
   ['datasets fetch', 'downloads from the internet'],
   ['theory phase', 'a phase map takes minutes'],
