@@ -17,6 +17,9 @@ interface ClusteringArgs {
   'input-dim': number;
   hidden: number;
   points: number;
+  d?: number;
+  m?: number;
+  n?: number;
   'n-test'?: number;
   'n-random': number;
   margin: number;
@@ -83,6 +86,10 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
       .option('input-dim', { type: 'number', default: 20, describe: 'input dimension d (was --d)' })
       .option('hidden', { type: 'number', default: 40, describe: 'hidden width m, the number of neurons (was --m)' })
       .option('points', { type: 'number', default: 400, describe: 'training points n (was --n)' })
+      // The old spellings, for a command mounted without the main CLI's rewrite (see renameDeprecatedFlags).
+      .option('d', { type: 'number', hidden: true })
+      .option('m', { type: 'number', hidden: true })
+      .option('n', { type: 'number', hidden: true })
       .option('n-test', { type: 'number', describe: 'test points (default: --points)' })
       .option('n-random', { type: 'number', default: 2000, describe: 'random N(0, I) inputs for the agreement on random inputs' })
       .option('margin', { type: 'number', default: 0.5, describe: 'teacher margin γ: every point has |w*ᵀx| ≥ γ (x ~ N(0, I) otherwise)' })
@@ -105,6 +112,9 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
       .example('$0 theory clustering --input-dim 50 --hidden 100 --points 2000 --epochs 500 --every 10 --out runs/clustering', 'a bigger run; result.json + series.csv')
       .example('$0 theory clustering --json | jq .final', 'the last record as JSON') as unknown as Argv<ClusteringArgs>,
   handler: async (a) => {
+    a['input-dim'] = a.d ?? a['input-dim'];
+    a.hidden = a.m ?? a.hidden;
+    a.points = a.n ?? a.points;
     for (const [flag, v] of [['input-dim', a['input-dim']], ['hidden', a.hidden], ['points', a.points], ['epochs', a.epochs], ['lr', a.lr], ['init-scale', a['init-scale']], ['margin', a.margin], ['label-noise', a['label-noise']], ['n-random', a['n-random']], ['seed', a.seed]] as const) {
       if (!Number.isFinite(v)) throw new UsageError(`--${flag} expects a number`);
     }

@@ -82,6 +82,7 @@ const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === u
 
 interface UosArgs extends CommonArgs {
   'ambient-dim': number;
+  d?: number;
   r: number;
   K: number;
   n: number;
@@ -124,6 +125,8 @@ const uosCommand: CommandModule<object, UosArgs> = {
     withCommon(
       y
         .option('ambient-dim', { type: 'number', default: 40, describe: 'ambient dimension d (was --d)' })
+        // The old spelling, for a command mounted without the main CLI's rewrite (see renameDeprecatedFlags).
+        .option('d', { type: 'number', hidden: true })
         .option('r', { type: 'number', default: 4, describe: 'subspace dimension' })
         .option('K', { type: 'number', default: 2, describe: 'number of classes' })
         .option('n', { type: 'number', default: 100, describe: 'samples per class (x = U_k c, c ~ N(0, I_r))' })
@@ -136,7 +139,7 @@ const uosCommand: CommandModule<object, UosArgs> = {
       .example('$0 theory uos --ambient-dim 20 --r 3 --angle 30 --json', 'a pair whose principal angles are all 30°')
       .example('$0 theory uos --ambient-dim 40 --r 4 --n 500 --noise 0.05 --out uos-data', 'samples as .npy files for numpy') as unknown as Argv<UosArgs>,
   handler: async (a) => {
-    const u = unionOfSubspaces({ d: a['ambient-dim'], r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
+    const u = unionOfSubspaces({ d: a.d ?? a['ambient-dim'], r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
     const pairs = u.angles.map((p) => ({ k: p.k, l: p.l, anglesDeg: Array.from(p.angles, (t) => (t * 180) / Math.PI) }));
     const summary = {
       definition: 'union of subspaces (docs/theory.md#theory-uos): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
@@ -284,6 +287,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
         .option('trials', { alias: 't', type: 'number', default: 10, describe: 'random draws (subspaces + layer) per column' })
         .option('r', { type: 'string', describe: 'intrinsic dimension: a list/range when varied (default 2,3,4,6,8,10,12), else one value (default 6)' })
         .option('ambient-dim', { type: 'string', describe: 'ambient dimension d: a list/range when varied (default 12,40,100), else one value (default 40) (was --d)' })
+        .option('d', { type: 'string', hidden: true })
         .option('angle', { type: 'string', describe: 'principal angle in degrees: a list when varied (default 5,10,20,45,90), else one value (default: random subspaces)' })
         .option('D', { type: 'string', describe: 'widths shown, e.g. 1:160, 4:160:4 or 10,20,40 (default ~30 values up to r(r+1), ×K/2 for K > 2, ×2 for non-quadratic); thresholds are searched at unit resolution' })
         .option('K', { type: 'number', default: 2, describe: 'classes (K > 2: every class against the union of the others)' })
@@ -300,7 +304,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
       .example('$0 theory phase --activation relu --r 2:6 --ambient-dim 20 --D 1:90 --json', 'ReLU by the sample LP test, JSON on stdout') as unknown as Argv<PhaseArgs>,
   handler: async (a) => {
     const activation = parseActivation(a.activation);
-    const plan = phasePlan({ ...a, d: a['ambient-dim'] }, activation, a.K);
+    const plan = phasePlan({ ...a, d: a.d ?? a['ambient-dim'] }, activation, a.K);
     const quiet = a.quiet || a.json;
     const out = a.out ?? defaultRunDir('theory-phase');
     // The output folder is claimed first: an existing one is refused before the trials run.
