@@ -40,3 +40,4 @@ export { pearson, spearman } from './stats/correlation.js';
 export type { MonitorResult, MonitorSpec } from './report/monitor-schema.js';
 export { parseSweep, runSweep, type SweepOptions, type SweepResult } from './train/sweep.js';
 export { exportOnnx, layersModelToOnnx, type ExportOptions, type ExportResult } from './export/onnx-export.js';
+export { shippedModel, shippedDataset, shippedSpec, resolveModelArg, SHIPPED_MODELS, SHIPPED_DATASETS, SHIPPED_SPECS, type ShippedModelName, type ShippedModelFormat } from './shipped.js';

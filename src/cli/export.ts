@@ -16,15 +16,15 @@ export const exportCommand: CommandModule<object, Args> = {
   describe: 'convert a TF.js layers model to ONNX (opset 17), keeping layer names and the NHWC input',
   builder: (y) =>
     y
-      .positional('model', { type: 'string', demandOption: true, describe: 'TF.js layers model.json, or the folder holding it' })
+      .positional('model', { type: 'string', demandOption: true, describe: 'TF.js layers model.json, the folder holding it, or a shipped model (fmnist-mlp, fmnist-cnn, fmnist-vit)' })
       .option('to', { type: 'string', choices: ['onnx'], default: 'onnx', describe: 'target format' })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the .onnx file to write' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' })
       .option('check', { type: 'boolean', default: true, describe: 'run both formats on random inputs and refuse to write a model that disagrees (--no-check skips)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no messages on stderr' })
-      .example('$0 export --to onnx models/fmnist-cnn/model.json --out cnn.onnx', 'ONNX twin of a TF.js model; `layerprobe layers cnn.onnx` lists the same layer ids')
-      .example('$0 export models/my-vit --out my-vit.onnx --force', 'a folder works too; replace an earlier export')
+      .example('$0 export --to onnx fmnist-cnn --out cnn.onnx', 'ONNX twin of a TF.js model (the shipped CNN); `layerprobe layers cnn.onnx` lists the same layer ids')
+      .example('$0 export fmnist-vit --out cnn.onnx --force', 'replace an earlier export (a model folder works too)')
       .epilogue(
         `Supported layers: ${exportableLayerClasses().join(', ')}. Feature maps are NCHW inside the ONNX graph ` +
           '(the input stays NHWC, so one preprocessing feeds both files); each layer output is named like the TF.js layer.',

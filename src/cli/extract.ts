@@ -22,18 +22,18 @@ export const extractCommand: CommandModule<object, Args> = {
     withInputOptions(
       withDataOptions(
         y
-          .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'model.onnx, TF.js model.json, or a folder holding one' })
+          .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'model.onnx, TF.js model.json, a folder holding one, or a shipped model (fmnist-mlp, fmnist-cnn.onnx, …)' })
           .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all' (comma-separated)" })
-          .option('reduce', { type: 'string', default: 'flatten', describe: 'flatten | gap | cls | mean-token | project:K | auto' })
+          .option('reduce', { type: 'string', default: 'auto', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto, as in audit: flatten unless the layer is wider than the cap)' })
           .option('out', { alias: 'o', type: 'string', describe: 'output folder (default runs/<time>-<model>)' })
           .option('force', { type: 'boolean', default: false, describe: 'replace an existing output folder' })
           .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON on stdout' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' }),
       ),
     )
-      .example('$0 extract -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 100 -o acts', 'default layers of an ONNX CNN on 1,000 MNIST digits')
-      .example('$0 extract -m models/fmnist-cnn/model.json -d fashion-mnist --layers kind:conv --reduce gap -o acts', 'global-average-pooled conv maps of a TF.js CNN')
-      .example("python -c \"import numpy; print(numpy.load('acts/labels.npy').shape)\"", 'the files are plain .npy'),
+      .example('$0 extract -m fmnist-cnn.onnx -d fashion-mnist --per-class 100 -o acts', 'default layers of the shipped CNN (ONNX) on 1,000 Fashion-MNIST images')
+      .example('$0 extract -m fmnist-cnn -d fashion-mnist --per-class 100 --layers kind:conv --reduce gap -o acts-gap', 'global-average-pooled conv maps of a TF.js CNN')
+      .example("python3 -c \"import numpy; print(numpy.load('acts/labels.npy').shape)\"", 'the files are plain .npy (docs/pytorch.md: reading them from numpy and pandas)'),
   handler: async (a) => {
     const progress = makeProgress('extract', { quiet: a.quiet || a.json });
     const out = a.out ?? defaultRunDir(`extract-${modelDisplayName(a.model)}`);

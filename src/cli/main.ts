@@ -4,6 +4,7 @@
  * Errors: a LayerprobeError prints one line (plus a hint) and exits with its code; yargs usage
  * errors exit 2; anything else is a bug and says so.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -25,6 +26,7 @@ import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
 import { mergeCommand } from './merge.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
+import { resolveModelArg, shippedSpec, SHIPPED_SPECS } from '../shipped.js';
 
 // yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
 // build wraps on word boundaries (wrap-ansi).
@@ -72,6 +74,32 @@ function checkSeed(argv: Record<string, unknown>): void {
   }
 }
 
+/**
+ * One meaning per short flag across commands: -d is the dataset, -m the model, -n per class. The
+ * theory commands that used `--d`, `--m`, `--n` for dimensions and counts now spell them out; the
+ * old spellings still work there, rewritten here with a warning on stderr.
+ */
+const RENAMED_FLAGS: Record<string, Record<string, string>> = {
+  'theory uos': { d: 'ambient-dim' },
+  'theory phase': { d: 'ambient-dim' },
+  'theory clustering': { d: 'input-dim', m: 'hidden', n: 'points' },
+};
+
+export function renameDeprecatedFlags(argv: readonly string[], warn: (msg: string) => void = (m) => process.stderr.write(m + '\n')): string[] {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const renames = words[0] === 'theory' ? RENAMED_FLAGS[`theory ${words[1]}`] : undefined;
+  if (!renames) return [...argv];
+  const end = argv.indexOf('--');
+  return argv.map((a, i) => {
+    if (end >= 0 && i > end) return a;
+    const m = /^--?([a-zA-Z])(=.*)?$/.exec(a);
+    const now = m ? renames[m[1]!] : undefined;
+    if (!m || !now) return a;
+    warn(`layerprobe: warning: ${a.replace(/=.*/, '')} is deprecated in \`${words.slice(0, 2).join(' ')}\`; use --${now} (short flags mean one thing everywhere: -d dataset, -m model, -n per class)`);
+    return `--${now}${m[2] ?? ''}`;
+  });
+}
+
 /** Flags that may repeat; every other flag takes one value. */
 const REPEATABLE = new Set(['model', 'fail-under', 'fail-over', 'sweep']);
 /** Short aliases, for counting `-o a --out b` as one flag given twice. */
@@ -96,6 +124,21 @@ function checkRepeatedFlags(argv: readonly string[]): void {
   }
 }
 
+/**
+ * Shipped names work wherever a model or spec path does, from any folder: `-m fmnist-mlp` (its TF.js
+ * model), `fmnist-cnn.onnx` (its ONNX twin, derived on first use), `audit fmnist-zoo` (the shipped
+ * spec). An existing file of that name wins.
+ */
+async function resolveShippedNames(argv: Record<string, unknown>): Promise<void> {
+  const one = async (v: unknown) => (typeof v === 'string' ? resolveModelArg(v) : v);
+  if (Array.isArray(argv.model)) argv.model = argv.m = await Promise.all(argv.model.map(one));
+  else if (typeof argv.model === 'string') argv.model = await one(argv.model);
+  if (typeof argv.models === 'string') argv.models = (await Promise.all(argv.models.split(',').map((s) => one(s.trim())))).join(',');
+  if (typeof argv.reference === 'string') argv.reference = argv.r = await one(argv.reference);
+  const spec = argv.spec;
+  if (typeof spec === 'string' && (SHIPPED_SPECS as readonly string[]).includes(spec) && !existsSync(spec)) argv.spec = shippedSpec(spec);
+}
+
 const COMMAND_MODULES = [auditCommand, mergeCommand, compareCommand, layersCommand, extractCommand, datasetsCommand, reportCommand, trainCommand, exportCommand, theoryCommand, schemaCommand];
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
@@ -117,6 +160,9 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`layerprobe: no command given; running the default audit ${path.relative(process.cwd(), spec)} (see --help for commands)\n`);
     argv = ['audit', spec];
   }
+  // The warnings wait until the command line parsed: a usage error stays one line.
+  const deprecations: string[] = [];
+  argv = renameDeprecatedFlags(argv, (m) => deprecations.push(m));
   checkRepeatedFlags(argv);
   if (argv.includes('--version') || argv.includes('-V')) {
     await printVersion(argv.includes('--verbose'));
@@ -138,6 +184,10 @@ export async function main(argv: string[]): Promise<void> {
     .command(schemaCommand)
     .demandCommand(1, 'name a command (see the list above)')
     .middleware(checkSeed)
+    .middleware(resolveShippedNames)
+    .middleware(() => {
+      for (const m of deprecations) process.stderr.write(m + '\n');
+    })
     .strict()
     .version(false)
     .option('version', { alias: 'V', type: 'boolean', describe: 'print the version (with --verbose: packages and the TF.js backend in use)' })

@@ -1,6 +1,6 @@
 /**
  * `layerprobe theory clustering`: weight clustering and linear decision boundaries
- * (SCIENCE.md §5). Trains a small-init two-layer leaky-ReLU net on a seeded linear teacher and
+ * (docs/theory.md#theory-clustering). Trains a small-init two-layer leaky-ReLU net on a seeded linear teacher and
  * prints the time series of cluster coherence, linear agreement and the agreement regime.
  * Argument handling and printing only; the work is in src/theory/clustering.ts.
  */
@@ -14,9 +14,12 @@ import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 
 interface ClusteringArgs {
-  d: number;
-  m: number;
-  n: number;
+  'input-dim': number;
+  hidden: number;
+  points: number;
+  d?: number;
+  m?: number;
+  n?: number;
   'n-test'?: number;
   'n-random': number;
   margin: number;
@@ -77,13 +80,17 @@ export function clusteringTable(res: ClusteringResult): string {
 
 export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
   command: 'clustering',
-  describe: 'weight clustering → linear boundary (SCIENCE.md §5): train a small-init two-layer leaky-ReLU net on a linear teacher; coherence, linear agreement, agreement regime',
+  describe: 'weight clustering → linear boundary (docs/theory.md#theory-clustering): train a small-init two-layer leaky-ReLU net on a linear teacher; coherence, linear agreement, agreement regime',
   builder: (y: Argv) =>
     y
-      .option('d', { type: 'number', default: 20, describe: 'input dimension' })
-      .option('m', { type: 'number', default: 40, describe: 'hidden width (neurons)' })
-      .option('n', { type: 'number', default: 400, describe: 'training points' })
-      .option('n-test', { type: 'number', describe: 'test points (default: --n)' })
+      .option('input-dim', { type: 'number', default: 20, describe: 'input dimension d (was --d)' })
+      .option('hidden', { type: 'number', default: 40, describe: 'hidden width m, the number of neurons (was --m)' })
+      .option('points', { type: 'number', default: 400, describe: 'training points n (was --n)' })
+      // The old spellings, for a command mounted without the main CLI's rewrite (see renameDeprecatedFlags).
+      .option('d', { type: 'number', hidden: true })
+      .option('m', { type: 'number', hidden: true })
+      .option('n', { type: 'number', hidden: true })
+      .option('n-test', { type: 'number', describe: 'test points (default: --points)' })
       .option('n-random', { type: 'number', default: 2000, describe: 'random N(0, I) inputs for the agreement on random inputs' })
       .option('margin', { type: 'number', default: 0.5, describe: 'teacher margin γ: every point has |w*ᵀx| ≥ γ (x ~ N(0, I) otherwise)' })
       .option('label-noise', { type: 'number', default: 0, describe: 'share of training labels flipped (the data then usually stop being separable, and the run is refused)' })
@@ -102,10 +109,13 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
       .example('$0 theory clustering', 'd = 20, m = 40, 400 points: C± and the linear agreement rise to ≈ 1, the agreement regime sets in')
       .example('$0 theory clustering --init-scale 1', 'large init: the net still fits, but the weights do not cluster')
       .example('$0 theory clustering --activation relu', 'ReLU (α = 0): runs, with a warning that the boundary can degenerate')
-      .example('$0 theory clustering --d 50 --m 100 --n 2000 --epochs 500 --every 10 --out runs/clustering', 'a bigger run; result.json + series.csv')
+      .example('$0 theory clustering --input-dim 50 --hidden 100 --points 2000 --epochs 500 --every 10 --out runs/clustering', 'a bigger run; result.json + series.csv')
       .example('$0 theory clustering --json | jq .final', 'the last record as JSON') as unknown as Argv<ClusteringArgs>,
   handler: async (a) => {
-    for (const [flag, v] of [['d', a.d], ['m', a.m], ['n', a.n], ['epochs', a.epochs], ['lr', a.lr], ['init-scale', a['init-scale']], ['margin', a.margin], ['label-noise', a['label-noise']], ['n-random', a['n-random']], ['seed', a.seed]] as const) {
+    a['input-dim'] = a.d ?? a['input-dim'];
+    a.hidden = a.m ?? a.hidden;
+    a.points = a.n ?? a.points;
+    for (const [flag, v] of [['input-dim', a['input-dim']], ['hidden', a.hidden], ['points', a.points], ['epochs', a.epochs], ['lr', a.lr], ['init-scale', a['init-scale']], ['margin', a.margin], ['label-noise', a['label-noise']], ['n-random', a['n-random']], ['seed', a.seed]] as const) {
       if (!Number.isFinite(v)) throw new UsageError(`--${flag} expects a number`);
     }
     const quiet = a.quiet || a.json;
@@ -113,9 +123,9 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
     // The output folder is claimed first: an existing one is refused before minutes of training.
     const res = await withRunFolder(a.out, { force: a.force }, async (dir) => {
       const r = await trainClustering({
-        d: a.d,
-        m: a.m,
-        n: a.n,
+        d: a['input-dim'],
+        m: a.hidden,
+        n: a.points,
         ...(a['n-test'] !== undefined ? { nTest: a['n-test'] } : {}),
         nRandom: a['n-random'],
         margin: a.margin,

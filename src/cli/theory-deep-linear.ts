@@ -1,7 +1,7 @@
 /**
  * `layerprobe theory deep-linear`: train a deep linear network (MSE to one-hot targets, full-batch
  * GD) on nearly orthogonal synthetic data or a Fashion-MNIST subset and report the layer geometry
- * of SCIENCE.md §1 — compression C_l (geometric decay), discrimination D_l (linear growth), the
+ * of docs/theory.md#theory-deep-linear — compression C_l (geometric decay), discrimination D_l (linear growth), the
  * fitted per-layer ratio and the re-derived prediction ρ ≈ ε²/(n/α²)^{1/L}. Argument handling and
  * printing only; the work is in src/theory/deep-linear/.
  */
@@ -127,7 +127,7 @@ export function deepLinearTable(r: DeepLinearResult): string {
   if (df) lines.push(`discrimination: ${df.slope >= 0 ? '+' : ''}${f(df.slope)} per layer (R² ${f(df.r2)})`);
   const p = r.prediction;
   lines.push(
-    `prediction (re-derivation, SCIENCE.md §1): ε = ${f(p.epsilon)}, n = ${f(p.n, 1)}, α = ${p.alpha}, L = ${p.depth} → ρ = ε²/(n/α²)^{1/L} = ${f(p.ratio)}; from the weights' own singular values ${f(p.ratioFromWeights)}`,
+    `prediction (re-derivation, docs/theory.md#theory-deep-linear): ε = ${f(p.epsilon)}, n = ${f(p.n, 1)}, α = ${p.alpha}, L = ${p.depth} → ρ = ε²/(n/α²)^{1/L} = ${f(p.ratio)}; from the weights' own singular values ${f(p.ratioFromWeights)}`,
   );
   if (!t.converged) lines.push(`note: training stopped at --steps ${s.maxSteps} with the loss above ${s.tol}; the law describes trained networks (raise --steps or --lr)`);
   return lines.join('\n');
@@ -135,7 +135,7 @@ export function deepLinearTable(r: DeepLinearResult): string {
 
 export const deepLinearCommand: CommandModule<object, DeepLinearArgs> = {
   command: 'deep-linear',
-  describe: 'train a deep linear net (MSE, full-batch GD) and measure per-layer compression C_l and discrimination D_l (SCIENCE.md §1)',
+  describe: 'train a deep linear net (MSE, full-batch GD) and measure per-layer compression C_l and discrimination D_l (docs/theory.md#theory-deep-linear)',
   builder: (y: Argv) =>
     y
       .option('data', { type: 'string', default: 'synthetic', describe: 'synthetic (nearly orthogonal, the authors\' check) or fashion-mnist (a train-split subset)' })

@@ -1,5 +1,5 @@
 /**
- * `layerprobe theory lowrank`: low-rank structure and the Bayes action (SCIENCE.md §6,
+ * `layerprobe theory lowrank`: low-rank structure and the Bayes action (docs/theory.md#theory-lowrank,
  * reconstructed from Shisher–Ornee–Sun's abstract and the Huang–Xu–Zheng–Wornell lineage).
  * Synthetic mode trains a bottleneck on seeded local-regime distributions; model mode reads a
  * classifier's head and compares it with B̃ of a reference model's posteriors on a dataset.
@@ -71,7 +71,7 @@ export function syntheticTable(res: SyntheticLowrankResult): string {
     `|X| = ${res.symbols} symbols, K = ${res.classes} classes, bottleneck k = ${res.k}, perturbation rank ${res.rank} (singular values ∝ ${res.decay}^i), seed ${res.seed}`,
     formatTable(['ε', 'σ1(B̃)', 'Σσ²', 'max θ°', 'principal angles (°)', 'captured', 'optimal', 'captured/optimal', 'iters'], rows, ['r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r']),
     `angles grow with ε: ${res.monotone ? 'yes' : 'no'}` + (res.rows.some((r) => !r.converged) ? '   (* = fit stopped before ‖∇‖ ≤ 1e-5·σ1)' : ''),
-    'θ: head (√P(y)-scaled, P(y)-centred) vs top-k singular vectors of B̃; reconstructed from Shisher–Ornee–Sun (abstract) and Huang–Xu–Zheng–Wornell (SCIENCE.md §6)',
+    'θ: head (√P(y)-scaled, P(y)-centred) vs top-k singular vectors of B̃; reconstructed from Shisher–Ornee–Sun (abstract) and Huang–Xu–Zheng–Wornell (docs/theory.md#theory-lowrank)',
   ];
   return lines.join('\n');
 }
@@ -92,14 +92,14 @@ export function modelTable(res: ModelLowrankResult): string {
     `locality: σ1(B̃) = ${f(res.referenceDtm.sigma1, 4)} (1 = far from local), Σσ² = ${f(res.referenceDtm.energy, 3)}; model's own posteriors σ1 = ${f(res.selfDtm.sigma1, 4)}`,
     formatTable(['k', 'σk(B̃)', 'max θ° raw head', 'max θ° whitened', 'max θ° vs own B̃', 'captured', 'optimal'], rows, ['r', 'r', 'r', 'r', 'r', 'r', 'r']),
     'raw: top-k of √P(y)-scaled centred W; whitened: of the same head times the feature covariance (invariant to feature reparametrisation); captured = share of Σσ² in the (whitened) head subspace',
-    'reconstructed from Shisher–Ornee–Sun (abstract) and Huang–Xu–Zheng–Wornell (SCIENCE.md §6)',
+    'reconstructed from Shisher–Ornee–Sun (abstract) and Huang–Xu–Zheng–Wornell (docs/theory.md#theory-lowrank)',
   ];
   return lines.join('\n');
 }
 
 export const lowrankCommand: CommandModule<object, LowrankArgs> = {
   command: 'lowrank',
-  describe: 'low-rank structure and the Bayes action (SCIENCE.md §6): head vs top-k singular vectors of the divergence transition matrix B̃',
+  describe: 'low-rank structure and the Bayes action (docs/theory.md#theory-lowrank): head vs top-k singular vectors of the divergence transition matrix B̃',
   builder: (y: Argv) =>
     y
       .option('symbols', { type: 'number', default: 40, describe: 'synthetic: size |X| of the input alphabet' })
@@ -121,8 +121,8 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' })
       .example('$0 theory lowrank', 'synthetic local regime: |X| = 40, K = 8, bottleneck k = 2, angles for ε = 0.05 … 0.8')
       .example('$0 theory lowrank --symbols 24 --classes 6 --k 2 --epsilon 0.02,0.1,0.5,0.9 --json', 'angles against dependence ε, as JSON')
-      .example('$0 theory lowrank --model models/fmnist-mlp --reference models/fmnist-cnn --dataset fashion-mnist --per-class 100', "the MLP's head against B̃ of the CNN's posteriors on 1000 test images")
-      .epilog('Reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage; see SCIENCE.md §6.') as unknown as Argv<LowrankArgs>,
+      .example('$0 theory lowrank --model fmnist-mlp --reference fmnist-cnn --dataset fashion-mnist --per-class 100', "the MLP's head against B̃ of the CNN's posteriors on 1000 test images")
+      .epilog('Reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage; see docs/theory.md#theory-lowrank.') as unknown as Argv<LowrankArgs>,
   handler: async (a) => {
     const modelMode = a.model !== undefined || a.reference !== undefined || a.dataset !== undefined;
     // The output folder is claimed first: an existing one is refused before the model pass.

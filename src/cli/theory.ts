@@ -1,5 +1,5 @@
 /**
- * `layerprobe theory …`: the random-layer theory of SCIENCE.md §4 — union-of-subspaces data
+ * `layerprobe theory …`: the random-layer theory of docs/theory.md#theory-phase — union-of-subspaces data
  * (`uos`), phase-transition maps of separability after a random layer (`phase`), and per-class
  * energy ranks of a real dataset (`rank`). Argument handling and printing only; the work is in
  * src/theory.
@@ -81,7 +81,8 @@ const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === u
 // theory uos
 
 interface UosArgs extends CommonArgs {
-  d: number;
+  'ambient-dim': number;
+  d?: number;
   r: number;
   K: number;
   n: number;
@@ -123,7 +124,9 @@ const uosCommand: CommandModule<object, UosArgs> = {
   builder: (y: Argv) =>
     withCommon(
       y
-        .option('d', { type: 'number', default: 40, describe: 'ambient dimension' })
+        .option('ambient-dim', { type: 'number', default: 40, describe: 'ambient dimension d (was --d)' })
+        // The old spelling, for a command mounted without the main CLI's rewrite (see renameDeprecatedFlags).
+        .option('d', { type: 'number', hidden: true })
         .option('r', { type: 'number', default: 4, describe: 'subspace dimension' })
         .option('K', { type: 'number', default: 2, describe: 'number of classes' })
         .option('n', { type: 'number', default: 100, describe: 'samples per class (x = U_k c, c ~ N(0, I_r))' })
@@ -132,14 +135,14 @@ const uosCommand: CommandModule<object, UosArgs> = {
         .option('out', { alias: 'o', type: 'string', describe: 'write X.npy (float32), labels.npy, bases.npy (float64, K×d×r) and uos.json to this folder' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' }),
     )
-      .example('$0 theory uos --d 40 --r 4 --K 3', 'principal angles between three random 4-dim subspaces of R^40')
-      .example('$0 theory uos --d 20 --r 3 --angle 30 --json', 'a pair whose principal angles are all 30°')
-      .example('$0 theory uos --d 40 --r 4 --n 500 --noise 0.05 --out uos-data', 'samples as .npy files for numpy') as unknown as Argv<UosArgs>,
+      .example('$0 theory uos --ambient-dim 40 --r 4 --K 3', 'principal angles between three random 4-dim subspaces of R^40')
+      .example('$0 theory uos --ambient-dim 20 --r 3 --angle 30 --json', 'a pair whose principal angles are all 30°')
+      .example('$0 theory uos --ambient-dim 40 --r 4 --n 500 --noise 0.05 --out uos-data', 'samples as .npy files for numpy') as unknown as Argv<UosArgs>,
   handler: async (a) => {
-    const u = unionOfSubspaces({ d: a.d, r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
+    const u = unionOfSubspaces({ d: a.d ?? a['ambient-dim'], r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
     const pairs = u.angles.map((p) => ({ k: p.k, l: p.l, anglesDeg: Array.from(p.angles, (t) => (t * 180) / Math.PI) }));
     const summary = {
-      definition: 'union of subspaces (SCIENCE.md §4): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
+      definition: 'union of subspaces (docs/theory.md#theory-uos): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
       d: u.d,
       r: a.r,
       K: u.K,
@@ -185,6 +188,8 @@ interface PhaseArgs extends CommonArgs {
   vary: string;
   activation: string;
   trials: number;
+  'ambient-dim'?: string;
+  /** --ambient-dim, under the name phasePlan takes. */
   d?: string;
   r?: string;
   D?: string;
@@ -281,7 +286,8 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
         .option('activation', { alias: 'a', type: 'string', default: 'quadratic', describe: `${ACTIVATIONS.join(', ')}` })
         .option('trials', { alias: 't', type: 'number', default: 10, describe: 'random draws (subspaces + layer) per column' })
         .option('r', { type: 'string', describe: 'intrinsic dimension: a list/range when varied (default 2,3,4,6,8,10,12), else one value (default 6)' })
-        .option('d', { type: 'string', describe: 'ambient dimension: a list/range when varied (default 12,40,100), else one value (default 40)' })
+        .option('ambient-dim', { type: 'string', describe: 'ambient dimension d: a list/range when varied (default 12,40,100), else one value (default 40) (was --d)' })
+        .option('d', { type: 'string', hidden: true })
         .option('angle', { type: 'string', describe: 'principal angle in degrees: a list when varied (default 5,10,20,45,90), else one value (default: random subspaces)' })
         .option('D', { type: 'string', describe: 'widths shown, e.g. 1:160, 4:160:4 or 10,20,40 (default ~30 values up to r(r+1), ×K/2 for K > 2, ×2 for non-quadratic); thresholds are searched at unit resolution' })
         .option('K', { type: 'number', default: 2, describe: 'classes (K > 2: every class against the union of the others)' })
@@ -292,13 +298,13 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
         .option('out', { alias: 'o', type: 'string', describe: 'folder for phase.json, phase.csv, phase.html (default runs/<time>-theory-phase)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' }),
     )
-      .example('$0 theory phase --vary width,intrinsic --r 2:12 --d 40 --trials 10', 'D* against r for the quadratic layer (exact test) and the log-log slope')
-      .example('$0 theory phase --vary width,ambient --d 12,40,100,300 --r 6', 'D* does not move with the ambient dimension')
-      .example('$0 theory phase --vary width,angle --angle 5,15,45,90 --r 6 --d 40', 'smaller principal angles need wider layers')
-      .example('$0 theory phase --activation relu --r 2:6 --d 20 --D 1:90 --json', 'ReLU by the sample LP test, JSON on stdout') as unknown as Argv<PhaseArgs>,
+      .example('$0 theory phase --vary width,intrinsic --r 2:12 --ambient-dim 40 --trials 10', 'D* against r for the quadratic layer (exact test) and the log-log slope')
+      .example('$0 theory phase --vary width,ambient --ambient-dim 12,40,100,300 --r 6', 'D* does not move with the ambient dimension')
+      .example('$0 theory phase --vary width,angle --angle 5,15,45,90 --r 6 --ambient-dim 40', 'smaller principal angles need wider layers')
+      .example('$0 theory phase --activation relu --r 2:6 --ambient-dim 20 --D 1:90 --json', 'ReLU by the sample LP test, JSON on stdout') as unknown as Argv<PhaseArgs>,
   handler: async (a) => {
     const activation = parseActivation(a.activation);
-    const plan = phasePlan(a, activation, a.K);
+    const plan = phasePlan({ ...a, d: a.d ?? a['ambient-dim'] }, activation, a.K);
     const quiet = a.quiet || a.json;
     const out = a.out ?? defaultRunDir('theory-phase');
     // The output folder is claimed first: an existing one is refused before the trials run.
@@ -378,7 +384,7 @@ const rankCommand: CommandModule<object, RankArgs> = {
 
 export const theoryCommand: CommandModule = {
   command: 'theory <command>',
-  describe: 'theory checks: deep-linear compression (SCIENCE.md §1), random layers and separability (§4), weight clustering (§5), low-rank heads (§6)',
+  describe: 'theory checks: deep-linear compression, random layers and separability, weight clustering, low-rank heads (docs/theory.md)',
   builder: (y: Argv) =>
     y
       .command(uosCommand)

@@ -32,7 +32,7 @@ import type { PhaseInset } from '../metrics/baseline/inset.js';
 import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
 import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
-import { prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
+import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
 
@@ -587,7 +587,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
  * single-process audit and `merge` of shards end here, so they write the same folder.
  */
 export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metrics: MetricGroup[], gates: Gate[], classWarnings: string[], produce: (warnings: string[]) => Promise<ModelRun[]>): Promise<AuditResult> {
-  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? path.basename(opts.models[0]!.path).replace(/\.[^.]+$/, '')}`), {
+  const folder = await createRunFolder(opts.out ?? defaultRunDir(`audit-${opts.name ?? modelDisplayName(opts.models[0]!.path)}`), {
     force: opts.force ?? false,
     inputs: [...opts.models.map((m) => m.path), opts.dataset],
     unique: opts.out === undefined,
