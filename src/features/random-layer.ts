@@ -1,5 +1,5 @@
 /**
- * One random layer φ(x) = σ(Wx), W ∈ R^{D×d} i.i.d. N(0,1), frozen, no bias (SCIENCE.md §4).
+ * One random layer φ(x) = σ(Wx), W ∈ R^{D×d} i.i.d. N(0,1), frozen, no bias (docs/theory.md#theory-phase).
  *
  * W is drawn row by row from one seeded stream, so the layer of width D is the first D rows of
  * the layer of any width D' > D with the same seed. Separability is monotone along such nested

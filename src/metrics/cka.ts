@@ -1,5 +1,5 @@
 /**
- * Representation similarity (SCIENCE.md §7): linear CKA (Kornblith et al. 2019) between layers,
+ * Representation similarity (docs/metrics/similarity.md): linear CKA (Kornblith et al. 2019) between layers,
  * on the same n samples. Each layer is turned once into its centred n×n Gram K = HXXᵀH (through
  * onnxruntime), after which every pair of layers costs one O(n²) Frobenius inner product — so an
  * L×L matrix over all layers of several models needs L Grams, not L² products. The debiased
@@ -11,8 +11,8 @@ import { RuntimeFailure } from '../errors.js';
 export type CkaMethod = 'linear' | 'debiased';
 
 export const CKA_DEFINITION: Record<CkaMethod, string> = {
-  linear: 'SCIENCE.md §7 linear CKA = ‖YᵀX‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F) on centred features (Kornblith et al. 2019)',
-  debiased: 'SCIENCE.md §7 debiased linear CKA: unbiased HSIC estimator (Song et al. 2012) on linear Grams (Kornblith et al. 2019)',
+  linear: 'linear CKA = ‖YᵀX‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F) on centred features (Kornblith et al. 2019; docs/metrics/similarity.md#cka)',
+  debiased: 'debiased linear CKA: unbiased HSIC estimator (Song et al. 2012) on linear Grams (Kornblith et al. 2019; docs/metrics/similarity.md#cka-debiased)',
 };
 
 /** A layer's Gram, prepared for CKA. */

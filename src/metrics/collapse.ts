@@ -1,5 +1,5 @@
 /**
- * The neural-collapse family of SCIENCE.md §2 (Papyan, Han, Donoho 2020; CDNV from Galanti et
+ * The neural-collapse family of docs/metrics/collapse.md (Papyan, Han, Donoho 2020; CDNV from Galanti et
  * al.). μ̃_k = μ_k − μ_G with μ_G the mean over all samples; K is the number of classes present.
  *
  * NC1 without a d×d inverse. Let M̃ = [μ̃_1 … μ̃_K] (d×K) and G = M̃ᵀM̃ (K×K). With the thin SVD

@@ -1,5 +1,5 @@
 /**
- * Layer geometry of SCIENCE.md §1 (Wang et al. 2023): within-class compression and
+ * Layer geometry of docs/metrics/geometry.md (Wang et al. 2023): within-class compression and
  * between-class discrimination. Both need only class counts, means and within-class sums of
  * squares, so they are exact from streaming statistics and cheap to bootstrap from samples.
  *

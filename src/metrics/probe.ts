@@ -1,5 +1,5 @@
 /**
- * Linear probes (SCIENCE.md §3.3, Alain & Bengio 2016): multinomial logistic regression on a
+ * Linear probes (docs/metrics/probe.md, Alain & Bengio 2016): multinomial logistic regression on a
  * layer's features, L2-regularised, features standardised with training-split statistics,
  * fitted on a seeded stratified split and scored on the held-out rows.
  *

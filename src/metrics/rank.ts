@@ -1,5 +1,5 @@
 /**
- * Numerical and effective rank of a layer's centred feature matrix (SCIENCE.md §2), from the
+ * Numerical and effective rank of a layer's centred feature matrix (docs/metrics/rank.md), from the
  * sample buffer. Rows are centred on the buffer's own global mean in float64; singular values
  * come from the eigenvalues of the smaller float64 Gram (onnxruntime), which resolves them down
  * to about √(m·ε)·σ_max; anything below that is indistinguishable from 0 and is set to 0.

@@ -1,7 +1,7 @@
 /**
  * `audit`: the main job. One pass over the data per model captures every selected layer; each
  * layer feeds exact streaming statistics (ClassStats) and a bounded stratified sample
- * (SampleBuffer); the metrics of SCIENCE.md §§1–3 are computed from those at the end; the report
+ * (SampleBuffer); the metrics of docs/metrics/ are computed from those at the end; the report
  * is validated against its schema and written atomically with its manifest.
  */
 import path from 'node:path';

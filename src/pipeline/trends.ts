@@ -1,6 +1,6 @@
 /**
  * Per-model summaries of how the geometry moves with depth, for comparing MLP, CNN and ViT:
- * a fitted per-layer compression ratio (SCIENCE.md §1 predicts a constant ratio in deep linear
+ * a fitted per-layer compression ratio (docs/metrics/geometry.md predicts a constant ratio in deep linear
  * networks), the discrimination slope, and where the layers become linearly decodable.
  */
 import type { LayerReport, ModelReport } from '../report/schema.js';

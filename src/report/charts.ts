@@ -106,7 +106,7 @@ const CHART_FRAMES: Omit<ChartDef, 'series'>[] = [
     title: 'Width against the random-layer theory',
     yTitle: 'D / D*(r̂)',
     log: true,
-    note: 'Layer width over the width a random layer needs to separate classes of the estimated intrinsic rank r̂ (SCIENCE.md §4); above 1, width alone would suffice.',
+    note: 'Layer width over the width a random layer needs to separate classes of the estimated intrinsic rank r̂ (docs/metrics/baseline.md); above 1, width alone would suffice.',
   },
   {
     id: 'excess',
@@ -222,7 +222,7 @@ export function planCharts(report: Report, ciLevel?: number): ChartData[] {
           { key: base, label: 'trained layer' },
           { key: k, label: 'random layer', dash: 'dotted' },
         ],
-        note: 'The same measurement on a random Gaussian layer of the same width and activation applied to the same input (SCIENCE.md §4).',
+        note: 'The same measurement on a random Gaussian layer of the same width and activation applied to the same input (docs/metrics/baseline.md).',
       });
       placed.add(base);
     }

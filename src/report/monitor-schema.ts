@@ -50,7 +50,7 @@ export interface MonitoredLayer {
   className: string;
   /** Output shape per item (batch dimension left out). */
   shape: number[];
-  /** none: the layer is already a vector; gap: global average over H×W (conv maps, SCIENCE.md §8); cls: token 0 (ViT class token). */
+  /** none: the layer is already a vector; gap: global average over H×W (conv maps, docs/reading-a-report.md); cls: token 0 (ViT class token). */
   reduction: MonitorReduction;
   /** Width after the reduction. */
   dim: number;

@@ -75,7 +75,7 @@ export function classVariance(m: ClassMoments, k: number): number {
 
 /**
  * Centred means μ̃_k = μ_k − μ_G of the present classes, as the rows of a K'×d matrix (that is
- * M̃ᵀ in SCIENCE.md's notation, M̃ = [μ̃_1 … μ̃_K]).
+ * M̃ᵀ in the notation of docs/metrics/collapse.md, M̃ = [μ̃_1 … μ̃_K]).
  */
 export function centredMeans(m: ClassMoments): { classes: number[]; rows: Float64Array } {
   const classes = presentClasses(m);

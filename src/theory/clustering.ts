@@ -1,5 +1,5 @@
 /**
- * Weight clustering and linear decision boundaries (SCIENCE.md §5; Sarussi, Brutzkus, Globerson,
+ * Weight clustering and linear decision boundaries (docs/theory.md#theory-clustering; Sarussi, Brutzkus, Globerson,
  * "Towards Understanding Learning in Neural Networks with Linear Teachers", arXiv 2101.02533).
  *
  * Network: N(x) = Σ_j v_j σ(w_jᵀx), W m×d row-major, v ∈ R^m, σ leaky ReLU with slope α ≥ 0
@@ -34,7 +34,7 @@ import { deriveSeed } from '../util/seed.js';
 import { csvLine } from '../report/csv.js';
 
 export const CLUSTERING_DEFINITION =
-  'weight clustering (SCIENCE.md §5, Sarussi et al. 2021): N(x) = Σ_j v_j σ(w_jᵀx), σ leaky ReLU (slope α); ' +
+  'weight clustering (docs/theory.md#theory-clustering, Sarussi et al. 2021): N(x) = Σ_j v_j σ(w_jᵀx), σ leaky ReLU (slope α); ' +
   'w̃_j = |v_j| w_j; G± = {j : v_j ≷ 0}; coherence C± = ‖Σ_{G±} w̃_j‖ / Σ_{G±} ‖w̃_j‖; mean cosine of w̃_j to the group centroid (w̃_j ≠ 0); ' +
   'v_lin = Σ_{G+} w̃_j − Σ_{G−} w̃_j; agreement = share of inputs with sign N(x) = sign(v_linᵀx); ' +
   'agreement regime on x_i: all neurons of G+ share the sign of w_jᵀx_i (> 0 vs ≤ 0), and all of G−';
@@ -42,7 +42,7 @@ export const CLUSTERING_DEFINITION =
 export const RELU_WARNING =
   'α = 0 (plain ReLU): σ is not strictly increasing, so even exactly collinear groups need not give sign N(x) = sign(v_linᵀx) ' +
   '(N(x) = 0 wherever both groups are off), and neurons can die (w_jᵀx_i ≤ 0 on every training point: no gradient ever again); ' +
-  'the clustering → linear boundary result of SCIENCE.md §5 assumes α > 0 and gives no guarantee here';
+  'the clustering → linear boundary result of docs/theory.md#theory-clustering assumes α > 0 and gives no guarantee here';
 
 // ---------------------------------------------------------------------------------------------
 // Activation
@@ -84,7 +84,7 @@ export function clusteringActivation(name: string, alpha?: number): ClusteringAc
     const why = NOT_HOMOGENEOUS[a];
     if (why) {
       throw new UsageError(
-        `activation \`${name}\` cannot be analysed: ${why}; the folding w̃_j = |v_j| w_j and the collapsed linear classifier of SCIENCE.md §5 need a positively homogeneous, increasing activation`,
+        `activation \`${name}\` cannot be analysed: ${why}; the folding w̃_j = |v_j| w_j and the collapsed linear classifier of docs/theory.md#theory-clustering need a positively homogeneous, increasing activation`,
         'use --activation leaky-relu (with --alpha > 0) or relu',
       );
     }
@@ -405,7 +405,7 @@ export interface SeparabilityCheck {
 }
 
 export const SEPARABILITY_DEFINITION =
-  'linear separability through the origin (the network has no biases): ∃a with y_i aᵀx_i > 0 for every training point; decided by the HiGHS LP of SCIENCE.md §3.2 (sample-lp.ts) ' +
+  'linear separability through the origin (the network has no biases): ∃a with y_i aᵀx_i > 0 for every training point; decided by the HiGHS LP of docs/metrics/separability.md#lp_separable_fraction (sample-lp.ts) ' +
   'on the points z_i = y_i x_i labelled +1 and −z_i labelled −1, which are affinely separable iff the data are separable through the origin';
 
 /**
@@ -654,7 +654,7 @@ export async function trainClustering(opts: ClusteringTrainOptions = {}): Promis
       throw new UsageError(
         `the analysis needs linearly separable data, and these ${n} training points are not separable by a hyperplane through the origin (proven by the HiGHS LP)` +
           (labelNoise ? ` — ${Math.round(labelNoise * n)} labels were flipped by --label-noise ${labelNoise}` : ''),
-        labelNoise ? 'use --label-noise 0 (SCIENCE.md §5 studies linear teachers: separable data)' : 'the clustering result of SCIENCE.md §5 is about linearly separable data (a linear teacher)',
+        labelNoise ? 'use --label-noise 0 (docs/theory.md#theory-clustering studies linear teachers: separable data)' : 'the clustering result of docs/theory.md#theory-clustering is about linearly separable data (a linear teacher)',
       );
     }
     separability = { separable: true, definition: sep.definition, minSlack: sep.minSlack };

@@ -1,5 +1,5 @@
 /**
- * The exact separability test of a random quadratic layer on a union of subspaces (SCIENCE.md
+ * The exact separability test of a random quadratic layer on a union of subspaces (docs/theory.md#theory-phase;
  * §4), from the subspaces themselves: no samples. Two classes: ∃a with A_1(a) ≻ 0 ≻ A_2(a).
  * K > 2: one-vs-all — class k against the union of the others needs A_k(a) ≻ 0 and A_j(a) ≺ 0
  * for every j ≠ k — and the classes are separable when every class is.

@@ -1,5 +1,5 @@
 /**
- * Random-layer theory (SCIENCE.md §4): union-of-subspaces data, random layers, the exact
+ * Random-layer theory (docs/theory.md#theory-phase): union-of-subspaces data, random layers, the exact
  * (quadratic, semidefinite) and sample (LP) separability tests, phase-transition maps with the
  * threshold D*(r), per-class energy ranks of real data, and the random-layer baseline for a
  * trained layer. The pieces the audit also needs (the random layer, union-of-subspaces data, the

@@ -1,5 +1,5 @@
 /**
- * Per-class 95%-energy rank (SCIENCE.md §4): the number of leading singular values of a class's
+ * Per-class 95%-energy rank (docs/theory.md#theory-rank): the number of leading singular values of a class's
  * data matrix that hold 95% of its Frobenius energy Σσ². (Not the §2 numerical rank, which
  * counts the singular-value sum Σσ.) Computed centred (rows minus the class mean: the spread the
  * union-of-subspaces model describes) and uncentred (the class mean as one more direction).
@@ -23,7 +23,7 @@ import { batchesOf, checkSamplingCounts, selectIndices } from '../data/sampling.
 export { classEnergyRanks, classRank, energyRank, energyRankFromSquares, type ClassRank } from '../metrics/baseline/energy-rank.js';
 
 export const RANK_DEFINITION =
-  'per-class energy rank: smallest k whose top-k singular values hold the given share (default 95%) of Σσ² (Frobenius energy) of the class matrix (SCIENCE.md §4)';
+  'per-class energy rank: smallest k whose top-k singular values hold the given share (default 95%) of Σσ² (Frobenius energy) of the class matrix (docs/theory.md#theory-rank)';
 
 export interface DatasetRankOptions extends OpenDatasetOptions {
   dataset: string;

@@ -1,5 +1,5 @@
 /**
- * Monitoring during training (SCIENCE.md §3.1 "synchronicity"): at checkpoints of a training run
+ * Monitoring during training (docs/metrics/separability.md "synchronicity"): at checkpoints of a training run
  * (every k epochs or every k optimizer steps, and before the first update), measure every hidden
  * layer of the model being trained on one fixed, seeded, stratified probe subset of the training
  * data — MD-LSM κ (one-vs-one mean, worst pair, held-out κ), compression C, discrimination D and a

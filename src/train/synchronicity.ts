@@ -8,7 +8,7 @@ import { correlate, differences, type Correlation } from '../stats/correlation.j
 import { SYNC_METRICS, type LayerSynchronicity, type MonitorCheckpoint, type Synchronicity, type SyncMetric } from '../report/monitor-schema.js';
 
 export const SYNC_DEFINITION =
-  'SCIENCE.md §3.1 synchronicity: per layer, Pearson and Spearman (average ranks for ties) correlation between the layer metric at each checkpoint ' +
+  'synchronicity: per layer, Pearson and Spearman (average ranks for ties) correlation between the layer metric at each checkpoint ' +
   'and the model accuracy on the probe subset of the training data at the same checkpoint (levels), and between their changes from one checkpoint to the next (changes)';
 
 function layerSync(checkpoints: readonly MonitorCheckpoint[], layer: string, metric: SyncMetric): LayerSynchronicity {

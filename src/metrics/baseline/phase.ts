@@ -1,6 +1,6 @@
 /**
  * Phase-transition maps of P(separable) over the width D and one property of the data: the
- * intrinsic dimension r, the ambient dimension d, or the principal angle θ (SCIENCE.md §4), with
+ * intrinsic dimension r, the ambient dimension d, or the principal angle θ (docs/theory.md#theory-phase), with
  * the 50% threshold D* per column and, over r, the fitted slope of ln D* on ln r.
  *
  * Each (column, trial) draws its own subspaces and layer from a seed derived from the base seed,
@@ -72,7 +72,7 @@ export interface PhaseColumn {
   featureDim: number;
   /**
    * r(r+1): width that separates two subspaces meeting only at 0 with probability 1 (quadratic
-   * layer). Null for K > 2 classes: SCIENCE.md §4 states the guarantee for two subspaces only.
+   * layer). Null for K > 2 classes: docs/theory.md#theory-phase states the guarantee for two subspaces only.
    */
   sureWidth: number | null;
   undecided: number;
@@ -100,7 +100,7 @@ export interface PhaseResult {
 }
 
 export const PHASE_DEFINITION =
-  'P(separable) of K union-of-subspaces classes after one random layer σ(Wx), W i.i.d. N(0,1), no bias (SCIENCE.md §4); ' +
+  'P(separable) of K union-of-subspaces classes after one random layer σ(Wx), W i.i.d. N(0,1), no bias (docs/theory.md#theory-phase); ' +
   'exact test: ∃a with A_k(a) ≻ 0 ≻ A_j(a) (quadratic layer, semidefinite programme); sample test: LP on the features of finite samples with an affine readout aᵀφ + b (one degree of freedom more than the exact test\'s aᵀφ; Cover\'s capacity 2(D+1) accordingly); ' +
   'D* = width where the trial-averaged P(separable) crosses ½ (linear interpolation).';
 

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the exact quadratic-layer test (SCIENCE.md §4): with φ(x) = (Wx)² and
+ * Shared pieces of the exact quadratic-layer test (docs/theory.md#theory-phase): with φ(x) = (Wx)² and
  * x = U_k c, the readout is aᵀφ(U_k c) = cᵀA_k(a)c, A_k(a) = Σ_i a_i g_i g_iᵀ = G_kᵀdiag(a)G_k,
  * g_i = U_kᵀw_i (row i of G_k = W U_k, D×r). Class k is on the positive side iff A_k(a) ≻ 0.
  */

@@ -1,11 +1,11 @@
 /**
- * The sample test for any activation (SCIENCE.md §4): are the features φ(x_i) of finitely many
+ * The sample test for any activation (docs/theory.md#theory-phase): are the features φ(x_i) of finitely many
  * points linearly separable? LP with HiGHS:
  *
  *   maximise t  subject to  y_i(aᵀφ_i + b) ≥ t for every point,  −1 ≤ a_j ≤ 1,  b free,  t ≤ 1.
  *
  * t* > 0 ⇔ strictly separable (scale-invariance: the box loses nothing). This is the LP of
- * SCIENCE §3.2 with a box instead of the margin 1; metrics/separability's `lpSeparable` solves
+ * docs/metrics/separability.md#lp_separable_fraction with a box instead of the margin 1; metrics/separability's `lpSeparable` solves
  * that one from CPLEX LP text, which costs about a second per call at a few hundred points and
  * stopped with status Unknown at 3200×200 here. The phase search solves the same point set at
  * many widths, so this keeps one persistent HiGHS model built from arrays and changes only the
@@ -15,7 +15,7 @@
  * `inseparable` recomputes a bound from the row duals μ ≥ 0, rescaled to equal mass on each
  * side so the bias drops out: for every a in the box, min_i y_i(aᵀφ_i + b) ≤ ‖Σ_i μ_i y_i φ_i‖₁.
  *
- * The readout is affine (aᵀφ + b), where SCIENCE.md §4 writes aᵀφ: the same LP serves the
+ * The readout is affine (aᵀφ + b), where docs/theory.md#theory-phase writes aᵀφ: the same LP serves the
  * generic sample test (checked against separability's `lpSeparable`, which has a bias) and the
  * clustering analysis, which needs one. For the phase maps this is one degree of freedom more
  * than the exact quadratic test, and the capacity below counts it; the phase definition says so.

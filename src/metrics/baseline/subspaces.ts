@@ -1,5 +1,5 @@
 /**
- * Union-of-subspaces data (SCIENCE.md §4): K classes, class k on span(U_k) with U_k ∈ R^{d×r}
+ * Union-of-subspaces data (docs/theory.md#theory-phase): K classes, class k on span(U_k) with U_k ∈ R^{d×r}
  * orthonormal; x = U_k c, c ~ N(0, I_r), plus optional isotropic noise σ·N(0, I_d). The
  * subspaces are drawn uniformly (QR of a Gaussian matrix) or, for a pair, with every principal
  * angle equal to θ: (U_2)_j = cos θ (U_1)_j + sin θ u'_j with u'_j orthonormal and ⟂ U_1.

@@ -1,5 +1,5 @@
 /**
- * κ_w of SCIENCE.md §3.1 for one direction: the fraction of the Minkowski difference A ⊖ B on
+ * κ_w of docs/metrics/separability.md for one direction: the fraction of the Minkowski difference A ⊖ B on
  * the positive side of w, i.e. #{(i,j) : s_a_i > s_b_j} / (m·n) for the scores s = wᵀh. This is
  * the Mann–Whitney U of the scores with ties counted as NOT separated (strict >, a tie adds 0,
  * not ½), so κ_w = 1 exactly when every a scores strictly above every b.

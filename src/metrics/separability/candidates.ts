@@ -1,5 +1,5 @@
 /**
- * The κ lower bound of SCIENCE.md §3.1, for many two-sided problems at once: candidate
+ * The κ lower bound of docs/metrics/separability.md, for many two-sided problems at once: candidate
  * directions (mean difference, regularised LDA, L2 logistic regression, seeded random
  * directions), then gradient ascent from the best one on the smooth pairwise surrogate
  * mean σ(τ wᵀ(a_i − b_j)) over sampled pairs.

@@ -1,5 +1,5 @@
 /**
- * The optimism controls of SCIENCE.md §3.1: maximising κ_w over w inflates κ above ½ even on
+ * The optimism controls of docs/metrics/separability.md: maximising κ_w over w inflates κ above ½ even on
  * random labels, so every κ matrix is reported beside
  *   - a held-out κ: directions fitted on one stratified split, κ_w counted on the other;
  *   - a label-permutation baseline κ_null: the same procedure on permuted labels.

@@ -1,4 +1,4 @@
-/** Linear separability of hidden layers: MD-LSM κ (SCIENCE.md §3.1) and the exact LP (§3.2). */
+/** Linear separability of hidden layers: MD-LSM κ (docs/metrics/separability.md) and the exact LP (§3.2). */
 export { kappaForDirection, pairCounts, type PairCounts } from './auc.js';
 export { CANDIDATES, DEFAULT_ENGINE_PARAMS, type CandidateName, type EngineParams } from './candidates.js';
 export { lpSeparable, separabilityLpText, type LpOptions, type LpResult } from './lp.js';

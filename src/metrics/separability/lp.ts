@@ -1,5 +1,5 @@
 /**
- * Exact linear separability (SCIENCE.md §3.2) with HiGHS (compiled to wasm).
+ * Exact linear separability (docs/metrics/separability.md#lp_separable_fraction) with HiGHS (compiled to wasm).
  *
  * Feasibility: two finite sets are strictly linearly separable iff the LP
  *   find w ∈ R^d, b ∈ R : y_i (wᵀx_i + b) ≥ 1  (y = +1 on A, −1 on B)

@@ -1,5 +1,5 @@
 /**
- * MD-LSM, the Minkowski-difference linear separability measure of SCIENCE.md §3.1
+ * MD-LSM, the Minkowski-difference linear separability measure of docs/metrics/separability.md
  * (reconstructed definition): for classes A, B,
  *   κ(A,B) = max_{‖w‖=1} #{(i,j) : wᵀ(a_i − b_j) > 0} / (m·n),
  * reported as a lower bound (exact κ is NP-hard): the best κ_w over candidate directions, refined
@@ -19,8 +19,8 @@ import { meanSd, permutedLabels, stratifiedSplit } from './controls.js';
 import { lpSeparable, type LpOptions } from './lp.js';
 import { DEFAULT_MAX_DIM_FRACTION, prepareFeatures, saturationGuard, type GuardOptions, type ReductionInfo } from './reduce-pca.js';
 
-export const MDLSM_DEFINITION = 'SCIENCE.md §3.1 MD-LSM κ (lower bound over candidate directions; reconstructed definition)';
-export const LP_DEFINITION = 'SCIENCE.md §3.2 exact linear separability: LP feasibility of y_i(wᵀx_i + b) ≥ 1 (HiGHS); hard-margin SVM geometric margin 1/‖w*‖';
+export const MDLSM_DEFINITION = 'MD-LSM κ (lower bound over candidate directions; reconstructed definition; docs/metrics/separability.md#mdlsm_kappa)';
+export const LP_DEFINITION = 'exact linear separability (docs/metrics/separability.md#lp_separable_fraction): LP feasibility of y_i(wᵀx_i + b) ≥ 1 (HiGHS); hard-margin SVM geometric margin 1/‖w*‖';
 
 export interface KappaOptions extends GuardOptions, Partial<EngineParams> {
   /** Seeds every random choice (random directions, sampled pairs, splits, permutations). Default 0. */

@@ -1,5 +1,5 @@
 /**
- * The saturation guard of SCIENCE.md §3.1 and the coordinates the κ estimator works in.
+ * The saturation guard of docs/metrics/separability.md and the coordinates the κ estimator works in.
  *
  * Saturation: with d ≥ m + n − 1, points in general position are always separable, so κ = 1
  * even for identical classes; and well before that, maximising over w is optimistic. The guard

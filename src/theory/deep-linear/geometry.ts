@@ -130,7 +130,7 @@ export interface RatioPrediction {
   ratioFromWeights: number;
 }
 
-/** The SCIENCE.md §1 re-derived ratio (see DEEP_LINEAR_DEFINITIONS.epsilon / predictedRatio). */
+/** The docs/metrics/geometry.md re-derived ratio (see DEEP_LINEAR_DEFINITIONS.epsilon / predictedRatio). */
 export function predictRatio(spectra: readonly WeightSpectrum[], n: number, alpha: number): RatioPrediction {
   const L = spectra.length;
   const inner = spectra.slice(0, L - 1);

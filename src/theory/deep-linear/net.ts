@@ -43,15 +43,15 @@ export const DEEP_LINEAR_DEFINITIONS = {
   network:
     'bias-free deep linear network f(x) = W_L⋯W_1 x, L = depth = number of weight matrices; features h_0 = x (layer 0, input), h_l = W_l h_{l−1} (l = 1..L−1 hidden, l = L output)',
   loss: 'MSE to one-hot targets: (1/N) Σ_i ‖α·f(x_i) − y_i‖² (summed over the K outputs, averaged over the N samples; α = output scale), full-batch gradient descent',
-  compression: 'C_l = tr(Σ_W)/tr(Σ_B) of h_l, Σ_W over the total N, Σ_B = (1/K)Σ_k (μ_k − μ_G)(μ_k − μ_G)ᵀ (SCIENCE.md §1, Wang et al. 2023)',
-  discrimination: 'D_l = 1 − max_{k≠l} cos(μ_k, μ_l), uncentred class means, signed cosine (SCIENCE.md §1)',
+  compression: 'C_l = tr(Σ_W)/tr(Σ_B) of h_l, Σ_W over the total N, Σ_B = (1/K)Σ_k (μ_k − μ_G)(μ_k − μ_G)ᵀ (docs/metrics/geometry.md, Wang et al. 2023)',
+  discrimination: 'D_l = 1 − max_{k≠l} cos(μ_k, μ_l), uncentred class means, signed cosine (docs/metrics/geometry.md)',
   compressionFit: 'least-squares line through (l, ln C_l) over the hidden layers l = 1..L−1; fitted ratio = exp(slope) (the constant factor per layer)',
   compressionRatios: 'C_l / C_{l−1} for l = 1..L (every consecutive pair, input→first hidden and last hidden→output included)',
   discriminationFit: 'least-squares line through (l, D_l) over the hidden layers l = 1..L−1: slope = change of D per layer, R² of the line',
   epsilon:
     'ε (re-derivation, not a quantity of the paper): for each weight W_l except the last (l = 1..L−1; the K×width last layer has only K singular values), ε_l = mean of its singular values beyond the K largest (σ_{K+1}, …, σ_min(out,in)); ε = median over l of ε_l',
   predictedRatio:
-    'numerical re-derivation in SCIENCE.md §1 (a prediction to compare with, not a constant): ρ = ε² / (n/α²)^{1/L}, n = samples per class (N/K), α = output scale of the loss, L = depth. (n/α²)^{1/L} is the squared top singular value of each layer of a balanced net whose product maps orthonormal inputs to targets/α',
+    'numerical re-derivation in docs/metrics/geometry.md (a prediction to compare with, not a constant): ρ = ε² / (n/α²)^{1/L}, n = samples per class (N/K), α = output scale of the loss, L = depth. (n/α²)^{1/L} is the squared top singular value of each layer of a balanced net whose product maps orthonormal inputs to targets/α',
   predictedRatioFromWeights: 'median over l = 1..L−1 of (ε_l / s_l)², s_l = mean of the K largest singular values of W_l (the same law with the trained weights\' measured large singular values instead of (n/α²)^{1/(2L)})',
   syntheticData:
     'nearly orthogonal data (authors\' orthogonal_dataset): N = K·n orthonormal vectors in R^d plus Gaussian Δ with ‖Δ‖_F = perturbation; class k = rows k·n .. (k+1)·n − 1',

@@ -30,7 +30,7 @@ import { dot } from '../../linalg/kernels.js';
 import { orthonormalColumns, principalAngles } from '../../metrics/baseline/subspaces.js';
 
 export const LOWRANK_SOURCE =
-  'reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage (divergence transition matrix, local information geometry); SCIENCE.md §6';
+  'reconstructed from the abstract of Shisher, Ornee, Sun (arXiv 2202.04632) and the Huang–Xu–Zheng–Wornell lineage (divergence transition matrix, local information geometry); docs/theory.md#theory-lowrank';
 
 export const LOWRANK_DEFINITION =
   'B̃(x,y) = (P(x,y) − P(x)P(y))/√(P(x)P(y)); locality = σ_1(B̃) (maximal correlation, ≤ 1) and Σσ_i² (= χ²(P_XY‖P_XP_Y)); class-side singular vectors from the K×K Gram B̃ᵀB̃; ' +
