@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { UsageError, RuntimeFailure } from '../src/errors.js';
 import { matmul } from '../src/linalg/ort-ops.js';
@@ -722,4 +724,47 @@ test('1 − κ makes a 0.01 → 0.002 change visible: held-out inseparable fract
   assert.equal(sat.detail!.withinNoiseOfOne, true);
   assert.match(kappaSaturationWarning('m', [layer('a', sat), layer('b', sat)])!, /within noise of 1 on every layer/);
   assert.equal(kappaSaturationWarning('m', [layer('a', sat), layer('b', results[0]!)]), null);
+});
+
+test('the margin QP on badly scaled points (a HiGHS stall found on a random ReLU layer) is solved, and equals a 2-D angular sweep', async () => {
+  // Two classes of 20 two-dimensional points of size ~50–90, from a random-layer baseline on the
+  // shipped MLP: unscaled, HiGHS's QP ran to its 60 s limit on them.
+  const text = readFileSync(fileURLToPath(new URL('./fixtures/highs/qp-stall.lp', import.meta.url)), 'utf8');
+  const rows = { a: [] as number[], b: [] as number[] };
+  for (const m of text.matchAll(/^ ([ab])\d+: ([+-]) ([\d.e-]+) w0 ([+-]) ([\d.e-]+) w1 ([+-]) b >= 1$/gm)) {
+    const y = m[1] === 'a' ? 1 : -1;
+    const x0 = (m[2] === '-' ? -1 : 1) * Number(m[3]) * y;
+    const x1 = (m[4] === '-' ? -1 : 1) * Number(m[5]) * y;
+    rows[m[1] as 'a' | 'b'].push(x0, x1);
+  }
+  assert.equal(rows.a.length + rows.b.length, 80, 'parsed 40 points');
+  const t0 = performance.now();
+  const r = await lpSeparable(Float64Array.from(rows.a), Float64Array.from(rows.b), 2, { timeLimitS: 20 });
+  assert.ok(performance.now() - t0 < 10_000, 'no stall');
+  assert.equal(r.separable, true);
+  assert.equal(r.marginStatus, 'Optimal');
+  // Independent: the hard-margin SVM margin is max over unit w of (min_A wᵀa − max_B wᵀb)/2.
+  const gap = (th: number) => {
+    const [c, s] = [Math.cos(th), Math.sin(th)];
+    let minA = Infinity;
+    let maxB = -Infinity;
+    for (let i = 0; i < rows.a.length; i += 2) minA = Math.min(minA, c * rows.a[i]! + s * rows.a[i + 1]!);
+    for (let i = 0; i < rows.b.length; i += 2) maxB = Math.max(maxB, c * rows.b[i]! + s * rows.b[i + 1]!);
+    return (minA - maxB) / 2;
+  };
+  let best = -Infinity;
+  let at = 0;
+  for (let k = 0; k < 200_000; k++) {
+    const th = (2 * Math.PI * k) / 200_000;
+    const g = gap(th);
+    if (g > best) [best, at] = [g, th];
+  }
+  for (let step = (2 * Math.PI) / 200_000; step > 1e-12; step /= 2) {
+    for (const th of [at - step, at + step]) {
+      const g = gap(th);
+      if (g > best) [best, at] = [g, th];
+    }
+  }
+  assert.ok(Math.abs(r.margin! - best) <= 1e-6 * best, `QP margin ${r.margin} vs sweep ${best}`);
+  assert.ok(r.minSlack! > 1 - 1e-6, `the returned hyperplane separates with slack ${r.minSlack}`);
 });

@@ -129,6 +129,19 @@ function minSlack(A: FloatArray, B: FloatArray, m: number, n: number, d: number,
   return min;
 }
 
+/** Largest |value| of both sets (1 when all are 0). */
+function maxAbs(A: FloatArray, B: FloatArray): number {
+  let s = 0;
+  for (const X of [A, B]) for (let i = 0; i < X.length; i++) s = Math.max(s, Math.abs(X[i]!));
+  return s > 0 ? s : 1;
+}
+
+function scaled(X: FloatArray, s: number): Float64Array {
+  const out = new Float64Array(X.length);
+  for (let i = 0; i < X.length; i++) out[i] = X[i]! / s;
+  return out;
+}
+
 /**
  * Is {A (m×d), B (n×d)} strictly linearly separable? Rows are row-major; m = A.length/d.
  * HiGHS errors become RuntimeFailure carrying the status; limits give separable: null.
@@ -164,9 +177,13 @@ export async function lpSeparable(A: FloatArray, B: FloatArray, d: number, opts:
   const res: LpResult = { separable: true, status: lp.Status, minSlack: slack, w: dir.w, b: dir.b, m, n, d };
 
   if (opts.margin ?? true) {
+    // HiGHS's QP solver stalls on badly scaled points: 40 two-dimensional ReLU features of size
+    // ~50–90 ran to the 60 s limit, the same points divided by their largest |value| solved in
+    // 2 ms. The QP runs on x/s (s = max |x|): w' = s·w, b' = b, so the margin is s/‖w'‖.
+    const scale = maxAbs(A, B);
     let qp: Solution;
     try {
-      qp = solve(highs, separabilityLpText(A, B, m, n, d, 'margin'), timeLimit, 'hard-margin SVM QP');
+      qp = solve(highs, separabilityLpText(scaled(A, scale), scaled(B, scale), m, n, d, 'margin'), timeLimit, 'hard-margin SVM QP');
     } catch (e) {
       // The margin is an extra: the LP has already decided separability, so report the QP's failure instead of failing the pair.
       res.marginStatus = `solver error: ${errorMessage(e)}`;
@@ -176,12 +193,13 @@ export async function lpSeparable(A: FloatArray, B: FloatArray, d: number, opts:
     if (qp.Status === 'Optimal') {
       const sv = readDirection(qp, d);
       if (!sv) throw new RuntimeFailure(`HiGHS reported 'Optimal' for the hard-margin SVM QP but returned no finite solution`);
+      const w = sv.w.map((v) => v / scale);
       let nw = 0;
-      for (const v of sv.w) nw += v * v;
+      for (const v of w) nw += v * v;
       res.margin = 1 / Math.sqrt(nw);
-      res.w = sv.w;
+      res.w = w;
       res.b = sv.b;
-      res.minSlack = minSlack(A, B, m, n, d, sv.w, sv.b);
+      res.minSlack = minSlack(A, B, m, n, d, w, sv.b);
     } else if (INFEASIBLE.has(qp.Status)) {
       // The LP just proved feasibility, so this is a numerical disagreement, not an answer.
       throw new RuntimeFailure(`HiGHS found the separability LP feasible but the margin QP '${qp.Status}' (${m}+${n} points, d=${d})`);
