@@ -58,7 +58,7 @@ async function mlpAudit(dir: string, bufferPerClass: number, metrics: Parameters
     seed: 0,
     bufferPerClass,
     metrics,
-    ...(baseline ? { baseline: 'random-layer' as const } : {}),
+    baseline: baseline ? 'random-layer' : 'none',
     out: path.join(dir, `b${bufferPerClass}`),
   });
   const written = JSON.parse(await readFile(path.join(res.outDir, 'report.json'), 'utf8')) as Report;
@@ -84,7 +84,9 @@ test('on the shipped MLP every row is reported finite, and the exact/sampled fla
       assert.ok(typeof m.value === 'number' && Number.isFinite(m.value), `${r.key} at ${l.id} is finite (got ${m.value})`);
       // A sampled row on a buffer smaller than N says so; an exact one does not.
       assert.ok(l.samples.buffered < l.samples.streamed);
-      if (r.basis === 'sampled' && r.source !== 'baseline') assert.deepEqual(m.basis, { n: l.samples.buffered, sampled: true }, `${r.key} carries its basis`);
+      if (r.basis === 'sampled' && r.source !== 'baseline' && r.source !== 'probe') assert.deepEqual([m.basis?.n, m.basis?.sampled], [l.samples.buffered, true], `${r.key} carries its basis`);
+      // The probe keeps its own larger sample (here every image: 20 per class < 1,000).
+      if (r.source === 'probe') assert.deepEqual([m.basis?.n, m.basis?.sampled], [l.samples.streamed, false], `${r.key}: the probe sees all ${l.samples.streamed} images`);
       if (r.basis === 'exact') assert.equal(m.basis, undefined, `${r.key} is exact`);
     }
   }
@@ -98,7 +100,7 @@ test('on the shipped MLP every row is reported finite, and the exact/sampled fla
     }
   }
   // With the whole selection in the buffer nothing is sampled, so nothing carries a basis.
-  for (const l of full.models[0]!.layers) for (const [k, m] of Object.entries(l.metrics)) if (metricRow(k)?.source !== 'baseline') assert.equal(m.basis, undefined, k);
+  for (const l of full.models[0]!.layers) for (const [k, m] of Object.entries(l.metrics)) if (metricRow(k)?.source !== 'baseline') assert.notEqual(m.basis?.sampled, true, k);
   // And a sampled row does change with the rows it sees (so its flag is not decoration).
   const moved = LAYER_ROWS().filter((r) => r.basis === 'sampled' && r.source !== 'baseline' && layers.some((l, i) => l.metrics[r.key]?.value !== full.models[0]!.layers[i]!.metrics[r.key]?.value));
   assert.ok(moved.length >= 5, `sampled rows that moved with the buffer: ${moved.map((r) => r.key).join(', ')}`);
@@ -130,7 +132,7 @@ const INDEX_DEPENDENT = new Set(['nc3', 'nc4']);
  * held-out rows of a near-chance random MLP; κ by up to 0.03). Reported to the metrics side; the
  * test pins that nothing else moves.
  */
-const SPLIT_FOLLOWS_CLASS_IDS = /^(probe_|mdlsm_)/;
+const SPLIT_FOLLOWS_CLASS_IDS = /^(probe_|mdlsm_|baseline_probe_|excess_probe_|baseline_mdlsm_|excess_mdlsm_)/;
 
 test('the metrics are invariant to relabelling the classes (a permutation of the label ids), except those tied to output units or seeded splits', async () => {
   const dir = await tempDir();
@@ -274,7 +276,7 @@ test('adding a metric is one registered row + function: it appears in the report
     assert.match(metricGroupsHelp(), /rank \(numerical_rank, effective_rank, dummy_buffer_rows\)/);
     checkGateMetrics([parseGate('dummy_buffer_rows=1', 'under')], ['rank'], false);
     assert.throws(() => checkGateMetrics([parseGate('dummy_buffer_rows=1', 'under')], ['geometry'], false), (e: unknown) => e instanceof UsageError && /comes from the rank metrics/.test(e.message));
-    const res = await audit({ models: [{ path: model }], dataset: data.images, metrics: ['geometry', 'rank'], bufferPerClass: 10, out: path.join(dir, 'run'), failUnder: ['dummy_buffer_rows@all=1'] });
+    const res = await audit({ models: [{ path: model }], dataset: data.images, metrics: ['geometry', 'rank'], bufferPerClass: 10, baseline: 'none', out: path.join(dir, 'run'), failUnder: ['dummy_buffer_rows@all=1'] });
     const report = res.report;
     for (const l of report.models[0]!.layers) assert.equal(l.metrics.dummy_buffer_rows?.value, l.samples.buffered);
     assert.equal(res.gates[0]!.passed, true);

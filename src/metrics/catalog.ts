@@ -158,11 +158,11 @@ const collapseCdnv: MetricCompute = { id: 'cdnv', run: async ({ stats }) => [cdn
 const rankCompute: MetricCompute = { id: 'rank', run: ({ stats, samples }) => rank(samples, { population: stats.N }) };
 const mdlsmCompute: MetricCompute = {
   id: 'mdlsm',
-  run: async ({ samples, opts }) => mdlsmMetrics(await mdlsm(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })),
+  run: async ({ stats, samples, opts }) => mdlsmMetrics(await mdlsm(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION }), stats.N),
 };
 const separableCompute: MetricCompute = {
   id: 'separable',
-  run: async ({ samples, opts }) => separabilityMetrics(await separabilityMatrix(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION })),
+  run: async ({ stats, samples, opts }) => separabilityMetrics(await separabilityMatrix(samples, { seed: opts.seed, maxDimFraction: AUDIT_MAX_DIM_FRACTION }), stats.N),
 };
 const probeCompute: MetricCompute = {
   id: 'probe',

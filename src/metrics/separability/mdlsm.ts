@@ -515,12 +515,14 @@ export const MIN_DIM_SHARE = 0.05;
  * ⌊fraction · smallest pair's rows⌋ dimensions, so more buffered rows per class (the audit's
  * `--buffer-per-class`) give more.
  */
-export function separabilityBasis(reduction: ReductionInfo, rows: number): { basis: MetricBasis; reliability: Record<string, unknown> } {
+export function separabilityBasis(reduction: ReductionInfo, rows: number, population?: number): { basis: MetricBasis; reliability: Record<string, unknown> } {
   const { dim, inputDim } = reduction;
   const floor = Math.min(inputDim, Math.max(MIN_RELIABLE_DIMS, Math.ceil(MIN_DIM_SHARE * inputDim)));
   const reduced = dim < inputDim;
   const how = reduced ? `PCA to ${dim} of ${inputDim} dims` : `all ${inputDim} dims`;
-  const basis: MetricBasis = { n: rows, sampled: true, dims: dim, width: inputDim, note: `${how}, on ${rows} buffered rows` };
+  // Sampled unless the buffer held every image the run streamed (population known and reached).
+  const sampled = population === undefined || rows < population;
+  const basis: MetricBasis = { n: rows, sampled, dims: dim, width: inputDim, note: `${how}, on ${rows} ${sampled ? 'buffered rows' : 'rows (every image)'}${sampled && population !== undefined ? ` of ${population}` : ''}` };
   if (dim >= floor) return { basis, reliability: { reliable: true } };
   const frac = reduction.maxDimFraction ?? DEFAULT_MAX_DIM_FRACTION;
   const perClass = Math.ceil(floor / frac / 2);
@@ -535,13 +537,13 @@ export function separabilityBasis(reduction: ReductionInfo, rows: number): { bas
  * each is a one-vs-one mean, with its matrix, worst pair and the reduction in `detail`. Controls
  * that were not run are left out rather than reported as 0.
  */
-export function mdlsmMetrics(r: MdlsmResult): MetricResult[] {
+export function mdlsmMetrics(r: MdlsmResult, population?: number): MetricResult[] {
   const out: MetricResult[] = [];
   // With no varying direction (a dead or constant layer) every score ties, and ties count as not
   // separated: κ = 0 is the definition's value, but it must not read like a measured overlap.
   const note = r.reduction.whitenedRank === 0 ? { note: 'the features do not vary (dead or constant layer): every score ties, so κ = 0 by definition' } : {};
   const rows = r.classCounts.reduce((a, b) => a + b, 0);
-  const { basis, reliability } = separabilityBasis(r.reduction, rows);
+  const { basis, reliability } = separabilityBasis(r.reduction, rows, population);
   const common = { reduction: r.reduction, classCounts: r.classCounts, dims: r.reduction.dim, width: r.reduction.inputDim, ...reliability, ...note };
   if (r.mean !== null) {
     out.push({
@@ -624,10 +626,10 @@ export function kappaSaturationWarning(model: string, layers: readonly { id: str
 }
 
 /** The report's `lp_separable_fraction`, with the K×K LP verdicts and margins in `detail`. */
-export function separabilityMetrics(r: SeparabilityMatrixResult): MetricResult[] {
+export function separabilityMetrics(r: SeparabilityMatrixResult, population?: number): MetricResult[] {
   if (r.separableFraction === null) return [];
   const rows = r.classCounts.reduce((a, b) => a + b, 0);
-  const { basis, reliability } = separabilityBasis(r.reduction, rows);
+  const { basis, reliability } = separabilityBasis(r.reduction, rows, population);
   return [
     {
       name: 'lp_separable_fraction',
