@@ -544,7 +544,7 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
   const nTrain = folds >= 2 ? Math.round(splits.reduce((s, sp) => s + sp.train.length, 0) / folds) : first.train.length;
   const warning =
     minHeldOutPerClass < PROBE_MIN_HELDOUT_PER_CLASS
-      ? `only ${minHeldOutPerClass} held-out rows in the smallest class (under ${PROBE_MIN_HELDOUT_PER_CLASS}): the held-out accuracy is noisy; use more images (--per-class) or the default cross-fitting`
+      ? `only ${minHeldOutPerClass} held-out rows in the smallest class (under ${PROBE_MIN_HELDOUT_PER_CLASS}): the held-out accuracy is noisy; use more images (--per-class)${folds >= 2 ? '' : ' or cross-fitting (every row held out once)'}`
       : undefined;
   const detail = {
     nTrain,
