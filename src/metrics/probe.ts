@@ -14,6 +14,8 @@
  * shows how much a probe of this size can memorise, its held-out accuracy (against the true
  * labels) should sit at chance.
  */
+import { lbfgs, type LbfgsStatus } from '../linalg/lbfgs.js';
+import { infNorm } from '../linalg/kernels.js';
 import * as ort from 'onnxruntime-node';
 import { RuntimeFailure } from '../errors.js';
 import { buildModel, cachedSession, matmul } from '../linalg/ort-ops.js';
@@ -86,7 +88,7 @@ export interface SoftmaxFit {
   gradNorm: number;
   iterations: number;
   evaluations: number;
-  status: 'converged' | 'stalled' | 'max-iterations';
+  status: LbfgsStatus;
 }
 
 function objectiveSession(dtype: ProbeDtype): Promise<ort.InferenceSession> {
@@ -181,125 +183,6 @@ export async function softmaxObjective(
   };
 }
 
-function dotv(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
-
-/** y ← y + a·x */
-function axpy(a: number, x: Float64Array, y: Float64Array): void {
-  for (let i = 0; i < y.length; i++) y[i] = y[i]! + a * x[i]!;
-}
-
-function infNorm(a: Float64Array): number {
-  let m = 0;
-  for (const v of a) m = Math.max(m, Math.abs(v));
-  return m;
-}
-
-/** L-BFGS with backtracking on Armijo or approximate-Wolfe acceptance. */
-export async function lbfgs(
-  obj: Objective,
-  x0: Float64Array,
-  opts: { maxIter: number; gtol: number; memory: number },
-): Promise<{ x: Float64Array; loss: number; grad: Float64Array; iterations: number; evaluations: number; status: SoftmaxFit['status'] }> {
-  let x: Float64Array = new Float64Array(x0);
-  let { loss: f, grad: g } = await obj.evaluate(x);
-  let evaluations = 1;
-  const S: Float64Array[] = [];
-  const Yv: Float64Array[] = [];
-  const rho: number[] = [];
-  let status: SoftmaxFit['status'] = 'max-iterations';
-  let iter = 0;
-  for (; iter < opts.maxIter; iter++) {
-    if (!Number.isFinite(f)) throw new RuntimeFailure('probe objective became non-finite (features too large?)');
-    if (infNorm(g) <= opts.gtol) {
-      status = 'converged';
-      break;
-    }
-    // Two-loop recursion; scalars hoisted out of the inner loops so they stay monomorphic.
-    const q = new Float64Array(g);
-    const alpha = new Float64Array(S.length);
-    for (let i = S.length - 1; i >= 0; i--) {
-      const ai = rho[i]! * dotv(S[i]!, q);
-      alpha[i] = ai;
-      axpy(-ai, Yv[i]!, q);
-    }
-    let gamma: number;
-    if (S.length) {
-      const yl = Yv[Yv.length - 1]!;
-      gamma = dotv(S[S.length - 1]!, yl) / dotv(yl, yl);
-    } else {
-      gamma = 1 / Math.max(1, Math.sqrt(dotv(g, g)));
-    }
-    for (let j = 0; j < q.length; j++) q[j] = -gamma * q[j]!;
-    // q holds −r of the textbook recursion from here on, so it ends as the descent direction −H·g.
-    for (let i = 0; i < S.length; i++) {
-      const beta = -rho[i]! * dotv(Yv[i]!, q);
-      axpy(-(alpha[i]! - beta), S[i]!, q);
-    }
-    const dir = q;
-    let gd = dotv(g, dir);
-    if (!(gd < 0)) {
-      S.length = 0;
-      Yv.length = 0;
-      rho.length = 0;
-      const s = 1 / Math.max(1, Math.sqrt(dotv(g, g)));
-      for (let j = 0; j < dir.length; j++) dir[j] = -g[j]! * s;
-      gd = dotv(g, dir);
-    }
-    let t = 1;
-    let accepted: { x: Float64Array; f: number; g: Float64Array } | null = null;
-    for (let ls = 0; ls < 40; ls++) {
-      const xn = new Float64Array(x.length);
-      for (let j = 0; j < x.length; j++) xn[j] = x[j]! + t * dir[j]!;
-      const r = await obj.evaluate(xn);
-      evaluations++;
-      const armijo = r.loss <= f + 1e-4 * t * gd;
-      const slope = dotv(r.grad, dir);
-      const approxWolfe = r.loss <= f + 1e-6 * Math.abs(f) && slope >= 0.9 * gd && slope <= -0.8 * gd;
-      if (Number.isFinite(r.loss) && (armijo || approxWolfe)) {
-        accepted = { x: xn, f: r.loss, g: r.grad };
-        break;
-      }
-      t *= 0.5;
-    }
-    if (!accepted) {
-      if (S.length) {
-        // The quasi-Newton model misled us; retry once from steepest descent.
-        S.length = 0;
-        Yv.length = 0;
-        rho.length = 0;
-        continue;
-      }
-      status = 'stalled';
-      break;
-    }
-    const s = new Float64Array(x.length);
-    const y = new Float64Array(x.length);
-    for (let j = 0; j < x.length; j++) {
-      s[j] = accepted.x[j]! - x[j]!;
-      y[j] = accepted.g[j]! - g[j]!;
-    }
-    const sy = dotv(s, y);
-    if (sy > 1e-12 * Math.sqrt(dotv(s, s) * dotv(y, y))) {
-      S.push(s);
-      Yv.push(y);
-      rho.push(1 / sy);
-      if (S.length > opts.memory) {
-        S.shift();
-        Yv.shift();
-        rho.shift();
-      }
-    }
-    x = accepted.x;
-    f = accepted.f;
-    g = accepted.g;
-  }
-  return { x, loss: f, grad: g, iterations: iter, evaluations, status };
-}
-
 /** Fit the probe's logistic regression on (already standardised) rows. */
 export async function fitSoftmaxRegression(
   X: Float32Array | Float64Array,
@@ -316,6 +199,7 @@ export async function fitSoftmaxRegression(
     maxIter: opts.maxIter ?? 300,
     gtol: opts.gtol ?? 1e-4,
     memory: opts.memory ?? 10,
+    nonFiniteMessage: 'probe objective became non-finite (features too large?)',
   });
   return {
     W: r.x.slice(0, d * K),
