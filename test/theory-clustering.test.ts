@@ -20,7 +20,7 @@ import {
   netOutputs,
   trainClustering,
   type TwoLayerNet,
-} from '../src/theory/clustering.js';
+} from '../src/theory/clustering/index.js';
 import { Rng } from '../src/util/rng.js';
 import { tempDir } from './helpers/fixtures.js';
 import { runTheory, type CliRun } from './helpers/theory-cli.js';

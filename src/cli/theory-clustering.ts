@@ -2,14 +2,14 @@
  * `layerprobe theory clustering`: weight clustering and linear decision boundaries
  * (docs/theory.md#theory-clustering). Trains a small-init two-layer leaky-ReLU net on a seeded linear teacher and
  * prints the time series of cluster coherence, linear agreement and the agreement regime.
- * Argument handling and printing only; the work is in src/theory/clustering.ts.
+ * Argument handling and printing only; the work is in src/theory/clustering/.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
-import { DEFAULT_ALPHA, clusteringCsv, trainClustering, type ClusteringRecord, type ClusteringResult } from '../theory/clustering.js';
+import { DEFAULT_ALPHA, clusteringCsv, trainClustering, type ClusteringRecord, type ClusteringResult } from '../theory/clustering/index.js';
 import { formatTable } from '../report/table.js';
 import { resultJson } from './result-json.js';
 

@@ -68,6 +68,6 @@ export {
 export { ENERGY_LEVELS, VERDICT_ENERGY, predictedThreshold, theoryVerdict, type RankAtEnergy, type TheoryVerdict, type VerdictKind } from '../metrics/baseline/threshold.js';
 export { phaseInset, type PhaseInset } from '../metrics/baseline/inset.js';
 export { deriveSeed } from '../util/seed.js';
-export * as clustering from './clustering.js';
+export * as clustering from './clustering/index.js';
 export * as lowrank from './lowrank/index.js';
 export * as deepLinear from './deep-linear/index.js';
