@@ -12,6 +12,7 @@ import { UsageError, RuntimeFailure } from '../src/errors.js';
 import { matmul } from '../src/linalg/ort-ops.js';
 import {
   kappaForDirection,
+  MDLSM_DEFINITION,
   kappaSaturationWarning,
   lpSeparable,
   mdlsm,
@@ -552,7 +553,7 @@ test('mdlsm: symmetric matrix, mean and worst pair, one-vs-rest agreeing with th
     const lp = await lpSeparable(rowsOf(s, k), others, 3, { margin: false });
     assert.equal(r.oneVsRest!.kappa[k] === 1, lp.separable, `class ${k} vs rest`);
   }
-  assert.equal(r.definition, 'SCIENCE.md §3.1 MD-LSM κ (lower bound over candidate directions; reconstructed definition)');
+  assert.equal(r.definition, MDLSM_DEFINITION);
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
   assert.equal(Object.values(r.winnerCounts).reduce((a, b) => a + b, 0), 6);
 
