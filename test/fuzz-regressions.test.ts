@@ -24,6 +24,8 @@ const CASES: { dir: string; file: string; code: number; line: RegExp }[] = [
   // onnxruntime logged its own error, with C++ source locations, before the exception reached us.
   { dir: 'onnx-raw-data-short', file: 'model.onnx', code: 1, line: /is not a valid ONNX model: Exception during initialization: Initializer 'b': raw_data size \(3 bytes\) does not match expected size from shape and data type \(8 bytes\)$/ },
   { dir: 'onnx-ir-version-99', file: 'model.onnx', code: 1, line: /is not a valid ONNX model: Unsupported model IR version: 99, max supported IR version: \d+$/ },
+  // A declared fixed batch of 100,000 was run as is to find the layers (minutes, ~2 GB).
+  { dir: 'onnx-fixed-batch-huge', file: 'model.onnx', code: 1, line: /is not supported: its input x has a fixed batch of 100000 \(layerprobe handles a free batch dimension, or a fixed one up to 1024\)$/ },
   // TF.js looped forever on a layer graph with a dangling reference.
   { dir: 'tfjs-layer-deleted', file: 'model.json', code: 1, line: /has a broken layer graph: layer `d2` \(inbound node 0\) refers to layer `d1`, which is not in the model$/ },
   // A weight path in model.json was read wherever it pointed.

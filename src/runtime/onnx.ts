@@ -29,6 +29,9 @@ import { layerNotFound } from './select.js';
 import { onnxRunnerHead } from './classifier-head.js';
 import type { ClassifierHead, LayerInfo, LayerLayout, LayerTensor, ModelRunner } from './types.js';
 
+/** Largest fixed batch a model input may declare (layer discovery runs the model at that batch). */
+export const MAX_FIXED_BATCH = 1024;
+
 export interface OnnxOpenOptions {
   /** Intra-op threads for onnxruntime; default: onnxruntime's choice (all cores). */
   threads?: number;
@@ -412,6 +415,14 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
   }
   const { batch, perSample } = resolveInputShape(path, analysis, opts);
   const fixedBatch = typeof batch === 'number' ? batch : null;
+  // A fixed batch is run as is to find the layers (and twice over to check a symbolic batch): a
+  // mutated file declaring a batch of 100,000 took minutes and ~2 GB before anything was said.
+  if (fixedBatch !== null && fixedBatch > MAX_FIXED_BATCH) {
+    throw new RuntimeFailure(
+      `model ${path} is not supported: its input ${analysis.inputName} has a fixed batch of ${fixedBatch} (layerprobe handles a free batch dimension, or a fixed one up to ${MAX_FIXED_BATCH})`,
+      'export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"input": {0: "batch"}}))',
+    );
+  }
 
   exposeTensors(model, analysis.candidates);
   const exposed = encodeModel(model);
