@@ -15,6 +15,7 @@ import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
 import { comparisonSection } from './html-similarity.js';
 import { overviewSection, OVERVIEW_STYLE } from './html-overview.js';
 import { theorySection } from './html-theory.js';
+import { classesSection, CLASSES_STYLE } from './html-classes.js';
 import { BASE_STYLE, renderPage } from './page.js';
 import { heatmapSpec, isSmallMultiples, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
 
@@ -91,6 +92,11 @@ const SCRIPT = `(() => {
     el.addEventListener('pointerleave', () => { tip.hidden = true; });
     el.addEventListener('blur', () => { tip.hidden = true; });
   }
+  for (const sel of document.querySelectorAll('select[data-confusion]')) {
+    sel.addEventListener('change', () => {
+      for (const f of sel.closest('.confusions').querySelectorAll('figure[data-key]')) f.hidden = f.dataset.key !== sel.value;
+    });
+  }
   for (const sel of document.querySelectorAll('select[data-heatmap]')) {
     sel.addEventListener('change', () => {
       for (const f of sel.closest('.heatmaps').querySelectorAll('figure[data-layer-index]')) f.hidden = f.dataset.layerIndex !== sel.value;
@@ -129,6 +135,7 @@ figure.chart svg [aria-roledescription="point"]:focus { outline: none; stroke: #
 .warnings { border-left: 4px solid #bf8700; background: #fff8c5; padding: 8px 16px; margin: 16px 0; }
 .warnings ul { margin: 4px 0; padding-left: 20px; }
 ${OVERVIEW_STYLE}
+${CLASSES_STYLE}
 @media print { .scroll { max-height: none; overflow: visible; } thead th { position: static; } nav { display: none; } }
 `;
 
@@ -175,13 +182,13 @@ function kv(rows: [string, HtmlPart][]): SafeHtml {
   return html`<dl class="kv">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
 }
 
-function header(report: Report, title: string): SafeHtml {
+function header(report: Report, title: string, hasClasses: boolean): SafeHtml {
   const ds = report.dataset;
   const n = report.models.length;
   return html`<header>
 <h1>${title}</h1>
 <p class="sub">${ds.name} · ${ds.selectedItems} items · ${ds.classes.length} classes · ${n} model${n === 1 ? '' : 's'} · seed ${report.seed} · ${report.createdAt}</p>
-<nav><a href="#overview">Overview</a><a href="#summary">Summary</a><a href="#charts">Charts</a>${report.models.some((m) => m.layers.some((l) => l.metrics.baseline_width_ratio)) ? html`<a href="#theory">Random-layer theory</a>` : ''}${report.models.some((m) => kappaMatricesOf(report, m).length) ? html`<a href="#kappa">Pairwise κ</a>` : ''}<a href="#definitions">Definitions</a><a href="#numbers">All numbers</a></nav>
+<nav><a href="#overview">Overview</a><a href="#summary">Summary</a><a href="#charts">Charts</a>${report.models.some((m) => m.layers.some((l) => l.metrics.baseline_width_ratio)) ? html`<a href="#theory">Random-layer theory</a>` : ''}${report.models.some((m) => kappaMatricesOf(report, m).length) ? html`<a href="#kappa">Pairwise κ</a>` : ''}${hasClasses ? html`<a href="#classes">Classes</a>` : ''}<a href="#definitions">Definitions</a><a href="#numbers">All numbers</a></nav>
 </header>`;
 }
 
@@ -388,16 +395,18 @@ export async function renderHtml(report: Report, opts: HtmlOptions = {}): Promis
   const title = opts.title ?? `layerprobe report — ${report.dataset.name}`;
   const version = report.versions.layerprobe;
   const generator = `layerprobe${version ? ` ${version}` : ''}`;
+  const classes = classesSection(report);
   return renderPage({
     title,
     generator,
     style: STYLE,
     script: SCRIPT,
-    header: header(report, title),
+    header: header(report, title, classes.html !== ''),
     main: html`${overviewSection(report)}
 ${summary(report)}
 ${await charts(report)}
 ${await theorySection(report)}
+${classes}
 ${await heatmaps(report, opts)}
 ${await comparisonSection(report)}
 ${definitions(report)}
