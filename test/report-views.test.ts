@@ -15,6 +15,9 @@ import { hardestPairs } from '../src/report/class-pairs.js';
 import { compressionSentence, probeSentence } from '../src/report/findings.js';
 import type { Report } from '../src/report/schema.js';
 import { Rng } from '../src/util/rng.js';
+import { synchronicity } from '../src/train/synchronicity.js';
+import type { MonitorCheckpoint, MonitorLayerPoint } from '../src/report/monitor-schema.js';
+import { correlate, differences } from '../src/stats/correlation.js';
 import { idxBytes, randomMlp, tempDir, writeOnnxMlp } from './helpers/fixtures.js';
 
 const K = 4;
@@ -113,4 +116,33 @@ test('overview cells: shaded by the catalogue direction, excess cells marked whe
     assert.equal(hit[3]!.includes('≈'), nb === true, `${l.id}: ≈ mark iff no better than random`);
   }
   assert.equal(seen, m.layers.length, 'the default audit has the probe excess at every layer');
+});
+
+test('monitor: with too few checkpoints no layer is named as tracking training; it says undetermined and why', () => {
+  const point = (layer: string, k: number): MonitorLayerPoint => ({
+    layer, kappa: k, kappaWorst: null, kappaHeldOut: null, kappaHeldOutWorst: null, kappaNull: null, kappaReduction: 'none',
+    compression: null, discrimination: null, probeAccuracy: null, probeTrainAccuracy: null, seconds: { kappa: 0, geometry: 0, probe: 0 },
+  });
+  const run = (acc: number[], kappa: Record<string, number[]>): ReturnType<typeof synchronicity> => {
+    const cps: MonitorCheckpoint[] = acc.map((a, t) => ({
+      index: t, epoch: t, step: t * 10, epochProgress: t, endOfEpoch: true, trainLoss: 1 - a, trainAccuracy: a,
+      runningLoss: null, runningAccuracy: null, testLoss: null, testAccuracy: null, seconds: 0, forwardSeconds: 0,
+      layers: Object.keys(kappa).map((l) => point(l, kappa[l]![t]!)),
+    }));
+    return synchronicity(cps, Object.keys(kappa));
+  };
+  // Three checkpoints: the levels have a Pearson value (3 points) but the changes during training
+  // (one change) have none, so the ranking key is undefined for every layer.
+  const acc3 = [0.1, 0.6, 0.8];
+  const k3 = { A: [0.6, 0.8, 0.9], B: [0.6, 0.7, 0.95] };
+  assert.notEqual(correlate(k3.A, acc3).pearson, null, 'levels are defined');
+  assert.equal(correlate(differences(k3.A.slice(1)), differences(acc3.slice(1))).pearson, null, 'changes during training are not');
+  const s3 = run(acc3, k3);
+  assert.equal(s3.best, null);
+  assert.deepEqual(s3.ranking, []);
+  assert.match(s3.undetermined ?? '', /^undetermined \(too few checkpoints: correlations undefined/);
+  // Enough checkpoints: a layer is named and nothing is undetermined.
+  const s5 = run([0.1, 0.5, 0.7, 0.8, 0.85], { A: [0.6, 0.8, 0.9, 0.95, 0.975], B: [0.5, 0.9, 0.6, 0.95, 0.7] });
+  assert.equal(s5.best, 'A');
+  assert.equal(s5.undetermined, undefined);
 });

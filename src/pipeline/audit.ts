@@ -16,6 +16,7 @@ import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-f
 import { baseManifest, describeDataset, describeModel, type ManifestModel } from '../report/manifest.js';
 import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
+import { modelViews } from '../report/findings.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../probe-spec/probe-spec.js';
 import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
@@ -620,7 +621,7 @@ export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metr
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,
       },
-      models: runs.map((r) => r.report),
+      models: runs.map((r) => ({ ...r.report, views: modelViews(r.report, dataset.classes) })),
       ...(similarity ? { similarity } : {}),
       warnings,
     };

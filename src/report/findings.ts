@@ -101,3 +101,25 @@ export function pairSentence(m: ModelReport, classes: readonly string[]): string
 export function findings(m: ModelReport, classes: readonly string[]): string[] {
   return [compressionSentence(m), probeSentence(m), pairSentence(m, classes)].filter((s): s is string => s !== undefined);
 }
+
+/** The model's `views` record of report.json: its sentences and its hardest pairs across depth. */
+export function modelViews(m: ModelReport, classes: readonly string[], k = 5): NonNullable<ModelReport['views']> {
+  const h = hardestPairs(m, classes.length, k);
+  return {
+    findings: findings(m, classes),
+    hardestPairs: h.layers.length
+      ? {
+          source: h.layers[0]!.source,
+          layers: h.layers.map((lp) => lp.layer.id),
+          pairs: h.overall.map((p) => ({
+            k: p.k,
+            l: p.l,
+            classes: [classes[p.k] ?? String(p.k), classes[p.l] ?? String(p.l)] as [string, string],
+            mean: p.mean,
+            scores: p.scores,
+            hardestAt: h.layers.filter((lp) => lp.pairs[0] && lp.pairs[0].k === p.k && lp.pairs[0].l === p.l && lp.pairs[0].score > 0).map((lp) => lp.layer.id),
+          })),
+        }
+      : null,
+  };
+}
