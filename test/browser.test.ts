@@ -175,17 +175,19 @@ test('views: a point shows its tooltip on hover, the confusion-matrix selector s
     // Hover the first point of the probe chart: the tooltip names the layer, op, width, reduction and N.
     const m = report.models[0]!;
     const l = m.layers[0]!;
-    const point = page.locator('figure[data-chart="probe"] svg [aria-roledescription="point"]').first();
+    // The last point drawn is on top of any it overlaps, so the pointer reaches it.
+    const point = page.locator('figure[data-chart="probe"] svg [aria-roledescription="point"]').last();
     await point.scrollIntoViewIfNeeded();
     await point.hover();
     const tip = page.locator('#tooltip');
     assert.ok(await tip.isVisible(), 'the tooltip is shown');
     const text = (await tip.textContent()) ?? '';
-    const first = m.layers.find((x) => text.includes(` · ${x.id} · `));
+    const first = report.models.flatMap((mm) => mm.layers.filter((x) => text.startsWith(`${mm.name} · ${x.id} · `)))[0];
     assert.ok(first, `the tooltip names a layer: ${text}`);
     for (const part of [first.op, `width ${first.dim}`, first.reduction, `N = ${first.samples.streamed}`]) assert.ok(text.includes(part), `tooltip has "${part}": ${text}`);
     // The value it shows is one of that layer's probe values, as the report holds it.
-    const shown = Number(/: (-?[\d.e+-]+)(?: \[|$| ·)/.exec(text.split(' · ').pop()!)?.[1]);
+    const valuePart = [...text.split(' · ')].reverse().find((p) => /: -?[\d.]+(e[+-]?\d+)?( \[.*)?$/.test(p)) ?? '';
+    const shown = Number(/: (-?[\d.]+(?:e[+-]?\d+)?)(?: \[.*)?$/.exec(valuePart)?.[1]);
     const values = ['probe_train_accuracy', 'probe_heldout_accuracy', 'probe_control_train_accuracy', 'probe_control_heldout_accuracy', 'baseline_probe_heldout_accuracy'].map((k) => first.metrics[k]?.value).filter((v): v is number => typeof v === 'number');
     assert.ok(values.some((v) => Math.abs(v - shown) < 1e-3), `tooltip value ${shown} is one of ${values.join(', ')}`);
     await page.mouse.move(0, 0);

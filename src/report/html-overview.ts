@@ -74,7 +74,7 @@ function modelBlock(report: Report, m: ModelReport): SafeHtml {
     (c) => html`<th class="num" data-type="num" data-metric="${c.key}" title="${c.legend ?? c.label}${c.better === 'none' ? ' (not shaded: no better direction)' : ''}">${c.short}</th>`,
   )}</tr>`;
   const body = m.layers.map(
-    (l) => html`<tr data-layer="${l.id}"><td class="mono">${l.id}</td><td>${l.op}</td><td class="num" data-v="${String(l.dim)}">${String(l.dim)}</td>${cols.map((c, ci) => cell(c, l, columns[ci]!, legend, m.name))}</tr>`,
+    (l) => html`<tr data-overview-layer="${l.id}"><td class="mono">${l.id}</td><td>${l.op}</td><td class="num" data-v="${String(l.dim)}">${String(l.dim)}</td>${cols.map((c, ci) => cell(c, l, columns[ci]!, legend, m.name))}</tr>`,
   );
   const acc = m.accuracy?.value;
   const said = findings(m, report.dataset.classes);

@@ -137,7 +137,7 @@ export async function theorySection(report: Report): Promise<SafeHtml> {
   const chart = placed.length && curves.size ? trusted(await renderSvg(insetSpec([...curves.values()], placed, models), 'theory-')) : '';
   const first = rs.find((r) => r.inset)?.inset;
   const table = html`<div class="scroll"><table class="sortable" id="theory-table"><thead><tr><th data-type="text">model</th><th data-type="text">layer</th><th class="num" data-type="num">input dim</th><th class="num" data-type="num">r̂</th><th class="num" data-type="num">width D</th><th class="num" data-type="num">D*(r̂)</th><th class="num" data-type="num">D/D*</th><th data-type="text">verdict</th></tr></thead><tbody>${rs.map(
-    (r) => html`<tr data-model="${r.model}" data-layer="${r.layer}"><td>${r.model}</td><td class="mono">${r.layer}</td><td class="num">${r.inputDim ?? ''}</td><td class="num" title="${r.energy !== null ? `at ${Math.round(r.energy * 100)}% energy` : ''}">${r.rHat ?? ''}</td><td class="num">${r.width ?? ''}</td><td class="num">${fmtNumber(r.dStar)}</td><td class="num">${fmtNumber(r.ratio)}</td><td class="verdict">${r.verdict}</td></tr>`,
+    (r) => html`<tr data-theory-model="${r.model}" data-theory-layer="${r.layer}"><td>${r.model}</td><td class="mono">${r.layer}</td><td class="num">${r.inputDim ?? ''}</td><td class="num" title="${r.energy !== null ? `at ${Math.round(r.energy * 100)}% energy` : ''}">${r.rHat ?? ''}</td><td class="num">${r.width ?? ''}</td><td class="num">${fmtNumber(r.dStar)}</td><td class="num">${fmtNumber(r.ratio)}</td><td class="verdict">${r.verdict}</td></tr>`,
   )}</tbody></table></div>`;
   return html`<section id="theory">
 <h2>Random-layer theory: where each layer sits</h2>
