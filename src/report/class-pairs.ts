@@ -107,6 +107,14 @@ export function hardestPairs(model: ModelReport, K: number, k = 3): HardestPairs
     wins.set(idx(t.k, t.l), [...(wins.get(idx(t.k, t.l)) ?? []), lp.layer.id]);
   }
   let top: HardestPairs['top'];
-  for (const [i, ls] of wins) if (!top || ls.length > top.layers.length) top = { k: Math.floor(i / K), l: i % K, layers: ls };
+  // The pair that is hardest at the most layers; equal counts go to the higher mean score.
+  const meanOf = (i: number) => sum.get(i)!.s / sum.get(i)!.n;
+  let topIdx = -1;
+  for (const [i, ls] of wins) {
+    if (!top || ls.length > top.layers.length || (ls.length === top.layers.length && meanOf(i) > meanOf(topIdx))) {
+      top = { k: Math.floor(i / K), l: i % K, layers: ls };
+      topIdx = i;
+    }
+  }
   return { layers, overall, ...(top ? { top } : {}) };
 }

@@ -3,6 +3,7 @@ import type { Report } from './schema.js';
 import { formatTable } from './table.js';
 import { fmtNumber } from './format.js';
 import { findings } from './findings.js';
+import { hardestPairs } from './class-pairs.js';
 
 export { fmtNumber };
 import { excludesValue } from '../metrics/bootstrap.js';
@@ -16,6 +17,15 @@ function columns(): [key: string, title: string, legend: string][] {
     .map((r) => [r.key, r.short!, r.legend ?? `${r.short} = ${r.label}`]);
 }
 
+
+/** The hardest class pairs of a model across its layers, as a small table (the HTML's pair view). */
+function pairsTable(m: Report['models'][number], classes: readonly string[]): string | undefined {
+  const h = hardestPairs(m, classes.length, 3);
+  if (h.overall.length === 0 || !h.overall.some((p) => p.mean > 0)) return undefined;
+  const head = [`hardest pairs (${h.layers[0]!.source})`, ...h.layers.map((lp) => lp.layer.id), 'mean'];
+  const rows = h.overall.map((p) => [`${classes[p.k]} vs ${classes[p.l]}`, ...p.scores.map((v, i) => (v === null ? '' : `${fmtNumber(v)}${h.layers[i]!.pairs[0]!.k === p.k && h.layers[i]!.pairs[0]!.l === p.l ? '▲' : ''}`)), fmtNumber(p.mean)]);
+  return formatTable(head, rows, ['l', ...h.layers.map(() => 'r' as const), 'r']);
+}
 
 /** Wraps a sentence at spaces to lines of at most about `width` characters. */
 function wrapWords(text: string, width = 108): string[] {
@@ -83,6 +93,8 @@ export function renderSummary(report: Report): string {
     ]);
     parts.push(formatTable(['depth', 'layer', 'op', 'dim', ...present.map(([, t]) => t)], rows, ['r', 'l', 'l', 'r', ...present.map(() => 'r' as const)]));
     for (const f of findings(m, ds.classes)) parts.push(...wrapWords(f).map((line, i) => (i === 0 ? `• ${line}` : `  ${line}`)));
+    const pairs = pairsTable(m, ds.classes);
+    if (pairs) parts.push(pairs);
     const t = m.timings;
     parts.push(`time: forward ${(t.forwardMs / 1000).toFixed(2)} s, reductions ${(t.reduceMs / 1000).toFixed(2)} s, statistics ${(t.statsMs / 1000).toFixed(2)} s, metrics ${(t.metricsMs / 1000).toFixed(2)} s`);
   }
