@@ -146,3 +146,30 @@ test('monitor: with too few checkpoints no layer is named as tracking training; 
   assert.equal(s5.best, 'A');
   assert.equal(s5.undetermined, undefined);
 });
+
+test('confusion matrices and per-class C_k agree with the totals the report states independently', () => {
+  const m = report.models[0]!;
+  const acc = m.accuracy!;
+  const out = acc.detail!.confusion as number[][];
+  const sum = (c: number[][]) => c.flat().reduce((s, v) => s + v, 0);
+  const diag = (c: number[][]) => c.reduce((s, row, k) => s + row[k]!, 0);
+  assert.equal(out.length, K);
+  assert.equal(sum(out), acc.detail!.n, 'the output confusion counts every image');
+  assert.equal(diag(out), acc.detail!.correct, 'its diagonal is the correct count');
+  out.forEach((row, k) => assert.equal(row.reduce((s, v) => s + v, 0), report.dataset.perClassCounts[k], `row ${k} sums to the class count`));
+  for (const l of m.layers) {
+    const p = l.metrics.probe_heldout_accuracy!;
+    const c = p.detail!.confusion as number[][];
+    assert.equal(sum(c), p.detail!.nHeldOut, `${l.id}: every held-out row counted once`);
+    assert.ok(Math.abs(diag(c) / sum(c) - p.value!) < 1e-12, `${l.id}: diagonal share = held-out accuracy`);
+    // C is the count-weighted mean of the per-class C_k.
+    const ck = l.metrics.compression!.detail!.perClass as number[];
+    const n = report.dataset.perClassCounts;
+    const N = n.reduce((s, v) => s + v, 0);
+    const weighted = ck.reduce((s, v, k) => s + (n[k]! * v) / N, 0);
+    assert.ok(Math.abs(weighted - l.metrics.compression!.value!) <= 1e-9 * l.metrics.compression!.value!, `${l.id}: Σ n_k C_k / N = C`);
+  }
+  // report.json's views hold the same hardest pair as the overview sentence.
+  assert.deepEqual(m.views?.hardestPairs?.pairs[0]?.classes, [report.dataset.classes[0], report.dataset.classes[1]]);
+  assert.deepEqual(m.views?.hardestPairs?.pairs[0]?.hardestAt, m.layers.map((l) => l.id));
+});
