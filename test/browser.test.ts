@@ -166,3 +166,67 @@ test('hostile model, layer and class names stay text in the browser', { skip, ti
     await page.close();
   }
 });
+
+test('views: a point shows its tooltip on hover, the confusion-matrix selector switches layer, nothing overflows at 1280 px', { skip, timeout: 60_000 }, async () => {
+  const file = path.join(dir, 'views.html');
+  await writeFile(file, await renderHtml(report));
+  const { page, watch, url } = await open(file);
+  try {
+    // Hover the first point of the probe chart: the tooltip names the layer, op, width, reduction and N.
+    const m = report.models[0]!;
+    const l = m.layers[0]!;
+    // The last point drawn is on top of any it overlaps, so the pointer reaches it.
+    const point = page.locator('figure[data-chart="probe"] svg [aria-roledescription="point"]').last();
+    await point.scrollIntoViewIfNeeded();
+    await point.hover();
+    const tip = page.locator('#tooltip');
+    assert.ok(await tip.isVisible(), 'the tooltip is shown');
+    const text = (await tip.textContent()) ?? '';
+    const first = report.models.flatMap((mm) => mm.layers.filter((x) => text.startsWith(`${mm.name} · ${x.id} · `)))[0];
+    assert.ok(first, `the tooltip names a layer: ${text}`);
+    for (const part of [first.op, `width ${first.dim}`, first.reduction, `N = ${first.samples.streamed}`]) assert.ok(text.includes(part), `tooltip has "${part}": ${text}`);
+    // The value it shows is one of that layer's probe values, as the report holds it.
+    const valuePart = [...text.split(' · ')].reverse().find((p) => /: -?[\d.]+(e[+-]?\d+)?( \[.*)?$/.test(p)) ?? '';
+    const shown = Number(/: (-?[\d.]+(?:e[+-]?\d+)?)(?: \[.*)?$/.exec(valuePart)?.[1]);
+    const values = ['probe_train_accuracy', 'probe_heldout_accuracy', 'probe_control_train_accuracy', 'probe_control_heldout_accuracy', 'baseline_probe_heldout_accuracy'].map((k) => first.metrics[k]?.value).filter((v): v is number => typeof v === 'number');
+    assert.ok(values.some((v) => Math.abs(v - shown) < 1e-3), `tooltip value ${shown} is one of ${values.join(', ')}`);
+    await page.mouse.move(0, 0);
+    assert.ok(await tip.isHidden(), 'the tooltip hides when the pointer leaves');
+
+    // The confusion-matrix selector shows exactly one matrix, the one chosen.
+    const block = page.locator(`.classes-model[data-model="${m.name}"] .confusions`);
+    const select = block.locator('select[data-confusion]');
+    const options = await select.locator('option').evaluateAll((os) => os.map((o) => o.getAttribute('value') ?? ''));
+    assert.ok(options.includes(String(l.position)) && options.includes('output'), `options: ${options.join(', ')}`);
+    await select.selectOption(String(l.position));
+    const visible = await block.locator('figure[data-key]:not([hidden])').evaluateAll((fs) => fs.map((f) => f.getAttribute('data-key')));
+    assert.deepEqual(visible, [String(l.position)]);
+    // Its diagonal is the probe's per-class recall at that layer: the counts are the report's.
+    const conf = l.metrics.probe_heldout_accuracy!.detail!.confusion as number[][];
+    const diag = await block.locator('figure[data-key]:not([hidden]) td.diag').evaluateAll((tds) => tds.map((t) => Number(t.getAttribute('data-v'))));
+    assert.deepEqual(diag, conf.map((row, k) => row[k]));
+
+    // Nothing wider than the 1280 px window: the page, every chart and every table's frame.
+    // Run in the page (the test's TypeScript has no DOM types, so the check is passed as source).
+    const over = await page.evaluate<string[]>(`(() => {
+      const out = [];
+      if (document.documentElement.scrollWidth > window.innerWidth) out.push('page ' + document.documentElement.scrollWidth);
+      for (const el of document.querySelectorAll('figure, .scroll, section, table')) {
+        if (el.closest('.scroll') && el.tagName === 'TABLE') continue;
+        const r = el.getBoundingClientRect();
+        if (r.right > window.innerWidth + 0.5) out.push(el.tagName + '.' + el.className + ' ' + el.id + ' right ' + r.right);
+      }
+      for (const svg of document.querySelectorAll('figure.chart svg')) {
+        const f = svg.closest('figure').getBoundingClientRect();
+        const r = svg.getBoundingClientRect();
+        if (r.right > f.right + 0.5) out.push('svg in ' + svg.closest('figure').getAttribute('data-chart') + ' overflows its figure');
+      }
+      return out;
+    })()`);
+    assert.deepEqual(over, []);
+    assert.deepEqual(watch.requests, [url]);
+    assert.deepEqual(watch.errors, []);
+  } finally {
+    await page.close();
+  }
+});

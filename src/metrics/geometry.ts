@@ -48,6 +48,9 @@ export function compression(src: MomentsSource): MetricResult {
       K: presentClasses(m).length,
       d: m.d,
       missingClasses: missing(m),
+      // Per-class C_k = Var_k / tr(Σ_B): class k's own spread against the same between-class
+      // spread; C is their count-weighted mean. null for a class with no rows.
+      perClass: Array.from({ length: m.K }, (_, k) => (m.counts[k]! > 0 && trB > 0 ? m.ssw[k]! / m.counts[k]! / trB : null)),
     },
   };
 }

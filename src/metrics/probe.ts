@@ -78,6 +78,8 @@ export interface ProbeOptions extends FitOptions {
 
 /** Held-out rows per class below which the probe's held-out accuracy gets a warning. */
 export const PROBE_MIN_HELDOUT_PER_CLASS = 50;
+/** Above this many classes the held-out confusion matrix (K² counts per layer) is not recorded. */
+export const PROBE_CONFUSION_MAX_CLASSES = 100;
 
 export interface SoftmaxFit {
   /** d×K row-major. */
@@ -282,6 +284,8 @@ export interface ProbeReport {
   /** Rows scored held-out (all rows when cross-fitted) and the fewest of one class among them. */
   heldOutRows: number;
   minHeldOutPerClass: number;
+  /** Held-out confusion counts, rows true class, columns predicted (null above PROBE_CONFUSION_MAX_CLASSES). */
+  confusion: number[][] | null;
   folds: number;
 }
 
@@ -355,6 +359,9 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
   let scored = 0;
   const trainAccs: number[] = [];
   const heldPerClass = new Array<number>(K).fill(0);
+  // Held-out confusion counts (row: true class, column: the probe's prediction), from the same
+  // scoring as the accuracy; recorded up to PROBE_CONFUSION_MAX_CLASSES classes.
+  const confusion = K <= PROBE_CONFUSION_MAX_CLASSES ? Array.from({ length: K }, () => new Array<number>(K).fill(0)) : null;
   let firstFit: FoldFit | null = null;
   let warm: Float64Array | undefined = opts.init;
   let iterations = 0;
@@ -372,6 +379,7 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
     sp.test.forEach((r, t) => {
       heldPerClass[labels[r]!]!++;
       if (ff.predicted[t] === labels[r]) correct++;
+      if (confusion) confusion[labels[r]!]![ff.predicted[t]!]!++;
     });
     scored += sp.test.length;
   }
@@ -458,7 +466,13 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
   };
   const metrics: MetricResult[] = [
     { name: 'probe_train_accuracy', value: trainAccuracy, definition: DEFINITIONS.probe, basis, detail },
-    { name: 'probe_heldout_accuracy', value: heldOutAccuracy, definition: DEFINITIONS.probe, basis, detail },
+    {
+      name: 'probe_heldout_accuracy',
+      value: heldOutAccuracy,
+      definition: DEFINITIONS.probe,
+      basis,
+      detail: confusion ? { ...detail, confusion } : { ...detail, confusionNote: `no confusion matrix: ${K} classes is above ${PROBE_CONFUSION_MAX_CLASSES}` },
+    },
   ];
   if (control) {
     const cdetail = {
@@ -474,5 +488,5 @@ export async function linearProbe(samples: SampleMatrix, opts: ProbeOptions = {}
       { name: 'probe_control_heldout_accuracy', value: control.heldOutAccuracy, definition: DEFINITIONS.probe, basis: cbasis, detail: { ...cdetail, sd: control.heldOutSd, values: control.heldOutValues } },
     );
   }
-  return { metrics, trainAccuracy, heldOutAccuracy, control, chance, fit: fit.fit, standardization: fit.st, split: first, heldOutRows: scored, minHeldOutPerClass, folds };
+  return { metrics, trainAccuracy, heldOutAccuracy, control, chance, fit: fit.fit, standardization: fit.st, split: first, heldOutRows: scored, minHeldOutPerClass, folds, confusion };
 }

@@ -16,6 +16,7 @@ import { createRunFolder, defaultRunDir, writeFileAtomic } from '../report/run-f
 import { baseManifest, describeDataset, describeModel, type ManifestModel } from '../report/manifest.js';
 import { REPORT_SCHEMA, reportSchema, type LayerReport, type ModelReport, type Report } from '../report/schema.js';
 import { checkGateMetrics, evaluateGates, parseGate, type Gate, type GateResult } from '../report/gates.js';
+import { modelViews } from '../report/findings.js';
 import { renderSummary } from '../report/summary.js';
 import type { MetricGroup } from '../probe-spec/probe-spec.js';
 import { capture, type CaptureTimings, type LayerPlan } from './capture.js';
@@ -58,6 +59,8 @@ export const PROBE_FOLDS = 5;
  */
 export const AUDIT_PROBE_LAMBDA = 1e-2;
 export const AUDIT_PROBE_GTOL = 1e-3;
+/** Above this many classes the model's output confusion matrix (K² counts) is not recorded. */
+export const OUTPUT_CONFUSION_MAX_CLASSES = 100;
 /** Widest layer the audit keeps samples of without a reduction; wider layers must be reduced. */
 export const MAX_AUDIT_DIM = 8192;
 /** Values (rows × width) gathered per layer before a statistics update. */
@@ -302,6 +305,8 @@ export interface ModelPasses {
   /** Rows the model predicted right, and rows with a prediction (model accuracy). */
   correct: number;
   seen: number;
+  /** The model's output confusion counts (row: true class, column: predicted); null when not recorded. */
+  confusion: number[][] | null;
   timings: CaptureTimings;
 }
 
@@ -354,6 +359,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
   const inputBuffer = baselineOn(opts) ? new SampleBuffer({ K, perClass, seed: data.seed, d: inputDim }) : null;
   let correct = 0;
   let seen = 0;
+  const confusion = classifier && K <= OUTPUT_CONFUSION_MAX_CLASSES ? Array.from({ length: K }, () => new Array<number>(K).fill(0)) : null;
   const timings = await capture({
     dataset: data.dataset,
     indices: data.indices,
@@ -369,6 +375,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
       if (classifier && b.output) {
         preds = argmaxRows(b.output.data, n, K);
         for (let i = 0; i < n; i++) if (preds[i] === b.raw.labels[i]) correct++;
+        if (confusion) for (let i = 0; i < n; i++) confusion[b.raw.labels[i]!]![preds[i]!]!++;
         seen += n;
       }
       if (inputBuffer) inputBuffer.add(b.input.data, n, b.input.data.length / n, b.raw.labels, b.raw.indices, preds);
@@ -383,7 +390,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
   const tFlush = performance.now();
   for (const c of chunkers.values()) await c.finish();
   timings.sinkMs += performance.now() - tFlush;
-  return { stats, buffers, inputBuffer, probes: probes ? new Map([...probes].map(([id, p]) => [id, p.buffer])) : null, correct, seen, timings };
+  return { stats, buffers, inputBuffer, probes: probes ? new Map([...probes].map(([id, p]) => [id, p.buffer])) : null, correct, seen, confusion, timings };
 }
 
 async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, caches: BaselineCaches): Promise<ModelRun> {
@@ -419,7 +426,7 @@ export async function openAuditModel(spec: AuditModel, data: PreparedData, opts:
  */
 export async function finishModel(model: PreparedModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], passes: ModelPasses, meanPasses: Map<string, MeanPassResult>, caches: BaselineCaches = newBaselineCaches()): Promise<ModelRun> {
   const K = data.dataset.classes.length;
-  const { stats, buffers, inputBuffer, probes, correct, seen, timings } = passes;
+  const { stats, buffers, inputBuffer, probes, correct, seen, confusion, timings } = passes;
   const { out, outWidth, classifier } = classifierOutput(model, K);
   if (out && !classifier) warnings.push(`${model.name}: output \`${out.id}\` has ${outWidth} values, not one per class (${K}); model accuracy and NC4 are skipped`);
   opts.onStage?.(`${model.name}: computing metrics for ${model.plans.length} layers`);
@@ -496,7 +503,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
   const metricsMs = performance.now() - t0;
   const manifest = await describeModel(model.name, model.runner, model.preprocess, model.plans, undefined, out?.id);
   const accuracy: MetricResult | undefined = classifier && out
-    ? { name: 'accuracy', value: seen ? correct / seen : NaN, definition: DEFINITIONS.accuracy, detail: { n: seen, correct, output: out.id } }
+    ? { name: 'accuracy', value: seen ? correct / seen : NaN, definition: DEFINITIONS.accuracy, detail: { n: seen, correct, output: out.id, ...(confusion ? { confusion } : {}) } }
     : undefined;
   return {
     manifest,
@@ -614,7 +621,7 @@ export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metr
         sampling: data.sampling,
         batchSize: opts.batchSize ?? 64,
       },
-      models: runs.map((r) => r.report),
+      models: runs.map((r) => ({ ...r.report, views: modelViews(r.report, dataset.classes) })),
       ...(similarity ? { similarity } : {}),
       warnings,
     };

@@ -116,6 +116,8 @@ async function mergePasses(files: Loaded[], m: number): Promise<ModelPasses> {
     if (acc.probes && p.probes) for (const [id, b] of acc.probes) b.merge(p.probes.get(id)!);
     acc.correct += p.correct;
     acc.seen += p.seen;
+    // Confusion counts add up like the accuracy counts; a shard without them leaves none.
+    acc.confusion = acc.confusion && p.confusion ? acc.confusion.map((row, i) => row.map((v, j) => v + p.confusion![i]![j]!)) : null;
     for (const k of Object.keys(acc.timings) as (keyof ModelPasses['timings'])[]) acc.timings[k] += p.timings[k];
   }
   return acc;

@@ -136,6 +136,7 @@ export function passesToJson(name: string, p: ModelPasses, secondPassLayers: str
     probes: p.probes ? Object.fromEntries([...p.probes].map(([id, b]) => [id, b.toJSON()])) : null,
     correct: p.correct,
     seen: p.seen,
+    confusion: p.confusion,
     timings: { ...p.timings },
     secondPass: null,
     secondPassLayers,
@@ -158,6 +159,7 @@ export function passesFromJson(m: ShardModel, file: string): ModelPasses {
     probes: m.probes === null ? null : new Map(Object.entries(m.probes).map(([id, j]) => [id, wrap(`probe sample of layer ${id}`, () => SampleBuffer.fromJSON(j))])),
     correct: m.correct,
     seen: m.seen,
+    confusion: m.confusion ?? null,
     timings: { ...m.timings },
   };
 }
@@ -210,7 +212,7 @@ export async function auditShard(opts: AuditOptions, s: ShardRunOptions): Promis
       const timings = { images: 0, batches: 0, forwardMs: 0, reduceMs: 0, sinkMs: 0, totalMs: 0 };
       const wanted = secondPassLayers(model, stats, classifier);
       const passes = wanted.length && metrics.includes('collapse') ? await secondPass(model, data, stats, classifier, K, opts, timings) : new Map();
-      out.push({ name: model.name, stats: {}, buffers: {}, input: null, probes: null, correct: 0, seen: 0, timings, secondPass: Object.fromEntries([...passes].map(([id, p]) => [id, p.toJSON()])), secondPassLayers: [] });
+      out.push({ name: model.name, stats: {}, buffers: {}, input: null, probes: null, correct: 0, seen: 0, confusion: null, timings, secondPass: Object.fromEntries([...passes].map(([id, p]) => [id, p.toJSON()])), secondPassLayers: [] });
     }
     const body: ShardBody = {
       kind: 'shard',

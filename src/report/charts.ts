@@ -10,6 +10,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { LayerReport, MetricRecord, ModelReport, Report } from './schema.js';
 import { RuntimeFailure } from '../errors.js';
 import { catalogRows, metricRow, type Dash } from '../metrics/catalog.js';
+import { fmtNumber } from './format.js';
 
 export type { Dash } from '../metrics/catalog.js';
 
@@ -17,6 +18,8 @@ export interface SeriesDef {
   key: string;
   label: string;
   dash?: Dash;
+  /** Drawn as −value (an excess whose better direction is lower, in an up-is-better chart). */
+  flip?: boolean;
 }
 
 export interface ChartDef {
@@ -29,6 +32,8 @@ export interface ChartDef {
   series: SeriesDef[];
   /** One sentence under the chart: how to read it. */
   note: string;
+  /** Draw a rule at y = 0 (the excess charts: 0 is "no better than random"). */
+  zero?: boolean;
 }
 
 /**
@@ -61,7 +66,7 @@ const CHART_FRAMES: Omit<ChartDef, 'series'>[] = [
     title: 'Linear probe accuracy',
     yTitle: 'accuracy',
     yDomain: [0, 1],
-    note: 'Held-out accuracy of a linear read-out of the layer; the dashed shuffled-label control shows how much a probe can memorise.',
+    note: 'Held-out accuracy of a linear read-out of the layer (solid); dashed: the same probe on random layers of the same width and activation, with its interval over draws; dotted: the shuffled-label control, how much a probe can memorise.',
   },
   {
     id: 'rank',
@@ -74,6 +79,12 @@ const CHART_FRAMES: Omit<ChartDef, 'series'>[] = [
     title: 'MD-LSM linear separability κ',
     yTitle: 'κ (mean over class pairs)',
     note: 'κ is ½ for inseparable and 1 for separable classes (a lower bound); the shaded null band is what maximising over directions gives on permuted labels.',
+  },
+  {
+    id: 'mdlsm-inseparable',
+    title: 'Inseparable fraction 1 − κ',
+    yTitle: '1 − κ (share of point pairs misordered)',
+    note: 'The share of cross-class point pairs the best direction misorders: 0 when every pair of classes is linearly separable, ½ when they are indistinguishable; dashed: random layers of the same width.',
   },
   {
     id: 'lp',
@@ -110,9 +121,17 @@ const CHART_FRAMES: Omit<ChartDef, 'series'>[] = [
   },
   {
     id: 'excess',
-    title: 'What training added over a random layer',
+    title: 'What training added over a random layer: separability',
     yTitle: 'trained − random',
-    note: 'Trained layer minus a random Gaussian layer of the same width and activation on the same input; above 0, training made the classes more separable than width alone.',
+    zero: true,
+    note: 'What this means: each point is the trained layer minus random Gaussian layers of the same width and activation on the same input, with the interval over the random draws shaded. Above the 0 line, training made the classes more separable than width alone; where the interval touches 0 the layer is no better than random.',
+  },
+  {
+    id: 'excess-geometry',
+    title: 'What training added over a random layer: geometry',
+    yTitle: 'better than random →',
+    zero: true,
+    note: 'What this means: up is better for both series — C reduction is random C − trained C (how much more training compressed the classes), excess D is trained D − random D (how much further apart training put the class means). Shaded: interval over the random draws; touching 0: no better than random.',
   },
   {
     id: 'nc4',
@@ -127,7 +146,7 @@ export function chartCatalogue(): ChartDef[] {
   const rows = catalogRows();
   return CHART_FRAMES.map((f) => ({
     ...f,
-    series: rows.filter((r) => r.chart?.id === f.id).map((r) => ({ key: r.key, label: r.chart!.label, ...(r.chart!.dash ? { dash: r.chart!.dash } : {}) })),
+    series: rows.flatMap((r) => (r.chart && r.chart.id === f.id ? [{ key: r.key, label: r.chart.label, ...(r.chart.dash ? { dash: r.chart.dash } : {}), ...(r.chart.flip ? { flip: true } : {}) }] : [])),
   }));
 }
 
@@ -144,6 +163,8 @@ export interface ChartPoint {
   value: number;
   lo?: number;
   hi?: number;
+  /** The point's tooltip: layer, op, width, reduction, N, value and interval. */
+  tip: string;
 }
 
 export interface ChartData {
@@ -151,6 +172,8 @@ export interface ChartData {
   points: ChartPoint[];
   /** How the shaded bands were obtained, for the caption; empty when there are none. */
   bands: string[];
+  /** Set when the chart holds only random-layer series (the trained metric was not computed). */
+  randomOnly?: string;
 }
 
 /** A key's label from the metric catalogue; a key the catalogue lacks shows its own name. */
@@ -190,6 +213,15 @@ function band(r: MetricRecord): { lo: number; hi: number; how: string } | undefi
   return undefined;
 }
 
+/** A point's tooltip line: where it is (layer, op, width, reduction, N) and what it says. */
+function pointTip(m: ModelReport, l: LayerReport, s: SeriesDef, r: MetricRecord, value: number, b: { lo: number; hi: number; how: string } | undefined): string {
+  const parts = [`${m.name} · ${l.id}`, `${l.op}, width ${l.dim}, ${l.reduction}`, `N = ${l.samples.streamed}${r.basis?.sampled ? `, computed on ${r.basis.n}` : l.samples.buffered < l.samples.streamed && metricRow(s.key)?.basis === 'sampled' ? `, computed on ${l.samples.buffered}` : ''}`];
+  const iv = b ? ` ${b.how === 'ci' ? '' : '±2 sd '}[${fmtNumber(b.lo)}, ${fmtNumber(b.hi)}]` : '';
+  parts.push(`${s.label}: ${fmtNumber(value)}${iv}`);
+  if (r.detail?.noBetterThanRandom === true) parts.push('no better than random');
+  return parts.join(' · ');
+}
+
 /**
  * The charts this report can fill. Beyond the catalogue: extra κ keys join the κ chart;
  * `baseline_X` (a random-layer baseline of X) joins the chart of X as a dotted curve, or gets a
@@ -198,7 +230,7 @@ function band(r: MetricRecord): { lo: number; hi: number; how: string } | undefi
 export function planCharts(report: Report, ciLevel?: number): ChartData[] {
   const keys = metricKeys(report);
   const defs: ChartDef[] = chartCatalogue();
-  const placed = new Set(defs.flatMap((c) => c.series.map((s) => s.key)));
+  const placed = new Set([...defs.flatMap((c) => c.series.map((s) => s.key)), ...catalogRows().filter((r) => r.chart === false).map((r) => r.key)]);
   const kappa = defs.find((c) => c.id === 'mdlsm')!;
   for (const k of keys) {
     if (!placed.has(k) && isKappaKey(k)) {
@@ -212,7 +244,7 @@ export function planCharts(report: Report, ciLevel?: number): ChartData[] {
     const host = defs.find((c) => c.series.some((s) => s.key === base));
     if (host) {
       const of = host.series.find((s) => s.key === base)!;
-      host.series.push({ key: k, label: `random layer: ${of.label}`, dash: 'dotted' });
+      host.series.push({ key: k, label: `random layer: ${of.label}`, dash: 'dashed' });
     } else {
       defs.push({
         id: k,
@@ -220,7 +252,7 @@ export function planCharts(report: Report, ciLevel?: number): ChartData[] {
         yTitle: base,
         series: [
           { key: base, label: 'trained layer' },
-          { key: k, label: 'random layer', dash: 'dotted' },
+          { key: k, label: 'random layer', dash: 'dashed' },
         ],
         note: 'The same measurement on a random Gaussian layer of the same width and activation applied to the same input (docs/metrics/baseline.md).',
       });
@@ -242,13 +274,23 @@ export function planCharts(report: Report, ciLevel?: number): ChartData[] {
       for (const m of report.models) {
         for (const l of m.layers) {
           const r = l.metrics[s.key];
-          if (!r || !finite(r.value) || (def.log && r.value <= 0)) continue;
-          const p: ChartPoint = { model: m.name, layer: l.id, depth: l.depth, series: s.label, value: r.value };
-          const b = band(r);
+          if (!r || !finite(r.value)) continue;
+          const value = s.flip ? -r.value : r.value;
+          if (def.log && value <= 0) continue;
+          const b0 = band(r);
+          const b = b0 && s.flip ? { lo: -b0.hi, hi: -b0.lo, how: b0.how } : b0;
+          const p: ChartPoint = { model: m.name, layer: l.id, depth: l.depth, series: s.label, value, tip: pointTip(m, l, s, r, value, b) };
           if (b && !(def.log && b.lo <= 0)) {
             p.lo = b.lo;
             p.hi = b.hi;
-            hows.add(b.how === 'ci' ? `shaded: ${ciLevel !== undefined ? `${Math.round(ciLevel * 100)}% ` : ''}confidence interval (${s.label})` : `shaded: mean ± 2 sd over the label permutations (${s.label})`);
+            const drawLevel = r.detail?.ciLevel;
+            hows.add(
+              b.how !== 'ci'
+                ? `shaded: mean ± 2 sd over the label permutations (${s.label})`
+                : /^(baseline|excess)_/.test(s.key)
+                  ? `shaded: ${finite(drawLevel) ? `${Math.round(drawLevel * 100)}% ` : ''}interval over the random-layer draws (${s.label})`
+                  : `shaded: ${ciLevel !== undefined ? `${Math.round(ciLevel * 100)}% ` : ''}confidence interval (${s.label})`,
+            );
           }
           points.push(p);
         }
@@ -256,7 +298,13 @@ export function planCharts(report: Report, ciLevel?: number): ChartData[] {
     }
     if (points.length === 0) continue;
     const used = new Set(points.map((p) => p.series));
-    out.push({ def: { ...def, series: present.filter((s) => used.has(s.label)) }, points, bands: [...hows] });
+    const series = present.filter((s) => used.has(s.label));
+    // A frame that holds only random-layer series (its trained metric was not computed) says so,
+    // rather than showing the random layer's curve under the trained metric's caption.
+    const randomOnly = series.every((s) => s.key.startsWith('baseline_')) && def.series.some((s) => !s.key.startsWith('baseline_'))
+      ? `Only the random layers are drawn here: the trained layer's ${def.series.filter((s) => !s.key.startsWith('baseline_')).map((s) => s.label).join(', ')} ${def.series.filter((s) => !s.key.startsWith('baseline_')).length === 1 ? 'was' : 'were'} not computed in this run.`
+      : undefined;
+    out.push({ def: { ...def, series }, points, bands: [...hows], ...(randomOnly ? { randomOnly } : {}) });
   }
   return out;
 }
@@ -265,6 +313,8 @@ const DASHES: Record<Dash, number[]> = { solid: [1, 0], dashed: [6, 4], dotted: 
 const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'triangle-down', 'cross'];
 const WIDTH = 380;
 const HEIGHT = 220;
+const SMALL_WIDTH = 250;
+const SMALL_HEIGHT = 160;
 
 const CONFIG = {
   font: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
@@ -274,14 +324,25 @@ const CONFIG = {
   background: 'white',
 };
 
+/** Above this many lines in one frame, the chart becomes small multiples: one panel per model. */
+export const MAX_LINES_PER_FRAME = 4;
+
+/** Whether a chart is drawn as one panel per model. */
+export function isSmallMultiples(chart: ChartData, models: readonly string[]): boolean {
+  const present = new Set(chart.points.map((p) => p.model));
+  return present.size > 1 && present.size * chart.def.series.length > MAX_LINES_PER_FRAME;
+}
+
 export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelSpec {
   const { def } = chart;
-  const multi = def.series.length > 1;
+  const facet = isSmallMultiples(chart, models);
+  // A lone random-layer series still gets a legend entry, so it is never an unlabelled line.
+  const multi = def.series.length > 1 || def.series.some((s) => s.key.startsWith('baseline_'));
   const seriesDomain = def.series.map((s) => s.label);
-  // Several models: colour tells models apart, dash and shape the series. One model: the page
-  // already names it, so colour goes to the series (and a one-entry legend would only take room).
+  // Several models in one frame: colour tells models apart, dash and shape the series. One model
+  // (or one panel per model): the panel names it, so colour goes to the series.
   const colour =
-    models.length > 1 || !multi
+    !facet && (models.length > 1 || !multi)
       ? { field: 'model', type: 'nominal' as const, title: 'model', scale: { domain: [...models] }, legend: models.length > 1 ? {} : null }
       : { field: 'series', type: 'nominal' as const, title: 'series', scale: { domain: seriesDomain } };
   const dash = multi
@@ -292,31 +353,49 @@ export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelS
     field: 'value',
     type: 'quantitative' as const,
     title: def.yTitle,
-    scale: def.log ? { type: 'log' as const } : def.yDomain ? { domain: def.yDomain } : { zero: false },
+    scale: def.log ? { type: 'log' as const } : def.yDomain ? { domain: def.yDomain } : { zero: def.zero ?? false },
   };
-  const x = { field: 'depth', type: 'quantitative' as const, title: 'layer depth (0 = first measured layer, 1 = last)', scale: { domain: [0, 1] } };
+  const x = { field: 'depth', type: 'quantitative' as const, title: facet ? 'layer depth (0 = first, 1 = last)' : 'layer depth (0 = first measured layer, 1 = last)', scale: { domain: [0, 1] } };
   const hasBands = chart.points.some((p) => p.lo !== undefined);
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> = [];
+  if (def.zero) {
+    layers.push({ mark: { type: 'rule', color: '#59636e', strokeWidth: 1, aria: false }, encoding: { y: { datum: 0, type: 'quantitative' } } });
+  }
   if (hasBands) {
     layers.push({
       transform: [{ filter: 'isValid(datum.lo)' }],
-      mark: { type: 'area', opacity: 0.16, interpolate: 'linear' },
+      mark: { type: 'area', opacity: 0.16, interpolate: 'linear', aria: false },
       encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: colour, detail: { field: 'series' } },
     });
   }
   layers.push({
-    mark: { type: 'line', strokeWidth: 2 },
+    mark: { type: 'line', strokeWidth: 2, aria: false },
     encoding: { x, y, color: colour, ...(multi ? dash : {}), detail: { field: 'series' }, order: { field: 'depth' } },
   });
   layers.push({
+    // Each point carries its tooltip as its accessible description (aria-label in the SVG); the
+    // page's script shows it on hover and focus.
     mark: { type: 'point', filled: true, size: 40, opacity: 1 },
-    encoding: { x, y, color: colour, ...shape },
+    encoding: { x, y, color: colour, ...shape, description: { field: 'tip' } },
   });
+  const data = { values: chart.points.map((p) => ({ ...p })) };
+  if (facet) {
+    const present = models.filter((m) => chart.points.some((p) => p.model === m));
+    return {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      data,
+      facet: { field: 'model', type: 'nominal', title: null, sort: present, header: { labelFontSize: 12, labelFontWeight: 'bold' } },
+      columns: Math.min(present.length, 3),
+      spec: { width: SMALL_WIDTH, height: SMALL_HEIGHT, layer: layers },
+      resolve: { scale: { y: 'shared' } },
+      config: CONFIG,
+    } as TopLevelSpec;
+  }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: WIDTH,
     height: HEIGHT,
-    data: { values: chart.points.map((p) => ({ ...p })) },
+    data,
     layer: layers,
     config: CONFIG,
   } as TopLevelSpec;

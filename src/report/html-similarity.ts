@@ -6,7 +6,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { Report } from './schema.js';
 import { renderSvg, uniqueNames } from './charts.js';
 import { html, trusted, type SafeHtml } from './html-escape.js';
-import { fmtNumber } from './summary.js';
+import { fmtNumber } from './format.js';
 
 function ckaSpec(report: Report): TopLevelSpec | null {
   const s = report.similarity;

@@ -6,14 +6,18 @@
  */
 import path from 'node:path';
 import type { LayerReport, MetricRecord, Report } from './schema.js';
-import { fmtNumber } from './summary.js';
-import { cellMarks, MarkLegend, SAMPLED_MARK } from './marks.js';
+import { fmtNumber } from './format.js';
+import { cellMarks, MarkLegend } from './marks.js';
+import { markHtml } from './html-marks.js';
 import { metricRow } from '../metrics/catalog.js';
 import { writeFileAtomic } from './run-folder.js';
 import { html, trusted, type HtmlPart, type SafeHtml } from './html-escape.js';
 import { comparisonSection } from './html-similarity.js';
+import { overviewSection, OVERVIEW_STYLE } from './html-overview.js';
+import { theorySection } from './html-theory.js';
+import { classesSection, CLASSES_STYLE } from './html-classes.js';
 import { BASE_STYLE, renderPage } from './page.js';
-import { heatmapSpec, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
+import { heatmapSpec, isSmallMultiples, kappaMatrices, lineSpec, metricKeys, metricLabel, planCharts, renderSvg, uniqueNames, type KappaMatrix } from './charts.js';
 
 export { escapeHtml } from './html-escape.js';
 
@@ -67,6 +71,32 @@ const SCRIPT = `(() => {
       });
     }
   }
+  // Chart tooltips: every point's aria-label (layer, op, width, reduction, N, value, interval).
+  const tip = document.createElement('div');
+  tip.id = 'tooltip';
+  tip.setAttribute('role', 'tooltip');
+  tip.hidden = true;
+  document.body.append(tip);
+  const showTip = (el) => {
+    tip.textContent = el.getAttribute('aria-label');
+    tip.hidden = false;
+    const r = el.getBoundingClientRect();
+    const w = tip.offsetWidth;
+    tip.style.left = Math.max(4, Math.min(window.scrollX + r.left + r.width / 2 - w / 2, window.scrollX + document.documentElement.clientWidth - w - 4)) + 'px';
+    tip.style.top = (window.scrollY + r.top - tip.offsetHeight - 8) + 'px';
+  };
+  for (const el of document.querySelectorAll('figure.chart svg [aria-roledescription="point"][aria-label]')) {
+    el.setAttribute('tabindex', '0');
+    el.addEventListener('pointerenter', () => showTip(el));
+    el.addEventListener('focus', () => showTip(el));
+    el.addEventListener('pointerleave', () => { tip.hidden = true; });
+    el.addEventListener('blur', () => { tip.hidden = true; });
+  }
+  for (const sel of document.querySelectorAll('select[data-confusion]')) {
+    sel.addEventListener('change', () => {
+      for (const f of sel.closest('.confusions').querySelectorAll('figure[data-key]')) f.hidden = f.dataset.key !== sel.value;
+    });
+  }
   for (const sel of document.querySelectorAll('select[data-heatmap]')) {
     sel.addEventListener('change', () => {
       for (const f of sel.closest('.heatmaps').querySelectorAll('figure[data-layer-index]')) f.hidden = f.dataset.layerIndex !== sel.value;
@@ -93,11 +123,19 @@ dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; }
 .heatmaps { margin-bottom: 16px; }
+figure.chart.wide { grid-column: 1 / -1; }
+#theory figure.chart { max-width: 640px; margin-bottom: 12px; }
+td.verdict { min-width: 360px; max-width: 640px; white-space: normal; }
+#tooltip { position: absolute; z-index: 10; max-width: 420px; background: #1f2328; color: #fff; font-size: 12px; line-height: 1.4; padding: 4px 8px; border-radius: 4px; pointer-events: none; }
+figure.chart svg [aria-roledescription="point"] { cursor: pointer; }
+figure.chart svg [aria-roledescription="point"]:focus { outline: none; stroke: #1f2328; stroke-width: 2px; }
 .heatmaps select { font: inherit; margin-left: 6px; }
 .gate-pass { color: var(--good); font-weight: 600; }
 .gate-fail { color: var(--bad); font-weight: 600; }
 .warnings { border-left: 4px solid #bf8700; background: #fff8c5; padding: 8px 16px; margin: 16px 0; }
 .warnings ul { margin: 4px 0; padding-left: 20px; }
+${OVERVIEW_STYLE}
+${CLASSES_STYLE}
 @media print { .scroll { max-height: none; overflow: visible; } thead th { position: static; } nav { display: none; } }
 `;
 
@@ -125,7 +163,8 @@ function metricCell(r: MetricRecord | undefined, key: string, m: Report['models'
   }
   if (mk.sampled) legend.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
   if (mk.dims !== undefined) legend.reduced = true;
-  const marks = html`${mk.sampled ? html`<sup class="mark" title="sampled: computed on ${String(mk.sampled.n)} of ${String(mk.sampled.N)} images">${SAMPLED_MARK}</sup>` : ''}${mk.dims !== undefined ? html` <span class="mark" title="${mk.note ?? `reduced to ${String(mk.dims)} dims`}">[${String(mk.dims)}d]</span>` : ''}`;
+  if (mk.noBetter) legend.noBetter = true;
+  const marks = markHtml(mk);
   const sd = r.detail?.sd;
   const extra = r.ci
     ? html` <span class="ci">[${fmtNumber(r.ci[0])}, ${fmtNumber(r.ci[1])}]</span>`
@@ -143,13 +182,13 @@ function kv(rows: [string, HtmlPart][]): SafeHtml {
   return html`<dl class="kv">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
 }
 
-function header(report: Report, title: string): SafeHtml {
+function header(report: Report, title: string, hasClasses: boolean): SafeHtml {
   const ds = report.dataset;
   const n = report.models.length;
   return html`<header>
 <h1>${title}</h1>
 <p class="sub">${ds.name} · ${ds.selectedItems} items · ${ds.classes.length} classes · ${n} model${n === 1 ? '' : 's'} · seed ${report.seed} · ${report.createdAt}</p>
-<nav><a href="#summary">Summary</a><a href="#charts">Charts</a>${report.models.some((m) => kappaMatricesOf(report, m).length) ? html`<a href="#kappa">Pairwise κ</a>` : ''}<a href="#definitions">Definitions</a><a href="#numbers">All numbers</a></nav>
+<nav><a href="#overview">Overview</a><a href="#summary">Summary</a><a href="#charts">Charts</a>${report.models.some((m) => m.layers.some((l) => l.metrics.baseline_width_ratio)) ? html`<a href="#theory">Random-layer theory</a>` : ''}${report.models.some((m) => kappaMatricesOf(report, m).length) ? html`<a href="#kappa">Pairwise κ</a>` : ''}${hasClasses ? html`<a href="#classes">Classes</a>` : ''}<a href="#definitions">Definitions</a><a href="#numbers">All numbers</a></nav>
 </header>`;
 }
 
@@ -221,10 +260,11 @@ async function charts(report: Report): Promise<SafeHtml> {
   const figures: SafeHtml[] = [];
   for (const c of plans) {
     const svg = await renderSvg(lineSpec(c, names), `c${figures.length}-`);
-    figures.push(html`<figure class="chart" data-chart="${c.def.id}" id="chart-${c.def.id}">
-<figcaption><h3>${c.def.title}</h3></figcaption>
+    const wide = isSmallMultiples(c, names);
+    figures.push(html`<figure class="chart${wide ? ' wide' : ''}" data-chart="${c.def.id}" id="chart-${c.def.id}">
+<figcaption><h3>${c.def.title}</h3>${wide ? html`<p class="note">One panel per model (too many lines for one frame); the y axis is shared.</p>` : ''}</figcaption>
 ${trusted(svg)}
-<p class="note">${c.def.note}${c.bands.length ? html` ${c.bands.map((b) => `${b[0]!.toUpperCase()}${b.slice(1)}.`).join(' ')}` : ''}</p>
+<p class="note">${c.randomOnly ? html`<strong>${c.randomOnly}</strong> ` : ''}${c.def.note}${c.bands.length ? html` ${c.bands.map((b) => `${b[0]!.toUpperCase()}${b.slice(1)}.`).join(' ')}` : ''}</p>
 </figure>`);
   }
   return html`<section id="charts">
@@ -355,14 +395,18 @@ export async function renderHtml(report: Report, opts: HtmlOptions = {}): Promis
   const title = opts.title ?? `layerprobe report — ${report.dataset.name}`;
   const version = report.versions.layerprobe;
   const generator = `layerprobe${version ? ` ${version}` : ''}`;
+  const classes = classesSection(report);
   return renderPage({
     title,
     generator,
     style: STYLE,
     script: SCRIPT,
-    header: header(report, title),
-    main: html`${summary(report)}
+    header: header(report, title, classes.html !== ''),
+    main: html`${overviewSection(report)}
+${summary(report)}
 ${await charts(report)}
+${await theorySection(report)}
+${classes}
 ${await heatmaps(report, opts)}
 ${await comparisonSection(report)}
 ${definitions(report)}

@@ -1,7 +1,7 @@
 /**
  * The visible marks of a report cell: a value is exact over all N images at full width, or it
  * says what it is — sampled on n rows (ˢ), reduced to k dims ([10d]), or failed with a reason
- * (a numbered footnote). Read from the record's `basis`/`failed`, falling back to the metric
+ * (a numbered footnote); an excess over the random layer that is not clearly better says so (≈). Read from the record's `basis`/`failed`, falling back to the metric
  * catalogue's exact-or-sampled flag for reports written before `basis` existed. The table,
  * summary.txt and report.html all render these, with the same legend lines.
  */
@@ -9,6 +9,9 @@ import { metricRow } from '../metrics/catalog.js';
 import type { LayerReport, MetricRecord, Report } from './schema.js';
 
 export const SAMPLED_MARK = 'ˢ';
+/** An excess over the random layer whose interval does not lie wholly on the better side of 0. */
+export const NO_BETTER_MARK = '≈';
+export const NO_BETTER_LEGEND = '≈ no better than random: the interval of the excess over the random-layer draws contains 0 or lies on the worse side (verdictText in report.json)';
 
 export interface CellMarks {
   /** Rows the value was computed on when they are a sample of the N images. */
@@ -17,6 +20,8 @@ export interface CellMarks {
   dims?: number;
   note?: string;
   failed?: string;
+  /** An excess (trained − random) that is not clearly better than the random layer. */
+  noBetter?: boolean;
 }
 
 export function cellMarks(key: string, r: MetricRecord, layer: LayerReport): CellMarks {
@@ -30,6 +35,7 @@ export function cellMarks(key: string, r: MetricRecord, layer: LayerReport): Cel
   } else if (metricRow(key)?.basis === 'sampled' && layer.samples.buffered < N) {
     out.sampled = { n: layer.samples.buffered, N };
   }
+  if (r.detail?.noBetterThanRandom === true) out.noBetter = true;
   return out;
 }
 
@@ -47,6 +53,7 @@ export class MarkLegend {
   /** Per model: the distinct "n of N" of its sampled values. */
   readonly samples = new Map<string, Set<string>>();
   reduced = false;
+  noBetter = false;
 
   /** The footnote number of a failed cell (1-based; one per distinct reason and cell). */
   footnote(model: string, layer: string, key: string, reason: string): number {
@@ -67,6 +74,7 @@ export class MarkLegend {
       out.push(`${SAMPLED_MARK} sampled: computed on the layer's sample buffer, not on all N images (${per})`);
     }
     if (this.reduced) out.push('[kd] computed on the features reduced to k dimensions, not at the layer’s full width');
+    if (this.noBetter) out.push(NO_BETTER_LEGEND);
     if (this.failures.length) out.push('failed: the metric could not be computed for this layer; every other number stands (reasons in the footnotes and in report.json)');
     return out;
   }

@@ -89,6 +89,27 @@ const MONITOR_CHARTS: MetricChart[] = [
   { key: 'probeAccuracy', title: 'Linear probe, held-out accuracy', yTitle: 'probe accuracy', note: 'Multinomial logistic regression on the layer, fitted on 70% of the probe subset, scored on the rest.' },
 ];
 
+/**
+ * What a monitored metric is read against: for κ, the null band (min–max of κ on permuted labels
+ * over the layers at each checkpoint) when the run measured it, else ½ (no separation); for the
+ * probe, chance (1/K); for D, 0. Drawn in grey on the metric's own axis.
+ */
+function referenceLayers(r: MonitorResult, c: MetricChart): NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> {
+  const x = { field: 'x', type: 'quantitative' as const, title: 'epoch' };
+  const rule = (v: number) => [{ data: { values: [{ v }] }, mark: { type: 'rule' as const, color: '#8c959f', strokeDash: [2, 3] }, encoding: { y: { field: 'v', type: 'quantitative' as const } } }];
+  if (c.key === 'kappa' || c.key === 'kappaHeldOut') {
+    const band = r.checkpoints.flatMap((cp) => {
+      const nulls = cp.layers.map((l) => l.kappaNull).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      return nulls.length ? [{ x: cp.epochProgress, lo: Math.min(...nulls), hi: Math.max(...nulls) }] : [];
+    });
+    if (band.length) return [{ data: { values: band }, mark: { type: 'area' as const, color: '#8c959f', opacity: 0.25 }, encoding: { x, y: { field: 'lo', type: 'quantitative' as const }, y2: { field: 'hi' } } }];
+    return rule(0.5);
+  }
+  if (c.key === 'probeAccuracy' && r.classes.length > 0) return rule(1 / r.classes.length);
+  if (c.key === 'discrimination') return rule(0);
+  return [];
+}
+
 function monitorChartSpec(r: MonitorResult, c: MetricChart): TopLevelSpec | null {
   const layers = r.layers.map((l) => l.id);
   const values: { x: number; layer: string; value: number }[] = [];
@@ -101,19 +122,23 @@ function monitorChartSpec(r: MonitorResult, c: MetricChart): TopLevelSpec | null
   if (values.length === 0) return null;
   const acc = r.checkpoints.map((cp) => ({ x: cp.epochProgress, acc: cp.trainAccuracy, series: 'training accuracy (right axis)' }));
   const x = { field: 'x', type: 'quantitative' as const, title: 'epoch' };
+  const y = { field: 'value', type: 'quantitative' as const, title: c.yTitle, scale: c.log ? { type: 'log' as const } : { zero: false } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 380,
     height: 220,
     layer: [
       {
-        data: { values },
-        mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2 },
-        encoding: {
-          x,
-          y: { field: 'value', type: 'quantitative', title: c.yTitle, scale: c.log ? { type: 'log' } : { zero: false } },
-          color: { field: 'layer', type: 'nominal', title: 'layer', scale: { domain: layers } },
-        },
+        // The reference (null band or chance level) shares the metric's axis, so the axis spans it
+        // and a difference of 0.002 between layers looks as small as it is.
+        layer: [
+          ...referenceLayers(r, c),
+          {
+            data: { values },
+            mark: { type: 'line', point: { filled: true, size: 30 }, strokeWidth: 2 },
+            encoding: { x, y, color: { field: 'layer', type: 'nominal', title: 'layer', scale: { domain: layers } } },
+          },
+        ],
       },
       {
         data: { values: acc },
@@ -207,7 +232,7 @@ export async function renderMonitorHtml(r: MonitorResult, title: string): Promis
 <section><h2>Synchronicity</h2>
 <p class="note">${s.definition}. ${s.note}</p>
 ${table(['layer', 'κ levels: Pearson', 'Spearman', 'Δκ changes: Pearson', 'Spearman', 'during training: levels', 'changes', ''], syncRows)}
-<p>Tracks training best: <strong>${s.best ?? '— (too few checkpoints)'}</strong>${s.ranking.length > 1 ? ` (ranking by the Pearson correlation of the changes during training: ${s.ranking.join(' > ')})` : ''}.</p>
+<p>Tracks training best: <strong>${s.best ?? s.undetermined ?? 'undetermined (too few checkpoints: correlations undefined)'}</strong>${s.ranking.length > 1 ? ` (ranking by the Pearson correlation of the changes during training: ${s.ranking.join(' > ')})` : ''}.</p>
 <h3>Every monitored metric</h3>
 ${table(['metric', 'layer', 'levels: Pearson', 'Spearman', 'changes: Pearson', 'Spearman', 'during training: levels', 'changes'], metricRows)}
 </section>
@@ -261,14 +286,19 @@ function axisChartSpec(s: SweepRecord, axis: string, metric: (typeof SWEEP_METRI
   if (values.length === 0) return null;
   const domain = s.axes.find((a) => a.key === axis)!.values.map(String);
   const x = { field: 'depth', type: 'quantitative' as const, title: 'relative depth (layer / hidden layers)', scale: { domain: [0, 1] } };
-  const yScale = metric.log ? { type: 'log' as const } : { zero: false };
+  const yScale = metric.log ? { type: 'log' as const } : metric.key === 'probeAccuracy' ? { domain: [0, 1] } : { zero: false };
   const colour = { field: 'value', type: 'nominal' as const, title: axis, scale: { domain } };
+  // A reference on the metric's axis (½ for κ: no separation; 0 for D; the [0, 1] range for the
+  // probe), so the axis cannot zoom onto differences far inside the noise.
+  const ref = metric.key === 'kappa' || metric.key === 'kappaHeldOut' ? 0.5 : metric.key === 'discrimination' ? 0 : null;
+  const refLayer = ref === null ? [] : [{ data: { values: [{ v: ref }] }, mark: { type: 'rule' as const, color: '#8c959f', strokeDash: [2, 3] }, encoding: { y: { field: 'v', type: 'quantitative' as const } } }];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 380,
     height: 220,
     data: { values },
     layer: [
+      ...refLayer,
       // Thin lines: every cell. Thick: the mean over the cells sharing this value of the axis.
       { mark: { type: 'line', strokeWidth: 0.7, opacity: 0.35 }, encoding: { x, y: { field: 'y', type: 'quantitative', title: metric.title, scale: yScale }, color: colour, detail: { field: 'cell' } } },
       {
@@ -311,7 +341,7 @@ export async function renderSweepHtml(s: SweepRecord, title: string): Promise<st
       numCell(last?.compression ?? null),
       numCell(last?.discrimination ?? null),
       numCell(last?.probeAccuracy ?? null, pct(last?.probeAccuracy ?? null)),
-      c.bestTrackingLayer ?? '—',
+      c.bestTrackingLayer ?? 'undetermined',
       numCell(c.seconds, c.seconds.toFixed(1)),
     ];
   });

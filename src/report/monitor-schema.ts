@@ -129,6 +129,8 @@ export interface Synchronicity {
    */
   ranking: string[];
   best: string | null;
+  /** Why no layer is named best (too few checkpoints: the correlations it ranks by are undefined). */
+  undetermined?: string;
   /** The same correlations for the other monitored metrics (compression is expected to correlate negatively). */
   byMetric: Record<SyncMetric, LayerSynchronicity[]>;
   note: string;

@@ -47,7 +47,7 @@ export function synchronicityText(r: MonitorResult): string {
       `  ${l.layer.padEnd(w)}  ${fmt(l.levels.pearson).padStart(15)} ${fmt(l.levels.spearman).padStart(8)}   ${fmt(l.changes.pearson).padStart(16)} ${fmt(l.changes.spearman).padStart(8)}   ${fmt(l.duringTraining.levels.pearson).padStart(22)} ${fmt(l.duringTraining.changes.pearson).padStart(7)}             ${fmt(p?.kappa ?? null).padStart(7)}  ${fmt(p?.kappaHeldOut ?? null).padStart(10)}`,
     );
   }
-  lines.push(`  tracks training best: ${s.best ?? '— (too few checkpoints)'}${s.ranking.length > 1 ? ` (ranking: ${s.ranking.join(' > ')})` : ''}`);
+  lines.push(`  tracks training best: ${s.best ?? s.undetermined ?? 'undetermined (too few checkpoints: correlations undefined)'}${s.ranking.length > 1 ? ` (ranking: ${s.ranking.join(' > ')})` : ''}`);
   const t = r.timing;
   lines.push(
     `  monitor time ${t.monitorSeconds.toFixed(1)} s (${(100 * t.overhead).toFixed(0)}% of ${t.trainSeconds.toFixed(1)} s training; ` +

@@ -60,6 +60,25 @@ export const modelReportSchema = z.object({
       definitions: z.record(z.string(), z.string()),
     })
     .optional(),
+  /**
+   * What the report's overview says about the model, derived from its layers (src/report/findings.ts):
+   * the overview sentences and the hardest class pairs tracked across depth. Absent in reports
+   * written before it existed; `layerprobe report` recomputes it from the layers either way.
+   */
+  views: z
+    .object({
+      findings: z.array(z.string()),
+      hardestPairs: z
+        .object({
+          /** What a pair's score is: 1 − κ (held-out or in-sample) or the probe's held-out confusion rate. */
+          source: z.string(),
+          /** The layers with pair scores, in depth order; `scores` follow this order. */
+          layers: z.array(z.string()),
+          pairs: z.array(z.object({ k: z.number().int(), l: z.number().int(), classes: z.tuple([z.string(), z.string()]), mean: z.number(), scores: z.array(z.number().nullable()), hardestAt: z.array(z.string()) })),
+        })
+        .nullable(),
+    })
+    .optional(),
   timings: z.object({
     forwardMs: z.number(),
     reduceMs: z.number(),

@@ -1,9 +1,14 @@
 /** The terminal table and summary.txt: layers as rows, the headline metrics as columns. */
 import type { Report } from './schema.js';
 import { formatTable } from './table.js';
+import { fmtNumber } from './format.js';
+import { findings } from './findings.js';
+import { hardestPairs } from './class-pairs.js';
+
+export { fmtNumber };
 import { excludesValue } from '../metrics/bootstrap.js';
 import { catalogRows } from '../metrics/catalog.js';
-import { cellMarks, MarkLegend, SAMPLED_MARK, superscript as superscriptOf } from './marks.js';
+import { cellMarks, MarkLegend, NO_BETTER_MARK, SAMPLED_MARK, superscript as superscriptOf } from './marks.js';
 
 /** The headline columns: the catalogue rows with a short title, with their legend lines. */
 function columns(): [key: string, title: string, legend: string][] {
@@ -12,12 +17,28 @@ function columns(): [key: string, title: string, legend: string][] {
     .map((r) => [r.key, r.short!, r.legend ?? `${r.short} = ${r.label}`]);
 }
 
-export function fmtNumber(v: number | null | undefined): string {
-  if (v === null || v === undefined) return 'n/a';
-  if (Number.isInteger(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e4)) return v.toExponential(2);
-  return v.toFixed(a >= 100 ? 1 : a >= 10 ? 2 : 4);
+
+/** The hardest class pairs of a model across its layers, as a small table (the HTML's pair view). */
+function pairsTable(m: Report['models'][number], classes: readonly string[]): string | undefined {
+  const h = hardestPairs(m, classes.length, 3);
+  if (h.overall.length === 0 || !h.overall.some((p) => p.mean > 0)) return undefined;
+  const head = [`hardest pairs (${h.layers[0]!.source})`, ...h.layers.map((lp) => lp.layer.id), 'mean'];
+  const rows = h.overall.map((p) => [`${classes[p.k]} vs ${classes[p.l]}`, ...p.scores.map((v, i) => (v === null ? '' : `${fmtNumber(v)}${h.layers[i]!.pairs[0]!.k === p.k && h.layers[i]!.pairs[0]!.l === p.l ? '▲' : ''}`)), fmtNumber(p.mean)]);
+  return formatTable(head, rows, ['l', ...h.layers.map(() => 'r' as const), 'r']);
+}
+
+/** Wraps a sentence at spaces to lines of at most about `width` characters. */
+function wrapWords(text: string, width = 108): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines;
 }
 
 /** Wraps `; `-joined items to lines of about `width` characters. */
@@ -61,7 +82,8 @@ export function renderSummary(report: Report): string {
         if (mk.failed !== undefined) return `failed${superscriptOf(marks.footnote(m.name, l.id, k, mk.failed))}`;
         if (mk.sampled) marks.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
         if (mk.dims !== undefined) marks.reduced = true;
-        const suffix = `${mk.sampled ? SAMPLED_MARK : ''}${mk.dims !== undefined ? ` [${mk.dims}d]` : ''}`;
+        if (mk.noBetter) marks.noBetter = true;
+        const suffix = `${mk.sampled ? SAMPLED_MARK : ''}${mk.dims !== undefined ? ` [${mk.dims}d]` : ''}${mk.noBetter ? NO_BETTER_MARK : ''}`;
         if (!r.ci) return fmtNumber(r.value) + suffix;
         // An interval that leaves out the value is bias-corrected; the mark points to the legend.
         const out = excludesValue(r.value, r.ci);
@@ -70,6 +92,9 @@ export function renderSummary(report: Report): string {
       }),
     ]);
     parts.push(formatTable(['depth', 'layer', 'op', 'dim', ...present.map(([, t]) => t)], rows, ['r', 'l', 'l', 'r', ...present.map(() => 'r' as const)]));
+    for (const f of findings(m, ds.classes)) parts.push(...wrapWords(f).map((line, i) => (i === 0 ? `• ${line}` : `  ${line}`)));
+    const pairs = pairsTable(m, ds.classes);
+    if (pairs) parts.push(pairs);
     const t = m.timings;
     parts.push(`time: forward ${(t.forwardMs / 1000).toFixed(2)} s, reductions ${(t.reduceMs / 1000).toFixed(2)} s, statistics ${(t.statsMs / 1000).toFixed(2)} s, metrics ${(t.metricsMs / 1000).toFixed(2)} s`);
   }

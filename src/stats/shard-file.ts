@@ -50,6 +50,8 @@ const modelSchema = z.object({
   probes: z.record(z.string(), z.unknown()).nullable(),
   correct: z.number().int().nonnegative(),
   seen: z.number().int().nonnegative(),
+  /** The model's output confusion counts (K×K, true × predicted), or null; absent in older shards. */
+  confusion: z.array(z.array(z.number().int().nonnegative())).nullable().optional(),
   timings: timingsSchema,
   /** Layer id → MeanPassStats JSON (phase 2 only). */
   secondPass: z.record(z.string(), z.unknown()).nullable(),

@@ -36,14 +36,23 @@ export function synchronicity(checkpoints: readonly MonitorCheckpoint[], layers:
       for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return kb[i]! > ka[i]! ? 1 : -1;
       return 0;
     })
-    .filter((s) => s.changes.pearson !== null || s.levels.pearson !== null)
+    // Only layers whose primary key (the changes during training) is defined are ranked: with too
+    // few checkpoints every correlation the ranking is about is undefined, and naming a layer from
+    // the fallback keys alone would claim more than the run shows.
+    .filter((s) => s.duringTraining.changes.pearson !== null)
     .map((s) => s.layer);
+  const during = checkpoints.filter((c) => c.step > 0).length;
+  const undetermined =
+    ranking.length === 0
+      ? `undetermined (too few checkpoints: correlations undefined — ${during} checkpoint${during === 1 ? '' : 's'} after the initial one give ${Math.max(0, during - 1)} change${during - 1 === 1 ? '' : 's'}; a correlation needs 3, i.e. at least 4 checkpoints after the initial one, or the κ changes are constant)`
+      : undefined;
   return {
     definition: SYNC_DEFINITION,
     against: 'trainAccuracy',
     layers: kappa,
     ranking,
     best: ranking[0] ?? null,
+    ...(undetermined ? { undetermined } : {}),
     byMetric,
     note:
       `${checkpoints.length} checkpoints, ${Math.max(0, checkpoints.length - 1)} changes; correlations need at least 3 points (null otherwise). ` +
