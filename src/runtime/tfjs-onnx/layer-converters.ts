@@ -5,7 +5,7 @@
  * lands on the same ids as the TF.js runner's).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { RuntimeFailure } from '../errors.js';
+import { RuntimeFailure } from '../../errors.js';
 import { activate } from './activations.js';
 import type { ExportContext, Value } from './onnx-context.js';
 
