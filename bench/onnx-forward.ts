@@ -41,7 +41,7 @@ async function plain(): Promise<number> {
   return performance.now() - t0;
 }
 async function audited(): Promise<{ forwardMs: number; reduceMs: number; totalMs: number }> {
-  const t = await capture({ dataset: data.dataset, indices: data.indices, runner: prepared.runner, plans: prepared.plans, preprocess: prepared.preprocess, batchSize: 64, ...(prepared.output ? { outputLayerId: prepared.output.id } : {}), onBatch() {} });
+  const t = await capture({ dataset: data.dataset, indices: data.indices, runner: prepared.runner, plans: prepared.plans, preprocess: prepared.preprocess, ...(prepared.output ? { outputLayerId: prepared.output.id } : {}), onBatch() {} });
   return { forwardMs: t.forwardMs, reduceMs: t.reduceMs, totalMs: t.totalMs };
 }
 // One warm-up of each (session creation, first-run allocations), then the best of two.
