@@ -76,7 +76,7 @@ export function buildMobileNetV2(tf: Tf, o: MobileNetOptions): tfTypes.LayersMod
   // Seeded weights: He-scaled kernels, batch norms with spread-out statistics.
   const rng = new Rng(o.seed ?? 1);
   const weights = model.weights.map((w) => {
-    const shape = w.shape;
+    const shape = w.shape as number[];
     const count = shape.reduce((a, b) => a * b, 1);
     const name = w.originalName;
     let data: Float32Array;
