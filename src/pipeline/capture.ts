@@ -13,6 +13,9 @@ import type { LayerPlan } from '../features/layer-plan.js';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { budgetFor, chooseBatch, currentMaxMemory, estimateBytesPerItem, formatBytes, isAllocationFailure } from '../runtime/memory-budget.js';
 
+/** Resident growth over a batch smaller than this is not taken as the batch's cost (heap and allocator noise). */
+const RSS_NOISE = 64 * 1024 * 1024;
+
 /** Most images per forward pass when the caller names no --batch-size. */
 export const DEFAULT_BATCH_SIZE = 64;
 
@@ -81,7 +84,7 @@ export function assertFinite(layerId: string, data: Float32Array, dim: number, r
 function outOfMemory(model: string, batch: number, budget: number, reason: string): RuntimeFailure {
   return new RuntimeFailure(
     `model ${model} ran out of memory on a batch of ${batch} image${batch === 1 ? '' : 's'} (memory budget ${formatBytes(budget)}): ${reason}`,
-    batch > 1 ? 'lower --batch-size or --max-memory' : 'even one image does not fit: raise --max-memory if the machine has the memory, or use a smaller input size (--size)',
+    batch > 1 ? 'lower --batch-size or --max-memory' : 'one image at a time (--batch-size 1) already; a smaller --max-memory cannot help: use a smaller input (--size) or a machine with more memory',
   );
 }
 
@@ -131,9 +134,11 @@ export async function capture(opts: CaptureOptions): Promise<CaptureResult> {
       // Resident growth over the first full-price batch (the first also pays one-off costs: the
       // session, a conversion check): lower the batch where the estimate was far too low.
       measured = true;
-      const perItem = (process.memoryUsage.rss() - rss0) / n;
+      const grown = process.memoryUsage.rss() - rss0;
+      const perItem = grown / n;
       const fits = chooseBatch(batch, budget, perItem);
-      if (perItem > 2 * estimate && fits < batch) {
+      // Below RSS_NOISE the growth is the garbage collector's business, not the batch's.
+      if (grown > RSS_NOISE && perItem > 2 * estimate && fits < batch) {
         batch = fits;
         note(`a batch grew memory by ${formatBytes(perItem)} per image`);
       }

@@ -9,7 +9,8 @@
  * estimate (estimateBytesPerItem) chooses the batch before anything has run, so the same model and
  * budget always get the same batch; the growth of the process's resident memory over the second
  * batch (the first pays one-off costs) is then measured, and a cost more than twice the estimate
- * that overruns the budget lowers the batch for the rest of the run (pipeline/capture.ts).
+ * that overruns the budget (and is more than heap noise, 64 MiB) lowers the batch for the rest of
+ * the run (pipeline/capture.ts).
  */
 import os from 'node:os';
 import { UsageError } from '../errors.js';
