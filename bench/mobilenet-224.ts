@@ -40,8 +40,15 @@ interface Row {
   seconds: number;
   imagesPerSecond: number;
   peakRssMiB: number;
+  /** CPU seconds (user + system) of the whole process: on a shared machine wall time says little. */
+  cpuSeconds: number;
   backend: string;
   batch: number;
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 async function child(mode: Mode, limit: number): Promise<Row> {
@@ -64,14 +71,14 @@ async function child(mode: Mode, limit: number): Promise<Row> {
     const seconds = (performance.now() - t1) / 1000;
     await session.release();
     await model.runner.dispose();
-    return { mode, images: data.indices.length, seconds, imagesPerSecond: data.indices.length / seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, backend, batch };
+    return { mode, images: data.indices.length, seconds, imagesPerSecond: data.indices.length / seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, cpuSeconds: cpuSeconds(), backend, batch };
   }
   const r = await capture({ dataset: data.dataset, indices: data.indices, runner: model.runner, plans: model.plans, preprocess: model.preprocess, ...(model.output ? { outputLayerId: model.output.id } : {}), onBatch() {} });
   const seconds = (performance.now() - t0) / 1000;
   backend = model.runner.backend;
   batch = r.batchSize;
   await model.runner.dispose();
-  return { mode, images: r.images, seconds, imagesPerSecond: r.images / seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, backend, batch };
+  return { mode, images: r.images, seconds, imagesPerSecond: r.images / seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, cpuSeconds: cpuSeconds(), backend, batch };
 }
 
 const [, , first, second, third] = process.argv;
@@ -99,7 +106,9 @@ if (first === 'child') {
   process.stdout.write(
     JSON.stringify({
       case: `MobileNetV2 224 px (TF.js layers, random weights), ${def.images} Fashion-MNIST resized, defaults`,
-      rows: rows.map((r) => ({ ...r, seconds: round(r.seconds), imagesPerSecond: round(r.imagesPerSecond), peakRssMiB: Math.round(r.peakRssMiB) })),
+      rows: rows.map((r) => ({ ...r, seconds: round(r.seconds), imagesPerSecond: round(r.imagesPerSecond), peakRssMiB: Math.round(r.peakRssMiB), cpuSeconds: round(r.cpuSeconds) })),
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg().map((x) => round(x, 2)),
       defaultOverOrtLogitsTime: round(def.seconds / logits.seconds, 2),
       defaultOverTfjsSpeed: round(def.imagesPerSecond / tfjs.imagesPerSecond, 2),
       targets: {
