@@ -126,7 +126,7 @@ export class ConvertedTfjsRunner implements ModelRunner {
   get backend(): string {
     switch (this.state.engine) {
       case 'unchecked':
-        return `${this.onnx.backend} (converted from TF.js; not yet checked against ${this.tfjs.backend})`;
+        return `${this.onnx.backend} (converted from TF.js; to be checked against ${this.tfjs.backend} on the first batch)`;
       case 'onnx':
         return `${this.onnx.backend} (converted from TF.js; checked against ${this.tfjs.backend} on the first batch: max relative difference ${this.state.worst.toExponential(1)})`;
       case 'tfjs':
