@@ -2,7 +2,7 @@
  * TF.js models on onnxruntime (runtime/tfjs-onnx/engine.ts): the shipped TF.js models and a
  * MobileNetV2-class model convert and agree with TF.js run on its own (logits to 1e-4 relative,
  * the default hidden layers to 1e-3) on real Fashion-MNIST batches, with the TF.js layer ids and
- * NHWC layouts; a model with a layer the converter lacks, and a cached conversion that disagrees
+ * NHWC layouts, and so does a public TF.js graph model (a converted TensorFlow LeNet, every node); a model with a layer the converter lacks, and a cached conversion that disagrees
  * with its model, fall back to TF.js with the reason in warnings() and the backend string, while
  * `--engine onnx` refuses them. The conversion cache lives in a temporary $XDG_CACHE_HOME.
  */
@@ -21,7 +21,7 @@ import { saveToDir } from '../src/runtime/tfjs-io.js';
 import { openTfjsModel } from '../src/runtime/tfjs.js';
 import { conversionCacheDir, ConvertedTfjsRunner, relativeDifference, CHECK_REL_OUTPUT } from '../src/runtime/tfjs-onnx/engine.js';
 import type { ModelRunner } from '../src/runtime/types.js';
-import { ROOT, tempDir } from './helpers/fixtures.js';
+import { hasShared, ROOT, sharedPath, tempDir } from './helpers/fixtures.js';
 import { writeMobileNetV2 } from './helpers/mobilenet.js';
 
 let tf: Tf;
@@ -99,6 +99,23 @@ test('a MobileNetV2-class model (batch norm, depthwise convs, ReLU6, residual ad
     assert.equal(converted.warnings?.().length ?? 0, 0);
     assert.ok(worstOutput <= CHECK_REL_OUTPUT, `softmax differs by ${worstOutput} relative`);
     assert.ok(worstHidden <= 1e-3, `a hidden layer differs by ${worstHidden} relative`);
+  } finally {
+    await converted.dispose();
+  }
+});
+
+test('a TF.js graph model (converted TensorFlow LeNet) converts and agrees on every node', { skip: !hasShared('models/lenet-tf-graph/model.json') && 'needs ../shared/assets' }, async () => {
+  const file = sharedPath('models/lenet-tf-graph/model.json');
+  const probe = await openModel(file, { engine: 'tfjs' });
+  const all = probe.layers().map((l) => l.id);
+  await probe.dispose();
+  const { converted, worstOutput, worstHidden } = await agreement(file, images, all);
+  try {
+    assert.equal(converted.format, 'tfjs-graph');
+    assert.match(converted.backend, /^onnxruntime-node .*checked against/);
+    assert.ok(all.length >= 15, `${all.length} nodes`);
+    assert.ok(worstOutput <= CHECK_REL_OUTPUT, `softmax differs by ${worstOutput} relative`);
+    assert.ok(worstHidden <= 1e-4, `a node differs by ${worstHidden} relative`);
   } finally {
     await converted.dispose();
   }

@@ -5,14 +5,15 @@
  * `auto` (the default) converts the layers model (cached by the content sha256 of its topology
  * and weights), then checks the ONNX outputs against TF.js on the first rows of the first batch
  * it runs: the output layer within CHECK_REL_OUTPUT of its largest |value|, every requested hidden
- * layer within CHECK_REL_HIDDEN of its own. A model that cannot be converted (a layer class the
- * converter lacks, a graph model) or whose check fails runs on TF.js, and the runner says why in
+ * layer within CHECK_REL_HIDDEN of its own. A model that cannot be converted (a layer class or
+ * graph op the converters lack) or whose check fails runs on TF.js, and the runner says why in
  * `warnings()` and in its `backend` string (which the manifest, report and summary line print).
  * `onnx` makes those failures errors; `tfjs` never converts.
  *
- * Layer ids stay the TF.js layer names `layerprobe layers` shows, with TF.js shapes and layouts:
- * the converter names each layer's ONNX output after the layer, and 4-D maps, NCHW inside the ONNX
- * graph, are handed back NHWC as TF.js gives them.
+ * Layer ids stay the TF.js layer (or graph node) names `layerprobe layers` shows, with TF.js shapes
+ * and layouts: the converters (convert.ts for layers models, graph-convert.ts for graph models)
+ * name each layer's ONNX output after the layer, and 4-D maps, NCHW inside a converted layers
+ * model, are handed back NHWC as TF.js gives them.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +24,9 @@ import { layerprobeVersion } from '../../util/versions.js';
 import { openOnnxModel, type OnnxRunner } from '../onnx.js';
 import type { TfjsRunner } from '../tfjs-runner.js';
 import type { ClassifierHead, LayerInfo, LayerTensor, ModelRunner } from '../types.js';
+import { TfjsGraphRunner } from '../tfjs-graph-runner.js';
 import { layersModelToOnnx, nchwToNhwc } from './convert.js';
+import { graphModelToOnnx } from './graph-convert.js';
 
 export type Engine = 'auto' | 'tfjs' | 'onnx';
 export const ENGINES: readonly Engine[] = ['auto', 'tfjs', 'onnx'];
@@ -51,13 +54,14 @@ export function conversionCacheDir(env: Record<string, string | undefined> = pro
 
 /** The ONNX twin of a TF.js layers model, from the cache or converted now (and cached). */
 async function convertedFile(tfjs: TfjsRunner): Promise<string> {
-  const model = tfjs.exportableLayersModel();
-  if (!model) throw new RuntimeFailure('it is a TF.js graph model; only layers models are converted to ONNX');
   if (!tfjs.contentSha256) throw new RuntimeFailure('internal: the TF.js model has no content hash');
   const file = path.join(conversionCacheDir(), `${tfjs.contentSha256}.onnx`);
   if (existsSync(file)) return file;
-  const defaultLayers = tfjs.layers().filter((l) => l.defaultSelected).map((l) => l.id);
-  const bytes = await layersModelToOnnx(model, { defaultLayers });
+  const model = tfjs.exportableLayersModel();
+  let bytes: Uint8Array;
+  if (model) bytes = await layersModelToOnnx(model, { defaultLayers: tfjs.layers().filter((l) => l.defaultSelected).map((l) => l.id) });
+  else if (tfjs instanceof TfjsGraphRunner) bytes = graphModelToOnnx(tfjs.conversionSource());
+  else throw new RuntimeFailure('internal: a TF.js model that is neither a layers nor a graph model');
   await mkdir(path.dirname(file), { recursive: true });
   // Written whole under a temporary name, so a concurrent run never reads half a file.
   const tmp = `${file}.partial-${process.pid}`;
@@ -109,6 +113,7 @@ export class ConvertedTfjsRunner implements ModelRunner {
   private state: State = { engine: 'unchecked' };
   private readonly tfLayers: Map<string, LayerInfo>;
   private readonly notes: string[] = [];
+  private readonly mapsNchw: boolean;
 
   constructor(
     private readonly tfjs: TfjsRunner,
@@ -116,6 +121,8 @@ export class ConvertedTfjsRunner implements ModelRunner {
     private readonly onnxLayers: Map<string, LayerInfo>,
     private readonly strict: boolean,
   ) {
+    // The layers converter stores 4-D maps NCHW; the graph converter keeps TensorFlow's NHWC.
+    this.mapsNchw = tfjs.format === 'tfjs-layers';
     this.format = tfjs.format;
     this.path = tfjs.path;
     this.inputShape = tfjs.inputShape;
@@ -159,7 +166,7 @@ export class ConvertedTfjsRunner implements ModelRunner {
     for (const [id, t] of got) {
       const tf = this.tfLayers.get(id);
       const onnx = this.onnxLayers.get(id);
-      if (tf && onnx && tf.layout === 'NHWC' && onnx.layout === 'NCHW' && t.shape.length === 4) {
+      if (this.mapsNchw && tf && onnx && tf.layout === 'NHWC' && onnx.layout === 'NCHW' && t.shape.length === 4) {
         const [n, c, h, w] = t.shape as [number, number, number, number];
         out.set(id, { data: nchwToNhwc(t.data, t.shape), shape: [n, h, w, c] });
       } else {
