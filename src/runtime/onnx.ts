@@ -258,6 +258,7 @@ export class OnnxRunner implements ModelRunner {
    * layers far more than the few layers an audit fetches.
    */
   private readonly fetchSessions = new Map<string, ort.InferenceSession>();
+  private dryReleased = false;
 
   private async sessionFor(fetch: readonly string[]): Promise<ort.InferenceSession> {
     if (!this.graph) return this.session;
@@ -276,6 +277,11 @@ export class OnnxRunner implements ModelRunner {
       g.output = all;
     }
     const session = await createSession(bytes, this.graph.opts);
+    if (!this.dryReleased) {
+      // The all-exposed session only served the dry run: its weights need not stay in memory twice.
+      this.dryReleased = true;
+      await this.session.release();
+    }
     // A few fetch sets per run at most (audit layers, then output only, …): keep the latest two.
     if (this.fetchSessions.size >= 2) {
       const [oldKey, old] = this.fetchSessions.entries().next().value!;
@@ -389,7 +395,7 @@ export class OnnxRunner implements ModelRunner {
     this.disposed = true;
     for (const s of this.fetchSessions.values()) await s.release();
     this.fetchSessions.clear();
-    await this.session.release();
+    if (!this.dryReleased) await this.session.release();
   }
 }
 

@@ -21,6 +21,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { RuntimeFailure, UsageError, errorMessage } from '../../errors.js';
 import { layerprobeVersion } from '../../util/versions.js';
+import { isAllocationFailure } from '../memory-budget.js';
 import { openOnnxModel, type OnnxRunner } from '../onnx.js';
 import type { TfjsRunner } from '../tfjs-runner.js';
 import type { ClassifierHead, LayerInfo, LayerTensor, ModelRunner } from '../types.js';
@@ -135,7 +136,7 @@ export class ConvertedTfjsRunner implements ModelRunner {
       case 'unchecked':
         return `${this.onnx.backend} (converted from TF.js; to be checked against ${this.tfjs.backend} on the first batch)`;
       case 'onnx':
-        return `${this.onnx.backend} (converted from TF.js; checked against ${this.tfjs.backend} on the first batch: max relative difference ${this.state.worst.toExponential(1)})`;
+        return `${this.onnx.backend} (converted from TF.js; checked against ${this.tfjs.backend} on the first batch: output within ${this.state.worst.toExponential(1)} relative)`;
       case 'tfjs':
         return `${this.tfjs.backend} (ONNX conversion not used: ${this.state.reason})`;
     }
@@ -207,7 +208,9 @@ export class ConvertedTfjsRunner implements ModelRunner {
         return result;
       }
     } catch (e) {
-      if (e instanceof UsageError) throw e;
+      // Out of memory is the batch's fault, not the conversion's: the caller lowers the batch
+      // (pipeline/capture.ts) and the check runs again on the smaller one.
+      if (e instanceof UsageError || isAllocationFailure(errorMessage(e))) throw e;
       reason = `the converted model failed on the first batch: ${errorMessage(e).split('\n')[0]}`;
     }
     if (this.strict) throw new RuntimeFailure(`--engine onnx: ${reason}`, 'use --engine tfjs (or auto, which falls back to TF.js)');
