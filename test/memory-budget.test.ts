@@ -14,7 +14,7 @@ import { capture } from '../src/pipeline/capture.js';
 import { prepareData, prepareModel, type PreparedData } from '../src/pipeline/prepare.js';
 import { OnnxGraphBuilder } from '../src/runtime/onnx-build.js';
 import { budgetFor, chooseBatch, estimateBytesPerItem, isAllocationFailure, parseMemorySize, WASM_HEAP_BUDGET } from '../src/runtime/memory-budget.js';
-import { ROOT, tempDir } from './helpers/fixtures.js';
+import { cli, ROOT, tempDir } from './helpers/fixtures.js';
 
 let tmp: string;
 let data: PreparedData;
@@ -156,4 +156,15 @@ test('out-of-memory messages of wasm, onnxruntime and V8 are told from other fai
     'RangeError: Array buffer allocation failed',
   ]) assert.ok(isAllocationFailure(m), m);
   for (const m of ['running model.json failed: Error in matMul: inner shapes (3) and (4) of Tensors must match', 'Unsupported model IR version: 99']) assert.ok(!isAllocationFailure(m), m);
+});
+
+test('CLI: --max-memory lowers the batch (said on stderr), --engine tfjs is recorded in the summary; a bad size exits 2', () => {
+  const out = path.join(tmp, 'run');
+  const r = cli(['audit', '-m', path.join(ROOT, 'models/fmnist-mlp/model.json'), '-d', 'fashion-mnist', '--limit', '100', '--metrics', 'geometry', '--baseline', 'none', '--max-memory', '100K', '--engine', 'tfjs', '-o', out, '--force']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /fmnist-mlp: batch of \d+ instead of 64 images: about .* per image \(--max-memory 100 KiB\)/);
+  assert.match(r.stdout, /fmnist-mlp {2}\(tfjs-layers, tfjs \w+\)/);
+  const bad = cli(['audit', '-m', path.join(ROOT, 'models/fmnist-mlp/model.json'), '-d', 'fashion-mnist', '--limit', '100', '--max-memory', 'lots', '-o', out, '--force']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--max-memory expects a size such as 2G/);
 });
