@@ -7,7 +7,7 @@
  * `--engine onnx` refuses them. The conversion cache lives in a temporary $XDG_CACHE_HOME.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as tfTypes from '@tensorflow/tfjs';
@@ -116,6 +116,73 @@ test('a TF.js graph model (converted TensorFlow LeNet) converts and agrees on ev
     assert.ok(all.length >= 15, `${all.length} nodes`);
     assert.ok(worstOutput <= CHECK_REL_OUTPUT, `softmax differs by ${worstOutput} relative`);
     assert.ok(worstHidden <= 1e-4, `a node differs by ${worstHidden} relative`);
+  } finally {
+    await converted.dispose();
+  }
+});
+
+/**
+ * A TF.js graph model written by hand in the format tensorflowjs_converter emits for Keras/TF
+ * models, using the fused ops its grappler pass produces: _FusedConv2D (BiasAdd + Relu6, SAME,
+ * stride 2), MaxPool, FusedDepthwiseConv2dNative (BiasAdd + Relu), a residual AddV2, Mean over
+ * H,W, _FusedMatMul (BiasAdd) and Softmax. Attributes as base64 proto3 JSON; seeded weights.
+ */
+async function writeFusedGraphModel(dir: string): Promise<string> {
+  const b64 = (t: string): string => Buffer.from(t).toString('base64');
+  const ints = (xs: number[]): Record<string, unknown> => ({ list: { i: xs.map(String) } });
+  const rng = (() => {
+    let x = 12345;
+    return (): number => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  })();
+  const weights: { name: string; shape: number[]; dtype: 'float32' | 'int32'; data: Float32Array | Int32Array }[] = [];
+  const nodes: Record<string, unknown>[] = [{ name: 'x', op: 'Placeholder', input: [], attr: { dtype: { type: 1 }, shape: { shape: { dim: [{ size: '-1' }, { size: '9' }, { size: '9' }, { size: '3' }] } } } }];
+  const constant = (name: string, shape: number[], dtype: 'float32' | 'int32' = 'float32', values?: number[]): void => {
+    const n = shape.reduce((a, c) => a * c, 1);
+    const data = dtype === 'int32' ? Int32Array.from(values!) : Float32Array.from({ length: n }, () => 0.5 * rng());
+    weights.push({ name, shape, dtype, data });
+    nodes.push({ name, op: 'Const', input: [], attr: { dtype: { type: dtype === 'int32' ? 3 : 1 }, value: { tensor: { dtype: dtype === 'int32' ? 3 : 1, tensorShape: { dim: shape.map((d) => ({ size: String(d) })) } } } } });
+  };
+  const fusedAttrs = (ops: string[], extra: Record<string, unknown>): Record<string, unknown> => ({ T: { type: 1 }, fused_ops: { list: { s: ops.map(b64) } }, num_args: { i: '1' }, epsilon: { f: 0 }, ...extra });
+  constant('w1', [3, 3, 3, 8]);
+  constant('b1', [8]);
+  nodes.push({ name: 'conv1', op: '_FusedConv2D', input: ['x', 'w1', 'b1'], attr: fusedAttrs(['BiasAdd', 'Relu6'], { strides: ints([1, 2, 2, 1]), dilations: ints([1, 1, 1, 1]), padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') } }) });
+  nodes.push({ name: 'pool', op: 'MaxPool', input: ['conv1'], attr: { T: { type: 1 }, ksize: ints([1, 2, 2, 1]), strides: ints([1, 1, 1, 1]), padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') } } });
+  constant('dw', [3, 3, 8, 1]);
+  constant('db', [8]);
+  nodes.push({ name: 'dwconv', op: 'FusedDepthwiseConv2dNative', input: ['pool', 'dw', 'db'], attr: fusedAttrs(['BiasAdd', 'Relu'], { strides: ints([1, 1, 1, 1]), dilations: ints([1, 1, 1, 1]), padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') } }) });
+  nodes.push({ name: 'residual', op: 'AddV2', input: ['pool', 'dwconv'], attr: { T: { type: 1 } } });
+  constant('axes', [2], 'int32', [1, 2]);
+  nodes.push({ name: 'gap', op: 'Mean', input: ['residual', 'axes'], attr: { T: { type: 1 }, Tidx: { type: 3 }, keep_dims: { b: false } } });
+  constant('wf', [8, 5]);
+  constant('bf', [5]);
+  nodes.push({ name: 'logits', op: '_FusedMatMul', input: ['gap', 'wf', 'bf'], attr: fusedAttrs(['BiasAdd'], { transpose_a: { b: false }, transpose_b: { b: false } }) });
+  nodes.push({ name: 'probs', op: 'Softmax', input: ['logits'], attr: { T: { type: 1 } } });
+  await mkdir(dir, { recursive: true });
+  const bin = Buffer.concat(weights.map((w) => Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength)));
+  await writeFile(path.join(dir, 'weights.bin'), bin);
+  const json = {
+    format: 'graph-model',
+    generatedBy: '2.15.0',
+    convertedBy: 'TensorFlow.js Converter v4.22.0',
+    modelTopology: { node: nodes, library: {}, versions: { producer: 1 } },
+    weightsManifest: [{ paths: ['weights.bin'], weights: weights.map(({ name, shape, dtype }) => ({ name, shape, dtype })) }],
+  };
+  await writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
+  return path.join(dir, 'model.json');
+}
+
+test('a TF.js graph model with the converter\'s fused ops (conv+bias+relu6, depthwise+bias+relu, matmul+bias) agrees on every node', async () => {
+  const file = await writeFusedGraphModel(path.join(tmp, 'fused-graph'));
+  const probe = await openModel(file, { engine: 'tfjs' });
+  const all = probe.layers().map((l) => l.id);
+  await probe.dispose();
+  assert.deepEqual(all, ['conv1', 'pool', 'dwconv', 'residual', 'gap', 'logits', 'probs']);
+  const input = { data: Float32Array.from({ length: 6 * 9 * 9 * 3 }, (_, i) => images.data[i]! * 4 - 1), shape: [6, 9, 9, 3] };
+  const { converted, worstOutput, worstHidden } = await agreement(file, input, all);
+  try {
+    assert.match(converted.backend, /^onnxruntime-node /);
+    assert.ok(worstOutput <= CHECK_REL_OUTPUT, `softmax differs by ${worstOutput} relative`);
+    assert.ok(worstHidden <= 1e-5, `a node differs by ${worstHidden} relative`);
   } finally {
     await converted.dispose();
   }

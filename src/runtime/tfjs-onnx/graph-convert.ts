@@ -56,9 +56,15 @@ function attr(node: GraphNode, name: string): Record<string, unknown> | null {
   return typeof a === 'object' && a !== null && !Array.isArray(a) ? (a as Record<string, unknown>) : null;
 }
 
+/** Proto3-JSON bytes: base64 strings, or arrays of char codes from older converters. */
+function bytesText(v: unknown): string | null {
+  if (typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+  if (Array.isArray(v) && v.every((c) => typeof c === 'number')) return String.fromCharCode(...(v as number[]));
+  return null;
+}
+
 function attrString(node: GraphNode, name: string): string | null {
-  const s = attr(node, name)?.s;
-  return typeof s === 'string' ? Buffer.from(s, 'base64').toString('utf8') : null;
+  return bytesText(attr(node, name)?.s);
 }
 
 function attrInts(node: GraphNode, name: string): number[] | null {
@@ -78,7 +84,7 @@ function attrFloat(node: GraphNode, name: string, fallback: number): number {
 
 function attrStrings(node: GraphNode, name: string): string[] {
   const list = attr(node, name)?.list as Record<string, unknown> | undefined;
-  return Array.isArray(list?.s) ? (list.s as string[]).map((s) => Buffer.from(s, 'base64').toString('utf8')) : [];
+  return Array.isArray(list?.s) ? (list.s as unknown[]).map(bytesText).filter((t): t is string => t !== null) : [];
 }
 
 const UNARY: Record<string, string> = { Relu: 'Relu', Elu: 'Elu', Selu: 'Selu', Sigmoid: 'Sigmoid', Tanh: 'Tanh', Identity: 'Identity', Softplus: 'Softplus', Neg: 'Neg', Exp: 'Exp', Sqrt: 'Sqrt' };
