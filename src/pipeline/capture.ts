@@ -97,10 +97,12 @@ export async function capture(opts: CaptureOptions): Promise<CaptureResult> {
   const runner = opts.runner;
   const ceiling = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(ceiling) || ceiling < 1) throw new UsageError(`batch size must be a positive integer, got ${ceiling}`);
-  const budget = budgetFor(runner.backend, opts.maxMemory ?? currentMaxMemory());
+  const maxMemory = opts.maxMemory ?? currentMaxMemory();
+  let budget = budgetFor(runner.backend, maxMemory);
   const estimate = estimateBytesPerItem(runner.inputShape, runner.layers(), fetch);
   let batch = chooseBatch(ceiling, budget, estimate);
-  const note = (why: string): void => opts.onNote?.(`batch of ${batch} instead of ${ceiling} images: ${why} (--max-memory ${formatBytes(budget)})`);
+  const note = (why: string): void =>
+    opts.onNote?.(`batch of ${batch} instead of ${ceiling} images: ${why} (${budget < maxMemory ? `TF.js wasm heap budget ${formatBytes(budget)}; ` : ''}--max-memory ${formatBytes(maxMemory)})`);
   if (batch < ceiling) note(`about ${formatBytes(estimate)} of activations per image`);
   let measured = false;
   let failed: string | null = null;
@@ -130,6 +132,16 @@ export async function capture(opts: CaptureOptions): Promise<CaptureResult> {
     }
     t.forwardMs += performance.now() - t0;
     t.batchSize = Math.max(t.batchSize, n);
+    if (t.batches === 0 && budgetFor(runner.backend, maxMemory) < budget) {
+      // The first batch settled the engine (a TF.js model whose conversion failed its check runs
+      // on wasm from now on): its tighter budget applies to the rest.
+      budget = budgetFor(runner.backend, maxMemory);
+      const fits = chooseBatch(batch, budget, estimate);
+      if (fits < batch) {
+        batch = fits;
+        note(`about ${formatBytes(estimate)} of activations per image`);
+      }
+    }
     if (t.batches === 1 && !measured) {
       // Resident growth over the first full-price batch (the first also pays one-off costs: the
       // session, a conversion check): lower the batch where the estimate was far too low.
