@@ -120,7 +120,7 @@ for (const group of new Set(rows.map((r) => r.group))) {
 }
 
 const extras: Record<string, unknown>[] = [];
-for (const [file, key] of [['bench/separability.ts', 'separability mdlsm'], ['bench/theory.ts', 'theory phase'], ['bench/shard.ts', 'shard merge'], ['bench/shipped-cnn-audit.ts', 'shipped cnn audit'], ['bench/baseline.ts', 'baseline random-layer'], ['bench/package-size.ts', 'package size']] as const) {
+for (const [file, key] of [['bench/separability.ts', 'separability mdlsm'], ['bench/theory.ts', 'theory phase'], ['bench/shard.ts', 'shard merge'], ['bench/shipped-cnn-audit.ts', 'shipped cnn audit'], ['bench/baseline.ts', 'baseline random-layer'], ['bench/package-size.ts', 'package size'], ['bench/onnx-forward.ts', 'onnx forward vs logits'], ['bench/mobilenet-224.ts', 'mobilenet 224 engines']] as const) {
   if (!existsSync(path.join(ROOT, file)) || (only && !key.includes(only.toLowerCase()))) continue;
   const line = runNode([path.join(ROOT, file)]);
   if (line) {

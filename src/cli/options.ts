@@ -4,6 +4,9 @@ import type { OpenDatasetOptions } from '../data/open.js';
 import type { PreprocessSpec } from '../data/types.js';
 import { parsePreprocess } from '../data/preprocess.js';
 import { UsageError } from '../errors.js';
+import { parseMemorySize, useMaxMemory } from '../runtime/memory-budget.js';
+import { useEngine } from '../runtime/open.js';
+import { parseEngine } from '../runtime/tfjs-onnx/engine.js';
 
 export interface DataArgs {
   dataset: string;
@@ -15,6 +18,8 @@ export interface DataArgs {
   limit?: number;
   seed?: number;
   'batch-size'?: number;
+  'max-memory'?: string;
+  engine?: string;
 }
 
 export interface InputArgs {
@@ -37,7 +42,9 @@ export function withDataOptions<T>(y: Argv<T>, opts: { requireDataset?: boolean 
     .option('per-class', { type: 'number', describe: 'seeded stratified sample: at most this many items per class', group: 'Data:' })
     .option('limit', { type: 'number', describe: 'at most this many items in all (stratified)', group: 'Data:' })
     .option('seed', { type: 'number', describe: 'seed for sampling, projections and every random choice (default 0)', group: 'Data:' })
-    .option('batch-size', { type: 'number', describe: 'images per forward pass (default 64)', group: 'Data:' }) as unknown as Argv<T & DataArgs>;
+    .option('batch-size', { type: 'number', describe: 'most images per forward pass (default 64; fewer when a batch would exceed --max-memory)', group: 'Data:' })
+    .option('max-memory', { type: 'string', describe: 'memory budget of one forward pass, e.g. 2G or 512M (default: 1/8 of the machine, at most 2 GiB)', group: 'Data:' })
+    .option('engine', { type: 'string', choices: ['auto', 'onnx', 'tfjs'], describe: 'engine for TF.js models: auto converts to ONNX and runs onnxruntime after checking the first batch against TF.js (default), onnx insists, tfjs never converts', group: 'Data:' }) as unknown as Argv<T & DataArgs>;
 }
 
 export function withInputOptions<T>(y: Argv<T>): Argv<T & InputArgs> {
@@ -94,6 +101,9 @@ export function preprocessFrom(a: InputArgs): Partial<PreprocessSpec> {
 export function samplingFrom(a: DataArgs): { perClass?: number; limit?: number; seed?: number } {
   const b = a['batch-size'];
   if (b !== undefined && (!Number.isInteger(b) || b < 1)) throw new UsageError(`--batch-size must be a positive integer (got ${b})`);
+  // How the runs of this process use the machine: process-wide, like --execution-provider.
+  if (a['max-memory'] !== undefined) useMaxMemory(parseMemorySize(a['max-memory']));
+  if (a.engine !== undefined) useEngine(parseEngine(a.engine));
   return {
     ...(a['per-class'] !== undefined ? { perClass: a['per-class'] } : {}),
     ...(a.limit !== undefined ? { limit: a.limit } : {}),

@@ -33,6 +33,7 @@ import type { PhaseInset } from '../metrics/baseline/inset.js';
 import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
 import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
+import type { Engine } from '../runtime/tfjs-onnx/engine.js';
 import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
@@ -96,7 +97,12 @@ export interface AuditOptions extends SamplingOptions {
   ci?: number;
   bootstrapReps?: number;
   probeLambda?: number;
+  /** Most images per forward pass (default 64); fewer where a batch would not fit maxMemory. */
   batchSize?: number;
+  /** Working-memory budget of one forward pass in bytes (default runtime/memory-budget.ts DEFAULT_MAX_MEMORY). */
+  maxMemory?: number;
+  /** Engine for TF.js models that do not set their own: auto (default), onnx, tfjs. */
+  engine?: Engine;
   /** Output folder; default runs/<time>-<name>. */
   out?: string;
   force?: boolean;
@@ -209,6 +215,8 @@ export async function secondPass(model: PreparedModel, data: PreparedData, stats
     plans,
     preprocess: model.preprocess,
     batchSize: opts.batchSize ?? 64,
+    ...(opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {}),
+    onNote: (m) => opts.onStage?.(`${model.name}: ${m}`),
     ...(classifier && out ? { outputLayerId: out.id } : {}),
     async onBatch(b) {
       const n = b.raw.shape[0];
@@ -367,6 +375,8 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
     plans: model.plans,
     preprocess: model.preprocess,
     batchSize: opts.batchSize ?? 64,
+    ...(opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {}),
+    onNote: (m) => opts.onStage?.(`${model.name}: ${m}`),
     ...(classifier && out ? { outputLayerId: out.id } : {}),
     onProgress: (d, t) => opts.onProgress?.(model.name, d, t),
     async onBatch(b) {
@@ -412,7 +422,8 @@ async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptio
 
 /** Opens a model of the audit and gives it a name no earlier model of the run has. */
 export async function openAuditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, names: Set<string>): Promise<PreparedModel> {
-  const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto' });
+  const engine = spec.engine ?? opts.engine;
+  const model = await prepareModel(spec.path, data, { ...spec, reduce: spec.reduce ?? opts.reduce ?? 'auto', ...(engine ? { engine } : {}) });
   // Unique before the run, so that progress and stage lines already name `model-2`.
   const base = model.name;
   for (let i = 2; names.has(model.name); i++) model.name = `${base}-${i}`;
@@ -439,6 +450,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     ...(opts.probeLambda !== undefined ? { probeLambda: opts.probeLambda } : {}),
     hasPredictions: classifier,
   };
+  for (const w of model.runner.warnings?.() ?? []) warnings.push(`${model.name}: ${w}`);
   const head = metrics.includes('collapse') ? await headForNc3(model.name, model.runner, model.plans, K, warnings) : null;
   const layers: LayerReport[] = [];
   const byGroup: MetricTimings = {};

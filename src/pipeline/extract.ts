@@ -18,6 +18,8 @@ export interface ExtractOptions extends ModelOptions, SamplingOptions {
   out: string;
   force?: boolean;
   batchSize?: number;
+  /** Working-memory budget of one forward pass in bytes (default runtime/memory-budget.ts DEFAULT_MAX_MEMORY). */
+  maxMemory?: number;
   /** Also write the model's output tensor as output.npy (default true). */
   includeOutput?: boolean;
   command?: string;
@@ -57,6 +59,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       plans: model.plans,
       preprocess: model.preprocess,
       batchSize: opts.batchSize ?? 64,
+      ...(opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {}),
       ...(out ? { outputLayerId: out.id } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       async onBatch(b) {

@@ -9,6 +9,7 @@ import { checkSamplingCounts, selectIndices } from '../data/sampling.js';
 import type { Dataset, PreprocessSpec } from '../data/types.js';
 import { parseReduction, planReductions, type ReductionSpec } from '../features/reduce.js';
 import { openModel } from '../runtime/open.js';
+import type { Engine } from '../runtime/tfjs-onnx/engine.js';
 import { outputLayer, selectLayers } from '../runtime/select.js';
 import type { LayerInfo, ModelRunner } from '../runtime/types.js';
 import { UsageError } from '../errors.js';
@@ -29,6 +30,8 @@ export interface ModelOptions {
   preprocess?: Partial<PreprocessSpec>;
   /** Display name; defaults to the file's folder or stem. */
   name?: string;
+  /** Engine for TF.js models: auto (default: onnxruntime after a check on the first batch, else TF.js), onnx, tfjs. */
+  engine?: Engine;
 }
 
 export interface PreparedData {
@@ -87,7 +90,7 @@ export function checkLayout(inputShape: readonly (number | null)[], given: Prepr
 }
 
 export async function prepareModel(ref: string, data: PreparedData, opts: ModelOptions): Promise<PreparedModel> {
-  const runner = await openModel(ref);
+  const runner = await openModel(ref, opts.engine ? { engine: opts.engine } : {});
   try {
     const all = runner.layers();
     const chosen = selectLayers(all, opts.layers, ref);

@@ -247,9 +247,52 @@ export class OnnxRunner implements ModelRunner {
     /** Batch size the session accepts in 'per-sample' mode (the model's fixed batch). */
     private readonly fixedBatch: number,
     private readonly layerList: LayerInfo[],
+    /** The graph as `session` runs it, every candidate exposed; null where sessions per fetch set are not made. */
+    private readonly graph: { model: ModelProto; outputs: number; opts: OnnxOpenOptions } | null = null,
   ) {
     this.byId = new Map(layerList.map((l) => [l.id, l]));
     this.perSample = inputShape.slice(1) as number[];
+  }
+
+  /**
+   * Sessions that return only the tensors asked for, by fetch set. Every extra graph output must
+   * be kept in memory and stops onnxruntime from fusing its producer with the next op (Conv+Relu,
+   * Conv+Add, MatMul+Add, …), so the all-exposed session of the dry run costs a model with many
+   * layers far more than the few layers an audit fetches.
+   */
+  private readonly fetchSessions = new Map<string, ort.InferenceSession>();
+  private dryReleased = false;
+
+  private async sessionFor(fetch: readonly string[]): Promise<ort.InferenceSession> {
+    if (!this.graph) return this.session;
+    const key = [...fetch].sort().join('\u0000');
+    const hit = this.fetchSessions.get(key);
+    if (hit) return hit;
+    const g = this.graph.model.graph!;
+    const all = g.output!;
+    const keep = all.slice(0, this.graph.outputs);
+    const named = new Set(keep.map((o) => o.name));
+    g.output = [...keep, ...all.filter((o) => !named.has(o.name) && fetch.includes(o.name ?? ''))];
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeModel(this.graph.model);
+    } finally {
+      g.output = all;
+    }
+    const session = await createSession(bytes, this.graph.opts);
+    if (!this.dryReleased) {
+      // The all-exposed session only served the dry run: its weights need not stay in memory twice.
+      this.dryReleased = true;
+      await this.session.release();
+    }
+    // A few fetch sets per run at most (audit layers, then output only, …): keep the latest two.
+    if (this.fetchSessions.size >= 2) {
+      const [oldKey, old] = this.fetchSessions.entries().next().value!;
+      this.fetchSessions.delete(oldKey);
+      await old.release();
+    }
+    this.fetchSessions.set(key, session);
+    return session;
   }
 
   layers(): LayerInfo[] {
@@ -302,7 +345,8 @@ export class OnnxRunner implements ModelRunner {
   private async runSession(data: Float32Array, n: number, fetch: readonly string[]): Promise<Outputs> {
     const feeds = { [this.inputName]: new ort.Tensor('float32', data, [n, ...this.perSample]) };
     try {
-      return await this.session.run(feeds, fetch);
+      const session = await this.sessionFor(fetch);
+      return await session.run(feeds, fetch);
     } catch (e) {
       throw new RuntimeFailure(`model ${this.path} failed on a batch of ${n}: ${oneLine(errorMessage(e))}`);
     }
@@ -352,7 +396,9 @@ export class OnnxRunner implements ModelRunner {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.session.release();
+    for (const s of this.fetchSessions.values()) await s.release();
+    this.fetchSessions.clear();
+    if (!this.dryReleased) await this.session.release();
   }
 }
 
@@ -424,6 +470,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
     );
   }
 
+  const declaredOutputs = model.graph!.output?.length ?? 0;
   exposeTensors(model, analysis.candidates);
   const exposed = encodeModel(model);
   let session: ort.InferenceSession;
@@ -509,5 +556,7 @@ export async function openOnnxModel(path: string, opts: OnnxOpenOptions = {}): P
     }
   }
 
-  return new OnnxRunner(path, session, analysis.inputName, [null, ...perSample], mode, fixedBatch ?? 1, layers);
+  // In 'per-sample' mode `model` holds the failed batch rewrite, so runs stay on the dry run's session.
+  const graph = mode === 'per-sample' ? null : { model, outputs: declaredOutputs, opts };
+  return new OnnxRunner(path, session, analysis.inputName, [null, ...perSample], mode, fixedBatch ?? 1, layers, graph);
 }

@@ -16,6 +16,7 @@ import type { ClassifierHead, LayerInfo } from './types.js';
 import { TfjsRunner, firstLine, isRecord } from './tfjs-runner.js';
 import { kindAndLayout } from './layer-kind.js';
 import { boundedAsync } from '../util/watchdog.js';
+import type { GraphSource } from './tfjs-onnx/graph-convert.js';
 
 type Tensor = tfTypes.Tensor;
 type GraphModel = tfTypes.GraphModel;
@@ -111,8 +112,14 @@ export class TfjsGraphRunner extends TfjsRunner {
     private readonly inputName: string,
     private readonly inputDtype: tfTypes.DataType,
     private readonly useAsync: boolean,
+    private readonly nodes: GraphNodeDef[],
   ) {
     super(tf, backend, file, inputShape, infos);
+  }
+
+  /** What the ONNX conversion of this graph needs (runtime/tfjs-onnx/graph-convert.ts). */
+  conversionSource(): GraphSource {
+    return { nodes: this.nodes, inputNode: inputNode(this.inputName), inputShape: this.inputShape, layers: this.infos, weights: this.graphModel.weights };
   }
 
   static async create(tf: Tf, backend: string, file: string, artifacts: ModelArtifacts): Promise<TfjsGraphRunner> {
@@ -219,7 +226,7 @@ export class TfjsGraphRunner extends TfjsRunner {
     const selected = defaultSelection(graphNodes);
     const depths = layerDepths(graphNodes);
     for (const l of infos) [l.defaultSelected, l.depth] = [selected.has(l.id), depths.get(l.id)];
-    return new TfjsGraphRunner(tf, backend, file, inputShape, infos, model, input.name, input.dtype, useAsync);
+    return new TfjsGraphRunner(tf, backend, file, inputShape, infos, model, input.name, input.dtype, useAsync, nodes);
   }
 
   protected async execute(x: Tensor, ids: readonly string[]): Promise<Tensor[]> {

@@ -35,6 +35,8 @@ export function firstLine(e: unknown): string {
 export abstract class TfjsRunner implements ModelRunner {
   abstract readonly format: TfjsFormat;
   readonly backend: string;
+  /** sha256 of the model's topology and weights (runtime/tfjs.ts tfjsContentSha256); set by openTfjsModel. */
+  contentSha256 = '';
   protected readonly infos: LayerInfo[];
   private readonly byId: Map<string, LayerInfo>;
 

@@ -3,6 +3,8 @@
  * the matching runner (runtime/tfjs-layers-runner.ts, runtime/tfjs-graph-runner.ts), both behind
  * ModelRunner.
  */
+import { createHash } from 'node:crypto';
+import type * as tfTypes from '@tensorflow/tfjs';
 import { RuntimeFailure } from '../errors.js';
 import { loadTf } from './backend.js';
 import { loadModelFiles } from './tfjs-io.js';
@@ -23,6 +25,19 @@ export function detectTfjsFormat(json: { format?: unknown; modelTopology?: unkno
 }
 
 
+/**
+ * sha256 of what the model computes with: its topology, weight manifest and weight bytes (file
+ * names and formatting of model.json do not count). Keys the cache of ONNX conversions.
+ */
+export function tfjsContentSha256(artifacts: tfTypes.io.ModelArtifacts): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(artifacts.modelTopology ?? null));
+  h.update(JSON.stringify(artifacts.weightSpecs ?? []));
+  const data = artifacts.weightData;
+  for (const b of data === undefined ? [] : Array.isArray(data) ? data : [data]) h.update(new Uint8Array(b));
+  return h.digest('hex');
+}
+
 /** Open a TF.js model.json (layers or graph model) with the process's TF.js backend. */
 export async function openTfjsModel(modelJsonPath: string): Promise<TfjsRunner> {
   const { file, artifacts } = await loadModelFiles(modelJsonPath);
@@ -34,7 +49,7 @@ export async function openTfjsModel(modelJsonPath: string): Promise<TfjsRunner> 
   }
   if (!isRecord(artifacts.modelTopology)) throw new RuntimeFailure(`\`${file}\` has no modelTopology`);
   const { tf, backend } = await loadTf();
-  return format === 'tfjs-layers'
-    ? TfjsLayersRunner.create(tf, backend, file, artifacts)
-    : TfjsGraphRunner.create(tf, backend, file, artifacts);
+  const runner = format === 'tfjs-layers' ? await TfjsLayersRunner.create(tf, backend, file, artifacts) : await TfjsGraphRunner.create(tf, backend, file, artifacts);
+  runner.contentSha256 = tfjsContentSha256(artifacts);
+  return runner;
 }

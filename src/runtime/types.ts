@@ -52,6 +52,11 @@ export interface ModelRunner {
    * for formats that cannot be exported (ONNX itself, TF.js graph models).
    */
   exportableLayersModel(): LayersModel | null;
+  /**
+   * How the model is run, where the user should know (a TF.js model that could not run on
+   * onnxruntime, and why: runtime/tfjs-onnx/engine.ts); absent or empty when there is nothing to say.
+   */
+  warnings?(): string[];
 }
 
 export interface ClassifierHead {

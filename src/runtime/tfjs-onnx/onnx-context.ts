@@ -6,7 +6,7 @@
  * only where a value meets an op that wants the other layout. Nodes are kept here and handed to
  * OnnxGraphBuilder at the end, so the last op of a layer can be renamed to the layer's name.
  */
-import type { AttrValue } from '../runtime/onnx-build.js';
+import type { AttrValue } from '../onnx-build.js';
 
 /** A tensor in the ONNX graph, with its TF.js (semantic) shape, batch first as null. */
 export interface Value {

@@ -5,7 +5,7 @@
  * lands on the same ids as the TF.js runner's).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { RuntimeFailure } from '../errors.js';
+import { RuntimeFailure } from '../../errors.js';
 import { activate } from './activations.js';
 import type { ExportContext, Value } from './onnx-context.js';
 
@@ -138,6 +138,55 @@ const conv2d: Converter = (ctx, l) => {
   return finish(ctx, l, { name: pre, shape: l.outShape, nchw: true }, cfgString(l, 'activation', 'linear'));
 };
 
+/** TF's depthwise kernel [kh,kw,ci,m] → ONNX grouped-conv weights [ci·m,1,kh,kw]; output channel c·m + j as in TF. */
+function depthwiseKernel(w: Float32Array, [kh, kw, ci, m]: number[]): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let a = 0; a < kh!; a++)
+    for (let b = 0; b < kw!; b++)
+      for (let c = 0; c < ci!; c++)
+        for (let j = 0; j < m!; j++) out[((c * m! + j) * kh! + a) * kw! + b] = w[((a * kw! + b) * ci! + c) * m! + j]!;
+  return out;
+}
+
+const depthwiseConv2d: Converter = (ctx, l) => {
+  channelsLast(l);
+  const x = ctx.channelsFirst(one(l));
+  const name = l.layer.name;
+  const k = weight(l, 'depthwise_kernel');
+  const [kh, kw, ci, m] = k.shape as [number, number, number, number];
+  const kernel: [number, number] = [kh, kw];
+  const strides = cfgPair(l, 'strides', [1, 1]);
+  const dil = cfgPair(l, 'dilationRate', [1, 1]);
+  const inputs = [x.name, ctx.floats(`${name}/kernel`, depthwiseKernel(k.data, k.shape), [ci * m, 1, kh, kw])];
+  if (l.config.useBias !== false) inputs.push(ctx.floats(`${name}/bias`, weight(l, 'bias').data, [ci * m]));
+  const pre = ctx.node('Conv', inputs, ctx.fresh(`${name}/conv`), {
+    kernel_shape: kernel,
+    strides,
+    dilations: dil,
+    group: ci,
+    ...padAttrs(l, x, kernel, strides, dil),
+  });
+  return finish(ctx, l, { name: pre, shape: l.outShape, nchw: true }, cfgString(l, 'activation', 'linear'));
+};
+
+/** Inference-time batch norm over the channel axis (the last, TF.js's default) of a 2-D or 4-D input. */
+const batchNorm: Converter = (ctx, l) => {
+  const v = one(l);
+  const rank = l.outShape.length;
+  const axis = l.config.axis;
+  const a = typeof axis === 'number' ? axis : Array.isArray(axis) && axis.length === 1 && typeof axis[0] === 'number' ? axis[0] : -1;
+  if ((a < 0 ? a + rank : a) !== rank - 1 || (rank !== 2 && rank !== 4)) throw unsupported(l.layer, `normalisation over axis ${JSON.stringify(axis)} of a rank-${rank} tensor (only the channel axis, last, of 2-D or 4-D tensors)`);
+  const x = rank === 4 ? ctx.channelsFirst(v) : ctx.semantic(v);
+  const c = l.outShape[rank - 1];
+  if (typeof c !== 'number') throw unsupported(l.layer, 'unknown channel count');
+  const name = l.layer.name;
+  const gamma = l.config.scale === false ? new Float32Array(c).fill(1) : weight(l, 'gamma').data;
+  const beta = l.config.center === false ? new Float32Array(c) : weight(l, 'beta').data;
+  const inputs = [x.name, ctx.floats(`${name}/gamma`, gamma, [c]), ctx.floats(`${name}/beta`, beta, [c]), ctx.floats(`${name}/moving_mean`, weight(l, 'moving_mean').data, [c]), ctx.floats(`${name}/moving_variance`, weight(l, 'moving_variance').data, [c])];
+  const out = ctx.node('BatchNormalization', inputs, ctx.reserve(name), { epsilon: cfgNumber(l, 'epsilon', 1e-3) });
+  return { name: out, shape: l.outShape, nchw: rank === 4 };
+};
+
 function pool2d(op: 'MaxPool' | 'AveragePool'): Converter {
   return (ctx, l) => {
     channelsLast(l);
@@ -266,6 +315,8 @@ const zeroPadding2d: Converter = (ctx, l) => {
 export const BUILTIN_CONVERTERS: Record<string, Converter> = {
   Dense: dense,
   Conv2D: conv2d,
+  DepthwiseConv2D: depthwiseConv2d,
+  BatchNormalization: batchNorm,
   MaxPooling2D: pool2d('MaxPool'),
   MaxPool2D: pool2d('MaxPool'),
   AveragePooling2D: pool2d('AveragePool'),

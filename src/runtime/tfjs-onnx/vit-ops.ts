@@ -3,7 +3,7 @@
  * same computation: a change to one side must be made to the other, and test/export.test.ts
  * compares every layer's output between the two.
  */
-import { BLOCK_WEIGHTS, DEFAULT_LN_EPSILON, VIT_LAYER_CLASSES } from '../runtime/tfjs-layers/vit-layers.js';
+import { BLOCK_WEIGHTS, DEFAULT_LN_EPSILON, VIT_LAYER_CLASSES } from '../tfjs-layers/vit-layers.js';
 import { activate } from './activations.js';
 import { cfgNumber, unsupported, weight, type Converter, type LayerInput } from './layer-converters.js';
 import type { ExportContext, Value } from './onnx-context.js';

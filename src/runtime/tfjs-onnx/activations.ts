@@ -2,7 +2,7 @@
  * TF.js activations as ONNX ops, each written so that its last op produces the layer's output
  * (and, for GELU and swish, in the op order the ONNX runner recognises as one activation).
  */
-import { RuntimeFailure } from '../errors.js';
+import { RuntimeFailure } from '../../errors.js';
 import type { ExportContext, Value } from './onnx-context.js';
 
 export const EXPORTABLE_ACTIVATIONS = [
