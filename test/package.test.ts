@@ -56,7 +56,7 @@ test('pack, install offline into a fresh folder, run the CLI and import the API'
     // The ONNX twin, derived on first use into the user cache: the same bytes as the repository's.
     const onnx = run(['layers', 'fmnist-mlp.onnx', '--json']);
     assert.equal(onnx.status, 0, onnx.stderr);
-    const derived = (JSON.parse(onnx.stdout) as { path: string }).path;
+    const derived = (JSON.parse(onnx.stdout) as { result: { path: string } }).result.path;
     assert.ok(derived.startsWith(cache), derived);
     assert.equal(sha256(derived), sha256(path.join(ROOT, 'models/fmnist-mlp/model.onnx')));
 

@@ -5,6 +5,7 @@ import { renderSummary } from '../report/summary.js';
 import { UsageError } from '../errors.js';
 import { makeProgress } from './progress.js';
 import { auditBuilder, auditOptionsFrom, throwIfGatesFailed, type AuditArgs } from './audit.js';
+import { printJson } from './result-json.js';
 
 interface Args extends AuditArgs {
   models?: string;
@@ -42,7 +43,7 @@ export const compareCommand: CommandModule<object, Args> = {
         if (!quiet) process.stderr.write(msg + '\n');
       },
     }).finally(() => progress?.stop());
-    if (a.json) process.stdout.write(JSON.stringify(metricRows(result.report), null, 2) + '\n');
+    if (a.json) printJson('compare', metricRows(result.report), result.report.warnings);
     else if (!a.quiet) {
       process.stdout.write([renderSummary(result.report), '', `report: ${result.outDir}/report.html`].join('\n') + '\n');
     }

@@ -35,6 +35,7 @@ import { resolveModelPath } from '../runtime/open.js';
 import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
+import { checkAccuracies } from './accuracy-check.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */
@@ -577,6 +578,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     for (const m of opts.models) {
       runs.push(await auditModel(m, data, opts, metrics, warnings, names, caches));
     }
+    warnings.push(...(await checkAccuracies(runs.map((r) => r.report), data.dataset)));
     return runs;
   });
 }
