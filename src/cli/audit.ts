@@ -9,7 +9,7 @@ import { listFailedCells } from '../report/marks.js';
 import { metricGroupsHelp } from '../metrics/catalog.js';
 import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
-import { makeProgress } from './progress.js';
+import { auditProgress, makeProgress } from './progress.js';
 import { parseShard } from '../data/shard.js';
 import { auditShard } from '../pipeline/shard.js';
 import { useExecutionProvider } from '../runtime/onnx.js';
@@ -188,22 +188,15 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       return;
     }
     const quiet = a.quiet || a.json;
-    let progress: ReturnType<typeof makeProgress> | null = null;
-    let current = '';
+    const progress = auditProgress('audit', quiet);
     const result = await audit({
       ...opts,
-      onProgress: (model, d, t) => {
-        if (model !== current) {
-          progress?.stop();
-          progress = makeProgress(`audit ${model}`, { quiet });
-          current = model;
-        }
-        progress?.update(d, t);
-      },
+      onProgress: progress.onProgress,
+      onMetricsProgress: progress.onMetricsProgress,
       onStage: (msg) => {
         if (!quiet) process.stderr.write(msg + '\n');
       },
-    }).finally(() => progress?.stop());
+    }).finally(() => progress.stop());
     if (a.json) printJson('audit', result.report, result.report.warnings);
     else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.html (data: report.json, metrics.csv)\n`);
     throwIfGatesFailed(result);

@@ -3,7 +3,7 @@ import { audit } from '../pipeline/audit.js';
 import { metricRows } from '../report/records.js';
 import { renderSummary } from '../report/summary.js';
 import { UsageError } from '../errors.js';
-import { makeProgress } from './progress.js';
+import { auditProgress } from './progress.js';
 import { auditBuilder, auditOptionsFrom, throwIfGatesFailed, type AuditArgs } from './audit.js';
 import { printJson } from './result-json.js';
 
@@ -26,23 +26,16 @@ export const compareCommand: CommandModule<object, Args> = {
     const opts = await auditOptionsFrom({ ...a, ...(models.length ? { model: models } : {}) }, 'compare');
     if (opts.models.length < 2) throw new UsageError(`compare needs at least two models (got ${opts.models.length})`, 'e.g. --models a.onnx,b.json, or use layerprobe audit for one model');
     const quiet = a.quiet || a.json;
-    let progress: ReturnType<typeof makeProgress> | null = null;
-    let current = '';
+    const progress = auditProgress('compare', quiet);
     const result = await audit({
       ...opts,
       similarity: a.debiased ? 'debiased' : 'linear',
-      onProgress: (model, d, t) => {
-        if (model !== current) {
-          progress?.stop();
-          progress = makeProgress(`compare ${model}`, { quiet });
-          current = model;
-        }
-        progress?.update(d, t);
-      },
+      onProgress: progress.onProgress,
+      onMetricsProgress: progress.onMetricsProgress,
       onStage: (msg) => {
         if (!quiet) process.stderr.write(msg + '\n');
       },
-    }).finally(() => progress?.stop());
+    }).finally(() => progress.stop());
     if (a.json) printJson('compare', metricRows(result.report), result.report.warnings);
     else if (!a.quiet) {
       process.stdout.write([renderSummary(result.report), '', `report: ${result.outDir}/report.html`].join('\n') + '\n');

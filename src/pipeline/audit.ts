@@ -30,7 +30,7 @@ import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import type { PhaseInset } from '../metrics/baseline/inset.js';
 import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
-import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
+import { computeLayerMetrics, failedCells, layerMetricGroups, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
@@ -103,6 +103,8 @@ export interface AuditOptions extends SamplingOptions {
   name?: string;
   command?: string;
   onProgress?(model: string, done: number, total: number): void;
+  /** The metrics phase, in layer × metric-group steps (the baseline is one group); `step` names the layer and group just done. */
+  onMetricsProgress?(model: string, done: number, total: number, step: string): void;
   onStage?(message: string): void;
 }
 
@@ -447,6 +449,9 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     insetCache: caches.inset,
     ladderCache: caches.ladder,
   };
+  const groupSteps = layerMetricGroups(metrics).length + (previous ? 1 : 0);
+  let stepsDone = 0;
+  const step = (what: string) => opts.onMetricsProgress?.(model.name, ++stepsDone, n * groupSteps, what);
   for (const [i, plan] of model.plans.entries()) {
     const buffer = buffers.get(plan.layer.id)!;
     const matrix = buffer.matrix();
@@ -470,7 +475,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
           },
         }
       : withPass;
-    const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
+    const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup, (g) => step(`${plan.layer.id} ${g}`));
     const probeWarning = results.find((r) => r.name === 'probe_heldout_accuracy')?.detail?.warning;
     if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
     if (previous) {
@@ -478,6 +483,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
       results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op), results, baselineOpts).catch((e: unknown) => failedCells('baseline', baselineOpts.groups, e))));
       byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
       previous = matrix;
+      step(`${plan.layer.id} baseline`);
     }
     layers.push({
       id: plan.layer.id,
