@@ -171,9 +171,9 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   describe: 'per-layer compression, discrimination, collapse, rank and linear probes in one pass',
   builder: (y: Argv) =>
     (auditBuilder(y) as unknown as Argv<AuditArgs>)
-      .example('$0 audit -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 200', 'geometry of every default layer of an ONNX CNN')
-      .example('$0 audit probes/fmnist-zoo.yaml', 'the probe spec of the shipped models')
-      .example('$0 audit -m model.json -d fashion-mnist --fail-under probe_heldout_accuracy=0.85 --json', 'a CI gate: exit 3 when the last layer is not linearly decodable')
+      .example('$0 audit -m fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'every default layer of an ONNX CNN (the shipped CNN\'s ONNX twin) on 2,000 test images')
+      .example('$0 audit fmnist-zoo', 'the probe spec of the shipped models (probes/fmnist-zoo.yaml), over the whole test set')
+      .example('$0 audit -m fmnist-mlp -d fashion-mnist --per-class 100 --fail-under probe_heldout_accuracy=0.75 -o runs/mlp --json > gate.json', 'a CI gate: exit 3 when the last layer is not linearly decodable; the run folder runs/mlp, the report in gate.json')
       .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals')
       .example('$0 audit -m model.onnx -d fashion-mnist:train --shard env --out shards/', 'one task of a distributed audit (docs/distributed.md); then layerprobe merge shards/*.lpshard')
       .option('shard', { type: 'string', describe: 'process shard i/n (0-based) of the images and write a statistics shard to --out (a folder) instead of a report; `env` reads i and n from a Kubernetes Indexed Job or Slurm array', group: 'Distributed:' })

@@ -173,8 +173,31 @@ const COMMAND_MODULES = [auditCommand, mergeCommand, compareCommand, layersComma
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
 
-export async function main(argv: string[]): Promise<void> {
-  process.on('SIGINT', () => {
+/** Stops a parse-only run (parseCommandLine) after the command line parsed, before the command runs. */
+class ParsedOnly {
+  constructor(
+    readonly argv: Record<string, unknown>,
+    readonly deprecations: string[],
+  ) {}
+}
+
+/**
+ * The command line as the CLI would parse it — deprecated spellings rewritten, repeated flags
+ * refused, yargs' checks, shipped names resolved — without running the command: what the tests
+ * use to check every documented example's arguments cheaply. Usage errors throw (UsageError).
+ */
+export async function parseCommandLine(argv: string[]): Promise<{ argv: Record<string, unknown>; deprecations: string[] }> {
+  try {
+    await main(argv, { parseOnly: true });
+  } catch (e) {
+    if (e instanceof ParsedOnly) return { argv: e.argv, deprecations: e.deprecations };
+    throw e;
+  }
+  return { argv: {}, deprecations: [] };
+}
+
+export async function main(argv: string[], opts: { parseOnly?: boolean } = {}): Promise<void> {
+  if (!opts.parseOnly) process.on('SIGINT', () => {
     interrupted = true;
     process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
     // The work in flight cannot be cancelled at once and runs on until exit; anything it prints
@@ -215,7 +238,8 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command (see the list above)')
     .middleware(checkSeed)
     .middleware(resolveShippedNames)
-    .middleware(() => {
+    .middleware((parsed) => {
+      if (opts.parseOnly) throw new ParsedOnly(parsed, deprecations);
       for (const m of deprecations) warn(m);
     })
     .strict()
@@ -230,6 +254,7 @@ export async function main(argv: string[]): Promise<void> {
       if (err) throw err;
       // yargs spreads some messages over lines ("Invalid values:\n  Argument: to, …"): one line.
       const msg = raw.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
+      if (opts.parseOnly) throw new UsageError(msg);
       const command = argv.find((a) => !a.startsWith('-'));
       if (!command || !COMMANDS.includes(command) || msg.startsWith('Not enough non-option arguments')) {
         // No (known) command or subcommand: the list of commands is the useful answer.
