@@ -56,6 +56,7 @@ const EXPENSIVE: [string, string][] = [
   ['compare fmnist-zoo', 'three models over all 10,000 test images'],
   ['compare --models fmnist-mlp.onnx,fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'two models on 2,000 images'],
   ['compare --models fmnist-mlp.onnx,fmnist-cnn -d fashion-mnist --per-class 100', 'two models on 1,000 images'],
+  ['--input fmnist-cnn.onnx:scale=255', 'two models with probes and baselines: ~30 s (--input itself: test/compare-input.test.ts)'],
   ['report runs/cmp', 'reads the run of the README compare example (expensive)'],
   ['extract -m fmnist-cnn.onnx -d fashion-mnist --per-class 500', '5,000 images × every ReLU of the CNN'],
   ['theory lowrank --model fmnist-mlp --reference fmnist-cnn --dataset fashion-mnist', 'two models over the test set'],
