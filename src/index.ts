@@ -20,7 +20,10 @@ export { reportSchema, reportJsonSchema, type Report } from './report/schema.js'
 export { renderHtml } from './report/html.js';
 export { renderReportFile, type ReportRenderOptions, type ReportRenderResult } from './report/render.js';
 export { loadReport } from './report/load.js';
-export { loadProbeSpec, parseProbeSpec, type ProbeSpec } from './probe-spec/probe-spec.js';
+export { loadProbeSpec, parseProbeSpec, probeSpecJsonSchema, PROBE_SPEC_SCHEMA, type ProbeSpec } from './probe-spec/probe-spec.js';
+export { parseModelInput, applyModelInputs, type ModelInputSetting } from './cli/model-input.js';
+export { checkAccuracies, farBelow, defaultHistoryFile, type KnownAccuracy, type AccuracyCheckOptions } from './pipeline/accuracy-check.js';
+export { envelopeJson, type JsonEnvelope } from './cli/result-json.js';
 export { ClassStats } from './stats/accumulator.js';
 export { SampleBuffer, type SampleMatrix } from './stats/sample-buffer.js';
 export { compression, discrimination } from './metrics/geometry.js';

@@ -128,7 +128,7 @@ test('gates exit 3 and still write the complete report; --json is the report', a
   const r = cli(['audit', '-m', model, '-d', data.images, '-o', out, '--json', '--fail-under', 'probe_heldout_accuracy=1.01', '--fail-over', 'compression@first=1e9']);
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr, /1 gate failed: --fail-under probe_heldout_accuracy=1.01/);
-  const report = reportSchema.parse(JSON.parse(r.stdout));
+  const report = reportSchema.parse((JSON.parse(r.stdout) as { result: unknown }).result);
   assert.equal(report.gates?.length, 2);
   assert.deepEqual(report.gates?.map((g) => g.passed), [false, true]);
   assert.ok(existsSync(path.join(out, 'report.json')));
@@ -188,7 +188,7 @@ test('a probe spec drives the audit; a bad key is named', async () => {
   await writeFile(spec, `dataset: { name: ${path.relative(dir, data.images)}, perClass: 30, seed: 2 }\nmodels:\n  - { name: tiny, path: mlp.onnx, layers: h2 }\nmetrics: [geometry, rank]\nbaseline: none\n`);
   const r = cli(['audit', spec, '-o', path.join(dir, 'spec-run'), '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const report = reportSchema.parse(JSON.parse(r.stdout));
+  const report = reportSchema.parse((JSON.parse(r.stdout) as { result: unknown }).result);
   assert.equal(report.models[0]!.name, 'tiny');
   assert.deepEqual(report.models[0]!.layers.map((l) => l.id), ['h2']);
   assert.deepEqual(Object.keys(report.models[0]!.layers[0]!.metrics).sort(), ['compression', 'discrimination', 'effective_rank', 'numerical_rank']);

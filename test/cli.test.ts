@@ -70,7 +70,7 @@ test('extract --reduce project:k and --per-class give stratified, reduced featur
   const out = path.join(dir, 'acts');
   const r = cli(['extract', '-m', model, '-d', data.images, '--per-class', '10', '--layers', 'h1', '--reduce', 'project:4', '-o', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const parsed = JSON.parse(r.stdout) as { manifest: { dataset: { perClassCounts: number[] }; models: { layers: { reduction: string; dim: number }[] }[] } };
+  const parsed = (JSON.parse(r.stdout) as { result: unknown }).result as { manifest: { dataset: { perClassCounts: number[] }; models: { layers: { reduction: string; dim: number }[] }[] } };
   assert.deepEqual(parsed.manifest.dataset.perClassCounts, [10, 10, 10]);
   assert.match(parsed.manifest.models[0]!.layers[0]!.reduction, /^project/);
   const h1 = await readNpy(path.join(out, 'h1.npy'));
@@ -83,7 +83,7 @@ test('layers lists an ONNX model with the default selection marked, and --json i
   await writeOnnxMlp(model, randomMlp([64, 12, 7, 3]));
   const r = cli(['layers', model, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const info = JSON.parse(r.stdout) as { layers: { id: string; defaultSelected: boolean; isOutput: boolean }[] };
+  const info = (JSON.parse(r.stdout) as { result: unknown }).result as { layers: { id: string; defaultSelected: boolean; isOutput: boolean }[] };
   assert.deepEqual(info.layers.filter((l) => l.defaultSelected).map((l) => l.id), ['h1', 'h2']);
   assert.deepEqual(info.layers.filter((l) => l.isOutput).map((l) => l.id), ['logits']);
   const text = cli(['layers', model]);
@@ -308,7 +308,7 @@ test('schema prints the report JSON Schema; --version --verbose names the TF.js 
   assert.match(v.stdout, /backend in use: (wasm|cpu|tensorflow)/);
   const d = cli(['datasets', 'list', '--json']);
   assert.equal(d.code, 0, d.stderr);
-  const names = (JSON.parse(d.stdout) as { name: string }[]).map((r) => r.name);
+  const names = (JSON.parse(d.stdout) as { result: { name: string }[] }).result.map((r) => r.name);
   assert.deepEqual(names.sort(), ['fashion-mnist', 'mnist']);
   const info = cli(['datasets', 'info', 'fashoin-mnist']);
   assert.equal(info.code, 2);

@@ -19,7 +19,7 @@ test('compare: one record per (model, layer, metric), CSV, CKA = 1 between a mod
   const out = path.join(dir, 'cmp');
   const r = cli(['compare', '--models', `${a},${b},${a}`, '-d', data.images, '--metrics', 'geometry,probe', '-o', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as MetricRow[];
+  const rows = (JSON.parse(r.stdout) as { result: MetricRow[] }).result;
   const report = reportSchema.parse(JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')));
   assert.deepEqual(report.models.map((m) => m.name), ['a', 'b', 'a-2']);
   const expected = report.models.reduce((s, m) => s + (m.accuracy ? 1 : 0) + m.layers.reduce((t, l) => t + Object.keys(l.metrics).length, 0), 0);

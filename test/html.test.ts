@@ -318,7 +318,7 @@ test('layerprobe report re-renders report.html next to report.json, or to --out;
 
   const target = path.join(dir, 'elsewhere', 'page.html');
   const json = await captureStdout(() => yargs(['report', path.join(copy, 'report.json'), '--out', target, '--json']).command(reportCommand).parseAsync());
-  const parsed = JSON.parse(json) as { html: string; source: string; bytes: number };
+  const parsed = (JSON.parse(json) as { result: { html: string; source: string; bytes: number } }).result;
   assert.equal(parsed.html, target);
   assert.equal(parsed.source, path.join(copy, 'report.json'));
   assert.equal(parsed.bytes, (await readFile(target)).length);

@@ -5,11 +5,12 @@
  *
  * Checks that the install needs no download (onnxruntime-node's CUDA fetch is kept away by the
  * package's preinstall), that the bin runs the compiled dist/ without tsx, that shipped names
- * resolve inside the installed package, that the ONNX twin derived on demand is byte-identical to
- * the one the repository keeps, and that an audit from the installed package gives the numbers
- * the sources give.
+ * resolve inside the installed package and that the API imports — by default. With
+ * LAYERPROBE_SLOW_TESTS=1 (`npm run test:slow`) also that the ONNX twin derived on demand is
+ * byte-identical to the one the repository keeps, and that an audit from the installed package
+ * gives the numbers the sources give.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,65 +25,86 @@ function npmAvailable(): boolean {
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-test('pack, install offline into a fresh folder, run the CLI and import the API', { skip: npmAvailable() ? false : 'npm is not on PATH' }, async (t) => {
-  let inst: OfflineInstall;
-  try {
-    inst = packAndInstallOffline();
-  } catch (e) {
-    // A cache without the dependency tarballs (npm ci not run on this machine) cannot be told
-    // apart from a broken install by exit code; say which it was.
-    const msg = (e as Error).message;
-    if (/ENOTCACHED/.test(msg)) return t.skip(`the npm cache lacks a dependency tarball (run npm ci once): ${/request to (\S+)/.exec(msg)?.[1] ?? ''}`);
-    throw e;
-  }
-  const { dir } = inst;
-  const cache = path.join(dir, 'xdg-cache');
+const SLOW = process.env.LAYERPROBE_SLOW_TESTS === '1';
+
+/** One pack and offline install for the tests of this file (the slow part), removed at the end. */
+let installing: Promise<OfflineInstall | string> | null = null;
+function installed(): Promise<OfflineInstall | string> {
+  installing ??= Promise.resolve().then(() => {
+    try {
+      return packAndInstallOffline();
+    } catch (e) {
+      // A cache without the dependency tarballs (npm ci not run on this machine) cannot be told
+      // apart from a broken install by exit code; say which it was.
+      const msg = (e as Error).message;
+      if (/ENOTCACHED/.test(msg)) return `the npm cache lacks a dependency tarball (run npm ci once): ${/request to (\S+)/.exec(msg)?.[1] ?? ''}`;
+      throw e;
+    }
+  });
+  return installing;
+}
+after(async () => {
+  const inst = installing ? await installing.catch(() => null) : null;
+  if (inst && typeof inst !== 'string') rmSync(inst.dir, { recursive: true, force: true });
+});
+
+function runner(inst: OfflineInstall) {
+  const cache = path.join(inst.dir, 'xdg-cache');
   const env = offlineEnv({ XDG_CACHE_HOME: cache });
-  const run = (args: string[]) => spawnSync(process.execPath, [path.join(dir, 'node_modules/.bin/layerprobe'), ...args], { cwd: dir, encoding: 'utf8', env, timeout: 120_000 });
-  try {
-    const installed = path.join(dir, 'node_modules/layerprobe');
-    // Installed as a user gets it: compiled code, no sources, no tsx.
-    assert.ok(existsSync(path.join(installed, 'dist/cli/main.js')));
-    assert.ok(!existsSync(path.join(installed, 'src')), 'the package ships dist/, not src/');
-    assert.ok(!existsSync(path.join(dir, 'node_modules/tsx')), 'tsx is a dev dependency only');
-    assert.ok(existsSync(path.join(installed, 'docs/metrics/probe.md')), 'docs/ ship with the package');
-    assert.ok(!existsSync(path.join(installed, 'models/fmnist-mlp/model.onnx')), 'each model is shipped once (TF.js)');
+  const run = (args: string[]) => spawnSync(process.execPath, [path.join(inst.dir, 'node_modules/.bin/layerprobe'), ...args], { cwd: inst.dir, encoding: 'utf8', env, timeout: 120_000 });
+  return { cache, env, run, pkg: path.join(inst.dir, 'node_modules/layerprobe') };
+}
 
-    const layers = run(['layers', 'fmnist-mlp']);
-    assert.equal(layers.status, 0, layers.stderr);
-    assert.match(layers.stdout, /dense_1\s+Dense\s+\[N,256\]/);
-    assert.ok(layers.stdout.startsWith(path.join(installed, 'models/fmnist-mlp/model.json')), layers.stdout.split('\n')[0]);
+test('pack, install offline into a fresh folder, run the CLI and import the API', { skip: npmAvailable() ? false : 'npm is not on PATH' }, async (t) => {
+  const inst = await installed();
+  if (typeof inst === 'string') return t.skip(inst);
+  const { dir } = inst;
+  const { env, run, pkg } = runner(inst);
+  // Installed as a user gets it: compiled code, no sources, no tsx.
+  assert.ok(existsSync(path.join(pkg, 'dist/cli/main.js')));
+  assert.ok(!existsSync(path.join(pkg, 'src')), 'the package ships dist/, not src/');
+  assert.ok(!existsSync(path.join(dir, 'node_modules/tsx')), 'tsx is a dev dependency only');
+  assert.ok(existsSync(path.join(pkg, 'docs/metrics/probe.md')), 'docs/ ship with the package');
+  assert.ok(!existsSync(path.join(pkg, 'models/fmnist-mlp/model.onnx')), 'each model is shipped once (TF.js)');
 
-    // The ONNX twin, derived on first use into the user cache: the same bytes as the repository's.
-    const onnx = run(['layers', 'fmnist-mlp.onnx', '--json']);
-    assert.equal(onnx.status, 0, onnx.stderr);
-    const derived = (JSON.parse(onnx.stdout) as { path: string }).path;
-    assert.ok(derived.startsWith(cache), derived);
-    assert.equal(sha256(derived), sha256(path.join(ROOT, 'models/fmnist-mlp/model.onnx')));
+  const layers = run(['layers', 'fmnist-mlp']);
+  assert.equal(layers.status, 0, layers.stderr);
+  assert.match(layers.stdout, /dense_1\s+Dense\s+\[N,256\]/);
+  assert.ok(layers.stdout.startsWith(path.join(pkg, 'models/fmnist-mlp/model.json')), layers.stdout.split('\n')[0]);
 
-    const out = path.join(dir, 'run');
-    const a = run(['audit', '-m', 'fmnist-mlp', '-d', 'fashion-mnist', '--per-class', '10', '--metrics', 'geometry', '-o', out, '-q']);
-    assert.equal(a.status, 0, a.stderr);
-    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { models: { layers: { id: string; metrics: Record<string, { value: number }> }[] }[] };
-    // The same audit through the sources: the package must not change a number.
-    const ref = await audit({ models: [{ path: path.join(ROOT, 'models/fmnist-mlp/model.json') }], dataset: 'fashion-mnist', perClass: 10, metrics: ['geometry'], out: path.join(dir, 'ref') });
-    const got = report.models[0]!.layers.map((l) => [l.id, l.metrics.compression!.value, l.metrics.discrimination!.value]);
-    const want = ref.report.models[0]!.layers.map((l) => [l.id, l.metrics.compression!.value, l.metrics.discrimination!.value]);
-    assert.deepEqual(got, want);
+  const api = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', "const m = await import('layerprobe'); console.log(JSON.stringify({ audit: typeof m.audit, extract: typeof m.extract, spec: m.shippedSpec(), data: m.shippedDataset() }))"],
+    { cwd: dir, encoding: 'utf8', env },
+  );
+  assert.equal(api.status, 0, api.stderr);
+  const info = JSON.parse(api.stdout) as { audit: string; extract: string; spec: string; data: string };
+  assert.equal(info.audit, 'function');
+  assert.equal(info.extract, 'function');
+  assert.equal(info.spec, path.join(pkg, 'probes/fmnist-zoo.yaml'));
+  assert.ok(existsSync(path.join(info.data, 't10k-images-idx3-ubyte.gz')));
+  t.diagnostic(`tarball ${(inst.tarballBytes / 1e6).toFixed(2)} MB, node_modules ${(inst.nodeModulesBytes / 1e6).toFixed(0)} MB, install ${(inst.installMs / 1000).toFixed(0)} s`);
+});
 
-    const api = spawnSync(
-      process.execPath,
-      ['--input-type=module', '-e', "const m = await import('layerprobe'); console.log(JSON.stringify({ audit: typeof m.audit, extract: typeof m.extract, spec: m.shippedSpec(), data: m.shippedDataset() }))"],
-      { cwd: dir, encoding: 'utf8', env },
-    );
-    assert.equal(api.status, 0, api.stderr);
-    const info = JSON.parse(api.stdout) as { audit: string; extract: string; spec: string; data: string };
-    assert.equal(info.audit, 'function');
-    assert.equal(info.extract, 'function');
-    assert.equal(info.spec, path.join(installed, 'probes/fmnist-zoo.yaml'));
-    assert.ok(existsSync(path.join(info.data, 't10k-images-idx3-ubyte.gz')));
-    t.diagnostic(`tarball ${(inst.tarballBytes / 1e6).toFixed(2)} MB, node_modules ${(inst.nodeModulesBytes / 1e6).toFixed(0)} MB, install ${(inst.installMs / 1000).toFixed(0)} s`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+test('the installed package derives the same ONNX twin and audits to the same numbers as the sources (LAYERPROBE_SLOW_TESTS=1)', { skip: !SLOW ? 'slow: set LAYERPROBE_SLOW_TESTS=1 (npm run test:slow)' : npmAvailable() ? false : 'npm is not on PATH' }, async (t) => {
+  const inst = await installed();
+  if (typeof inst === 'string') return t.skip(inst);
+  const { dir } = inst;
+  const { cache, run } = runner(inst);
+  // The ONNX twin, derived on first use into the user cache: the same bytes as the repository's.
+  const onnx = run(['layers', 'fmnist-mlp.onnx', '--json']);
+  assert.equal(onnx.status, 0, onnx.stderr);
+  const derived = (JSON.parse(onnx.stdout) as { result: { path: string } }).result.path;
+  assert.ok(derived.startsWith(cache), derived);
+  assert.equal(sha256(derived), sha256(path.join(ROOT, 'models/fmnist-mlp/model.onnx')));
+
+  const out = path.join(dir, 'run');
+  const a = run(['audit', '-m', 'fmnist-mlp', '-d', 'fashion-mnist', '--per-class', '10', '--metrics', 'geometry', '-o', out, '-q']);
+  assert.equal(a.status, 0, a.stderr);
+  const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { models: { layers: { id: string; metrics: Record<string, { value: number }> }[] }[] };
+  // The same audit through the sources: the package must not change a number.
+  const ref = await audit({ models: [{ path: path.join(ROOT, 'models/fmnist-mlp/model.json') }], dataset: 'fashion-mnist', perClass: 10, metrics: ['geometry'], out: path.join(dir, 'ref') });
+  const got = report.models[0]!.layers.map((l) => [l.id, l.metrics.compression!.value, l.metrics.discrimination!.value]);
+  const want = ref.report.models[0]!.layers.map((l) => [l.id, l.metrics.compression!.value, l.metrics.discrimination!.value]);
+  assert.deepEqual(got, want);
 });

@@ -54,7 +54,7 @@ test('the PyTorch export recipe, layerprobe on its output, and the reading snipp
     }
 
     const listing = lp(['layers', 'convnet.onnx', '--json']);
-    const layers = (JSON.parse(listing.stdout) as { layers: { id: string; module?: string | null }[] }).layers;
+    const layers = (JSON.parse(listing.stdout) as { result: { layers: { id: string; module?: string | null }[] } }).result.layers;
     assert.equal(layers.find((l) => l.id === '/fc1_relu/Relu_output_0')?.module, 'fc1_relu');
     assert.equal(layers.find((l) => l.id === '/conv2/Conv_output_0')?.module, 'conv2');
 

@@ -31,9 +31,9 @@ function mlRanks(rows: number[][], energy = 0.95): { centred: number; raw: numbe
 test('theory uos --json: the θ-pair has every angle at θ and samples on their subspaces; --out writes .npy files', async () => {
   const dir = await tempDir();
   const out = path.join(dir, 'uos');
-  const r = theory(['uos', '--d', '20', '--r', '3', '--angle', '30', '--n', '50', '--json', '--out', out]);
+  const r = theory(['uos', '--ambient-dim', '20', '--intrinsic-dim', '3', '--angle', '30', '--n', '50', '--json', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as { pairs: { anglesDeg: number[] }[]; maxResidual: number; d: number };
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as { pairs: { anglesDeg: number[] }[]; maxResidual: number; d: number };
   assert.equal(res.pairs.length, 1);
   for (const a of res.pairs[0]!.anglesDeg) assert.ok(Math.abs(a - 30) < 1e-7, `${a}`);
   assert.ok(res.maxResidual < 1e-12);
@@ -45,7 +45,7 @@ test('theory uos --json: the θ-pair has every angle at θ and samples on their 
   assert.equal(theory(['uos', '--out', out, '-q']).code, 2);
   // The folder is claimed before the work: a taken --out fails at once, not after the trials
   // (this grid would run for many minutes, past the driver's 120 s timeout).
-  const taken = theory(['phase', '--r', '2:12', '--trials', '200', '-o', out]);
+  const taken = theory(['phase', '--intrinsic-dim', '2:12', '--trials', '200', '-o', out]);
   assert.equal(taken.code, 2);
   assert.match(taken.stderr, /already exists/);
   assert.equal(theory(['uos', '--out', out, '-q', '--force']).code, 0);
@@ -54,9 +54,9 @@ test('theory uos --json: the θ-pair has every angle at θ and samples on their 
 test('theory phase writes phase.json, phase.csv and an HTML heat map; stdout JSON matches the file', async () => {
   const dir = await tempDir();
   const out = path.join(dir, 'phase');
-  const r = theory(['phase', '--vary', 'width,intrinsic', '--r', '2,3', '--d', '12', '--D', '2:14', '--trials', '4', '--json', '--out', out]);
+  const r = theory(['phase', '--vary', 'width,intrinsic', '--intrinsic-dim', '2,3', '--ambient-dim', '12', '--D', '2:14', '--trials', '4', '--json', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as { columns: { r: number; dStar: number | null; probability: number[]; thresholds: number[] }[]; widths: number[]; fit: { slope: number } | null };
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as { columns: { r: number; dStar: number | null; probability: number[]; thresholds: number[] }[]; widths: number[]; fit: { slope: number } | null };
   const file = JSON.parse(await readFile(path.join(out, 'phase.json'), 'utf8')) as typeof res;
   assert.deepEqual(file.columns, res.columns);
   assert.deepEqual(res.widths, Array.from({ length: 13 }, (_, i) => i + 2));
@@ -72,7 +72,7 @@ test('theory phase writes phase.json, phase.csv and an HTML heat map; stdout JSO
   assert.match(html, /P\(separable\)/);
   assert.doesNotMatch(html, /<script/);
   // The same seed reproduces the run; the table mode prints D* and the slope.
-  const again = theory(['phase', '--r', '2,3', '--d', '12', '--D', '2:14', '--trials', '4', '--out', path.join(dir, 'again')]);
+  const again = theory(['phase', '--intrinsic-dim', '2,3', '--ambient-dim', '12', '--D', '2:14', '--trials', '4', '--out', path.join(dir, 'again')]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /slope of ln D\* on ln r/);
   const second = JSON.parse(await readFile(path.join(dir, 'again', 'phase.json'), 'utf8')) as typeof res;
@@ -83,9 +83,9 @@ test('theory: usage errors exit 2 with one line', () => {
   for (const args of [
     ['phase', '--vary', 'width,colour', '--out', '/tmp/never'],
     ['phase', '--activation', 'sigmoid', '--out', '/tmp/never'],
-    ['phase', '--vary', 'width,ambient', '--r', '2,3', '--out', '/tmp/never'],
-    ['phase', '--activation', 'relu', '--test', 'exact', '--r', '2', '--D', '2:6', '--trials', '1', '--out', '/tmp/never'],
-    ['phase', '--activation', 'relu', '--r', '2', '--D', '2:30', '--samples-per-class', '10', '--trials', '1', '--out', '/tmp/never'],
+    ['phase', '--vary', 'width,ambient', '--intrinsic-dim', '2,3', '--out', '/tmp/never'],
+    ['phase', '--activation', 'relu', '--test', 'exact', '--intrinsic-dim', '2', '--D', '2:6', '--trials', '1', '--out', '/tmp/never'],
+    ['phase', '--activation', 'relu', '--intrinsic-dim', '2', '--D', '2:30', '--samples-per-class', '10', '--trials', '1', '--out', '/tmp/never'],
   ]) {
     const r = theory(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -117,7 +117,7 @@ test('per-class ranks: the d×d Gram path and the row path agree with ml-matrix'
 test('theory rank --dataset fashion-mnist prints per-class ranks computed from the data', { skip: !existsSync(FMNIST_SYSTEM) && 'no Fashion-MNIST at /usr/share/datasets' }, async () => {
   const r = theory(['rank', '--dataset', 'fashion-mnist', '--per-class', '150', '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as { classes: { k: number; name: string; n: number; rank: number; rankUncentred: number }[]; dimension: number };
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as { classes: { k: number; name: string; n: number; rank: number; rankUncentred: number }[]; dimension: number };
   assert.equal(res.dimension, 784);
   assert.equal(res.classes.length, 10);
   console.log(`theory Fashion-MNIST test split, 150/class, 95%-energy rank centred (raw): ${res.classes.map((c) => `${c.name} ${c.rank} (${c.rankUncentred})`).join(', ')}`);

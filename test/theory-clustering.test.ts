@@ -198,7 +198,7 @@ test('theory clustering CLI: --json, --out files, the table, and exit codes', as
   const small = ['--d', '8', '--m', '12', '--n', '120', '--epochs', '100', '--every', '20', '--n-random', '500'];
   const r = clustering([...small, '--json', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as { final: { trainAccuracy: number; coherencePlus: number; agreementRandom: number }; initial: { coherencePlus: number }; records: unknown[]; regimeFirstStep: number | null; net: { W: number[] } };
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as { final: { trainAccuracy: number; coherencePlus: number; agreementRandom: number }; initial: { coherencePlus: number }; records: unknown[]; regimeFirstStep: number | null; net: { W: number[] } };
   assert.equal(res.final.trainAccuracy, 1);
   assert.ok(res.final.coherencePlus > res.initial.coherencePlus + 0.3);
   assert.equal(res.records.length, 6);

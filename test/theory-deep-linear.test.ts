@@ -170,7 +170,7 @@ test('CLI: --json report and --out files; bad flags exit 2; a diverging run exit
   const out = path.join(dir, 'dl');
   const r = cli(['--depth', '4', '--width', '12', '--per-class', '3', '--dim', '12', '--steps', '4000', '--lr', '0.2', '--init-scale', '0.5', '--json', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as {
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as {
     setting: { depth: number; K: number; N: number; engine: string };
     layers: { layer: number; kind: string; compression: number; discrimination: number }[];
     compressionFit: { ratio: number } | null;

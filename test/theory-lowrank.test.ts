@@ -231,7 +231,7 @@ test('theory lowrank CLI: --json synthetic run, --out writes result.json, usage 
   const out = path.join(dir, 'lr');
   const r = lowrank(['--symbols', '16', '--classes', '5', '--k', '2', '--epsilon', '0.05,0.3,0.7', '--json', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  const res = JSON.parse(r.stdout) as { mode: string; k: number; rows: { epsilon: number; maxAngleDeg: number; anglesDeg: number[] }[]; monotone: boolean };
+  const res = (JSON.parse(r.stdout) as { result: unknown }).result as { mode: string; k: number; rows: { epsilon: number; maxAngleDeg: number; anglesDeg: number[] }[]; monotone: boolean };
   assert.equal(res.mode, 'synthetic');
   assert.deepEqual(res.rows.map((x) => x.epsilon), [0.05, 0.3, 0.7]);
   for (const x of res.rows) assert.equal(x.anglesDeg.length, 2);

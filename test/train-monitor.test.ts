@@ -279,7 +279,7 @@ describe('the command line', () => {
       '--probe-set', '20/class', '--monitor', 'every=1,heldout=off', '--batch-size', '50', '--out', o, '--json',
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const printed = JSON.parse(r.stdout) as { outDir: string; sweep: SweepResult };
+    const printed = (JSON.parse(r.stdout) as { result: { outDir: string; sweep: SweepResult } }).result;
     assert.equal(printed.outDir, o);
     const files = (await fs.readdir(o)).sort();
     assert.deepEqual(files, ['cells', 'sweep.csv', 'sweep.html', 'sweep.json']);

@@ -9,10 +9,13 @@ import { listFailedCells } from '../report/marks.js';
 import { metricGroupsHelp } from '../metrics/catalog.js';
 import { didYouMean } from '../util/suggest.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
-import { makeProgress } from './progress.js';
+import { auditProgress, makeProgress } from './progress.js';
 import { parseShard } from '../data/shard.js';
 import { auditShard } from '../pipeline/shard.js';
 import { useExecutionProvider } from '../runtime/onnx.js';
+import { resolveModelArg } from '../shipped.js';
+import { applyModelInputs, parseModelInput } from './model-input.js';
+import { printJson } from './result-json.js';
 
 export interface AuditArgs extends DataArgs, InputArgs {
   spec?: string;
@@ -36,6 +39,7 @@ export interface AuditArgs extends DataArgs, InputArgs {
   'shard-count'?: number;
   means?: string;
   'execution-provider'?: string;
+  input?: string[];
 }
 
 export function parseMetrics(text: string | undefined): MetricGroup[] | undefined {
@@ -60,6 +64,11 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ? a.model.map((p) => ({ path: p, preprocess, ...layers, ...reduceFlag }))
     : (spec?.models ?? []).map((m) => ({ ...m, preprocess: { ...m.preprocess, ...preprocess }, ...layers, ...reduceFlag }));
   if (models.length === 0) throw new UsageError(`${commandName} needs --model (or a probe spec file)`, `e.g. layerprobe ${commandName} --model model.onnx --dataset fashion-mnist`);
+  const settings = await Promise.all((a.input ?? []).map(async (text) => {
+    const s = parseModelInput(text);
+    return { ...s, resolved: await resolveModelArg(s.model) };
+  }));
+  const perModel = settings.length ? applyModelInputs(models, settings) : models;
   // A --dataset flag replaces the spec's dataset whole: its split, labels and sampling belong to it.
   const fromSpec = spec && !a.dataset ? spec : undefined;
   const dataset = a.dataset ?? fromSpec?.dataset;
@@ -77,7 +86,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
   // The spec's seed stays even under --dataset: it seeds the split and the probes too.
   const seed = sampling.seed ?? spec?.seed;
   return {
-    models,
+    models: perModel,
     dataset,
     datasetOptions,
     ...(perClass !== undefined ? { perClass } : {}),
@@ -111,6 +120,13 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('model', { alias: 'm', type: 'string', array: true, describe: 'model file(s): .onnx, TF.js model.json, or a folder' })
           .option('layers', { alias: 'l', type: 'string', describe: "layer ids, globs, op:Relu, kind:conv, 'default' or 'all'" })
           .option('reduce', { type: 'string', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto)' })
+          .option('input', {
+            type: 'string',
+            array: true,
+            group: 'Model input:',
+            describe:
+              'one model\'s own input settings, over the shared flags: MODEL:key=value[,key=value…] with keys scale, mean, std, layout, size, channels, reshape (a list runs to the next key=); repeat per model, e.g. --input vit.onnx:mean=0.5,std=0.5',
+          })
           .option('metrics', { type: 'string', describe: `comma-separated groups, or all (default ${DEFAULT_METRICS.join(',')}): ${metricGroupsHelp()}` })
           .option('buffer-per-class', { type: 'number', describe: `samples kept per class and layer for ranks, κ, LP, bootstraps (default ${DEFAULT_BUFFER_PER_CLASS})` })
           .option('probe-per-class', { type: 'number', describe: `rows per class the linear probe keeps and cross-fits (default ${DEFAULT_PROBE_PER_CLASS})` })
@@ -122,7 +138,7 @@ export function auditBuilder(y: Argv): Argv<AuditArgs> {
           .option('fail-over', { type: 'string', array: true, describe: 'exit 3 when metric[@layer] is above the value, e.g. compression@last=0.5' })
           .option('out', { alias: 'o', type: 'string', describe: 'run folder (default runs/<time>-audit-<model>)' })
           .option('force', { type: 'boolean', default: false, describe: 'replace an existing run folder' })
-          .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}; audit: result is report.json; compare: one record per (model, layer, metric)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or table' }),
         { requireDataset: false },
       ),
@@ -155,9 +171,9 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   describe: 'per-layer compression, discrimination, collapse, rank and linear probes in one pass',
   builder: (y: Argv) =>
     (auditBuilder(y) as unknown as Argv<AuditArgs>)
-      .example('$0 audit -m ../shared/assets/models/mnist-cnn-deepeverest.onnx -d mnist --per-class 200', 'geometry of every default layer of an ONNX CNN')
-      .example('$0 audit probes/fmnist-zoo.yaml', 'the probe spec of the shipped models')
-      .example('$0 audit -m model.json -d fashion-mnist --fail-under probe_heldout_accuracy=0.85 --json', 'a CI gate: exit 3 when the last layer is not linearly decodable')
+      .example('$0 audit -m fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'every default layer of an ONNX CNN (the shipped CNN\'s ONNX twin) on 2,000 test images')
+      .example('$0 audit fmnist-zoo', 'the probe spec of the shipped models (probes/fmnist-zoo.yaml), over the whole test set')
+      .example('$0 audit -m fmnist-mlp -d fashion-mnist --per-class 100 --fail-under probe_heldout_accuracy=0.75 -o runs/mlp --json > gate.json', 'a CI gate: exit 3 when the last layer is not linearly decodable; the run folder runs/mlp, the report in gate.json')
       .example('$0 audit -m model.onnx -d images/ --size 32,32 --mean 0.5 --std 0.5 --ci 0.95', 'an image folder, normalised input, bootstrap intervals')
       .example('$0 audit -m model.onnx -d fashion-mnist:train --shard env --out shards/', 'one task of a distributed audit (docs/distributed.md); then layerprobe merge shards/*.lpshard')
       .option('shard', { type: 'string', describe: 'process shard i/n (0-based) of the images and write a statistics shard to --out (a folder) instead of a report; `env` reads i and n from a Kubernetes Indexed Job or Slurm array', group: 'Distributed:' })
@@ -172,23 +188,16 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       return;
     }
     const quiet = a.quiet || a.json;
-    let progress: ReturnType<typeof makeProgress> | null = null;
-    let current = '';
+    const progress = auditProgress('audit', quiet);
     const result = await audit({
       ...opts,
-      onProgress: (model, d, t) => {
-        if (model !== current) {
-          progress?.stop();
-          progress = makeProgress(`audit ${model}`, { quiet });
-          current = model;
-        }
-        progress?.update(d, t);
-      },
+      onProgress: progress.onProgress,
+      onMetricsProgress: progress.onMetricsProgress,
       onStage: (msg) => {
         if (!quiet) process.stderr.write(msg + '\n');
       },
-    }).finally(() => progress?.stop());
-    if (a.json) process.stdout.write(JSON.stringify(result.report, null, 2) + '\n');
+    }).finally(() => progress.stop());
+    if (a.json) printJson('audit', result.report, result.report.warnings);
     else if (!a.quiet) process.stdout.write(renderSummary(result.report) + '\n\n' + `report: ${result.outDir}/report.html (data: report.json, metrics.csv)\n`);
     throwIfGatesFailed(result);
   },

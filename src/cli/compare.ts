@@ -3,8 +3,9 @@ import { audit } from '../pipeline/audit.js';
 import { metricRows } from '../report/records.js';
 import { renderSummary } from '../report/summary.js';
 import { UsageError } from '../errors.js';
-import { makeProgress } from './progress.js';
+import { auditProgress } from './progress.js';
 import { auditBuilder, auditOptionsFrom, throwIfGatesFailed, type AuditArgs } from './audit.js';
+import { printJson } from './result-json.js';
 
 interface Args extends AuditArgs {
   models?: string;
@@ -18,31 +19,25 @@ export const compareCommand: CommandModule<object, Args> = {
     (auditBuilder(y) as unknown as Argv<AuditArgs>)
       .option('models', { type: 'string', describe: 'comma-separated model files (or repeat --model)' })
       .option('debiased', { type: 'boolean', default: false, describe: 'debiased CKA (unbiased HSIC estimator)' })
-      .example('$0 compare --models models/fmnist-mlp/model.onnx,models/fmnist-cnn/model.onnx -d fashion-mnist --per-class 200', 'MLP vs CNN on the same 2,000 images')
-      .example('$0 compare probes/fmnist-zoo.yaml --json > records.json', 'one JSON record per (model, layer, metric)') as unknown as Argv<Args>,
+      .example('$0 compare --models fmnist-mlp.onnx,fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'MLP vs CNN (the shipped ONNX twins) on the same 2,000 images')
+      .example('$0 compare -m fmnist-mlp -m fmnist-cnn.onnx -d fashion-mnist --per-class 50 --input fmnist-cnn.onnx:scale=255,layout=NHWC', 'each model its own input: --input MODEL:key=value,… (keys of the spec\'s models[].input), e.g. --input vit.onnx:mean=0.5,std=0.5 beside --input resnet.onnx:mean=0.485,0.456,0.406,std=0.229,0.224,0.225')
+      .example('$0 compare fmnist-zoo --json > records.json', 'the shipped spec (probes/fmnist-zoo.yaml); result: one JSON record per (model, layer, metric)') as unknown as Argv<Args>,
   handler: async (a) => {
     const models = [...(a.model ?? []), ...(a.models ? a.models.split(',').map((s) => s.trim()).filter(Boolean) : [])];
     const opts = await auditOptionsFrom({ ...a, ...(models.length ? { model: models } : {}) }, 'compare');
     if (opts.models.length < 2) throw new UsageError(`compare needs at least two models (got ${opts.models.length})`, 'e.g. --models a.onnx,b.json, or use layerprobe audit for one model');
     const quiet = a.quiet || a.json;
-    let progress: ReturnType<typeof makeProgress> | null = null;
-    let current = '';
+    const progress = auditProgress('compare', quiet);
     const result = await audit({
       ...opts,
       similarity: a.debiased ? 'debiased' : 'linear',
-      onProgress: (model, d, t) => {
-        if (model !== current) {
-          progress?.stop();
-          progress = makeProgress(`compare ${model}`, { quiet });
-          current = model;
-        }
-        progress?.update(d, t);
-      },
+      onProgress: progress.onProgress,
+      onMetricsProgress: progress.onMetricsProgress,
       onStage: (msg) => {
         if (!quiet) process.stderr.write(msg + '\n');
       },
-    }).finally(() => progress?.stop());
-    if (a.json) process.stdout.write(JSON.stringify(metricRows(result.report), null, 2) + '\n');
+    }).finally(() => progress.stop());
+    if (a.json) printJson('compare', metricRows(result.report), result.report.warnings);
     else if (!a.quiet) {
       process.stdout.write([renderSummary(result.report), '', `report: ${result.outDir}/report.html`].join('\n') + '\n');
     }

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { datasetInfo, fetchDataset, knownDataset, registryNames, type Split } from '../data/registry.js';
 import { formatTable } from '../report/table.js';
 import { UsageError } from '../errors.js';
+import { printJson } from './result-json.js';
 
 interface Args {
   action: string;
@@ -21,7 +22,7 @@ export const datasetsCommand: CommandModule<object, Args> = {
       .positional('name', { type: 'string', describe: 'dataset name (fashion-mnist, mnist)' })
       .option('split', { type: 'string', choices: ['train', 'test'], describe: 'fetch only this split' })
       .option('verify', { type: 'boolean', default: false, describe: 'info: also check every file against its known checksum' })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false })
       .example('$0 datasets list', 'what layerprobe knows by name')
       .example('$0 datasets info fashion-mnist --verify', 'where each file was found, checksums checked')
@@ -34,7 +35,7 @@ export const datasetsCommand: CommandModule<object, Args> = {
           return { name: n, description: knownDataset(n).description, train: info.splits.train.available, test: info.splits.test.available };
         }),
       );
-      if (a.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      if (a.json) return printJson('datasets list', rows);
       process.stdout.write(
         formatTable(['name', 'train', 'test', 'description'], rows.map((r) => [r.name, r.train ? 'here' : 'missing', r.test ? 'here' : 'missing', r.description])) + '\n',
       );
@@ -45,7 +46,7 @@ export const datasetsCommand: CommandModule<object, Args> = {
     knownDataset(name);
     if (a.action === 'info') {
       const info = await datasetInfo(name, { verify: a.verify });
-      if (a.json) return void process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      if (a.json) return printJson('datasets info', info);
       process.stdout.write(`${info.name}: ${info.description}\n${info.homepage} (${info.license}); classes: ${info.classes.join(', ')}\n\n`);
       const rows = (['train', 'test'] as const).flatMap((s) =>
         info.splits[s].files.map((f) => [s, f.role, f.path ?? 'missing', f.location ?? '', f.bytes === null ? '' : String(f.bytes), f.verification ?? '']),
@@ -60,7 +61,7 @@ export const datasetsCommand: CommandModule<object, Args> = {
         if (!a.quiet && p.received === p.total) process.stderr.write(`fetched ${p.file} (${p.total} bytes)\n`);
       },
     });
-    if (a.json) return void process.stdout.write(JSON.stringify(files, null, 2) + '\n');
+    if (a.json) return printJson('datasets fetch', files);
     for (const f of files) process.stdout.write(`${f.downloaded ? 'downloaded' : 'already here'}  ${f.path}  sha256 ${f.sha256}\n`);
   },
 };

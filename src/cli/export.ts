@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { exportOnnx, exportableLayerClasses } from '../export/onnx-export.js';
+import { printJson } from './result-json.js';
 
 interface Args {
   model: string;
@@ -21,7 +22,7 @@ export const exportCommand: CommandModule<object, Args> = {
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the .onnx file to write' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing file' })
       .option('check', { type: 'boolean', default: true, describe: 'run both formats on random inputs and refuse to write a model that disagrees (--no-check skips)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}, result {out, opset, bytes, layers, maxAbsDiff}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no messages on stderr' })
       .example('$0 export --to onnx fmnist-cnn --out cnn.onnx', 'ONNX twin of a TF.js model (the shipped CNN); `layerprobe layers cnn.onnx` lists the same layer ids')
       .example('$0 export fmnist-vit --out cnn.onnx --force', 'replace an earlier export (a model folder works too)')
@@ -32,7 +33,7 @@ export const exportCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     const r = await exportOnnx({ model: a.model, out: a.out, force: a.force, check: a.check });
     if (a.json) {
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      printJson('export', r);
       return;
     }
     if (!a.quiet) {

@@ -4,6 +4,7 @@ import { defaultRunDir } from '../report/run-folder.js';
 import { modelDisplayName } from '../pipeline/prepare.js';
 import { datasetOptionsFrom, preprocessFrom, samplingFrom, withDataOptions, withInputOptions, type DataArgs, type InputArgs } from './options.js';
 import { makeProgress } from './progress.js';
+import { printJson } from './result-json.js';
 
 interface Args extends DataArgs, InputArgs {
   model: string;
@@ -27,7 +28,7 @@ export const extractCommand: CommandModule<object, Args> = {
           .option('reduce', { type: 'string', default: 'auto', describe: 'flatten | gap | cls | mean-token | project:K | auto[:cap] (default auto, as in audit: flatten unless the layer is wider than the cap)' })
           .option('out', { alias: 'o', type: 'string', describe: 'output folder (default runs/<time>-<model>)' })
           .option('force', { type: 'boolean', default: false, describe: 'replace an existing output folder' })
-          .option('json', { type: 'boolean', default: false, describe: 'print the manifest as JSON on stdout' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}, result {outDir, manifest}' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' }),
       ),
     )
@@ -52,7 +53,7 @@ export const extractCommand: CommandModule<object, Args> = {
       onProgress: (d, t) => progress.update(d, t),
     }).finally(() => progress.stop());
     if (a.json) {
-      process.stdout.write(JSON.stringify({ outDir: result.outDir, manifest: result.manifest }, null, 2) + '\n');
+      printJson('extract', { outDir: result.outDir, manifest: result.manifest });
       return;
     }
     const m = result.manifest.models[0]!;

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { listLayers } from '../api/layers.js';
 import { formatTable } from '../report/table.js';
+import { printJson } from './result-json.js';
 
 /**
  * The PyTorch module an ONNX tensor came from, where the exporter kept it: torch.onnx.export names
@@ -24,7 +25,7 @@ export const layersCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'model.onnx, a TF.js model.json, a folder holding one, or a shipped model (fmnist-mlp, fmnist-cnn, fmnist-vit; add .onnx for the ONNX twin)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}, result the model and its layers' })
       .option('all', { type: 'boolean', default: true, describe: 'list every layer (use --no-all for the default selection only)' })
       .example('$0 layers fmnist-cnn.onnx', 'ONNX (the shipped CNN): every intermediate tensor, * marks the default selection')
       .example('$0 layers fmnist-mlp --json', 'a TF.js layers model (the shipped MLP), machine-readable'),
@@ -34,7 +35,7 @@ export const layersCommand: CommandModule<object, Args> = {
     const withModules = info.format === 'onnx' && chosen.some((l) => torchModuleOf(l.id) !== null);
     const layers = withModules ? chosen.map((l) => ({ ...l, module: torchModuleOf(l.id) })) : chosen;
     if (a.json) {
-      process.stdout.write(JSON.stringify({ ...info, layers }, null, 2) + '\n');
+      printJson('layers', { ...info, layers });
       return;
     }
     process.stdout.write(`${info.path}  (${info.format}, ${info.backend}, input [${info.inputShape.map((d) => d ?? 'N').join(',')}])\n\n`);

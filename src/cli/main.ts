@@ -26,6 +26,7 @@ import { theoryCommand } from './theory.js';
 import { reportCommand } from './report.js';
 import { mergeCommand } from './merge.js';
 import { didYouMean, editDistance } from '../util/suggest.js';
+import { warn } from './result-json.js';
 import { resolveModelArg, shippedSpec, SHIPPED_SPECS } from '../shipped.js';
 
 // yargs' ESM build wraps help text with a naive splitter that breaks words mid-way; its CommonJS
@@ -75,35 +76,64 @@ function checkSeed(argv: Record<string, unknown>): void {
 }
 
 /**
- * One meaning per short flag across commands: -d is the dataset, -m the model, -n per class. The
- * theory commands that used `--d`, `--m`, `--n` for dimensions and counts now spell them out; the
- * old spellings still work there, rewritten here with a warning on stderr.
+ * One meaning per short flag across all commands (SHORT_FLAGS, checked by test/cli-flags.test.ts).
+ * Commands that used a letter for something else now spell it out; the old spellings still work
+ * there, rewritten here with a deprecation warning: the theory commands' `--d`, `--m`, `--n`,
+ * `--r` (dimensions and counts), and `train -a` (the architecture; -a is the activation).
  */
-const RENAMED_FLAGS: Record<string, Record<string, string>> = {
-  'theory uos': { d: 'ambient-dim' },
-  'theory phase': { d: 'ambient-dim' },
-  'theory clustering': { d: 'input-dim', m: 'hidden', n: 'points' },
+export const SHORT_FLAGS: Record<string, string> = {
+  a: 'activation',
+  d: 'dataset',
+  h: 'help',
+  K: 'classes',
+  l: 'layers',
+  L: 'depth',
+  m: 'model',
+  n: 'per-class',
+  o: 'out',
+  q: 'quiet',
+  r: 'reference',
+  t: 'trials',
+  V: 'version',
 };
 
-export function renameDeprecatedFlags(argv: readonly string[], warn: (msg: string) => void = (m) => process.stderr.write(m + '\n')): string[] {
+/**
+ * Letters that are options of their own in one theory command, as the paper writes the symbol
+ * (`--D 1:90`, `--k 2`); no other command gives them a meaning. (The theory commands' `--K` and
+ * `--n` mean classes and samples per class, as -K and -n do everywhere.)
+ */
+export const SYMBOL_FLAGS: Record<string, string> = {
+  D: 'layer widths (theory phase)',
+  k: 'bottleneck width (theory lowrank)',
+};
+
+const RENAMED_FLAGS: Record<string, Record<string, string>> = {
+  'theory uos': { d: 'ambient-dim', r: 'intrinsic-dim' },
+  'theory phase': { d: 'ambient-dim', r: 'intrinsic-dim' },
+  'theory clustering': { d: 'input-dim', m: 'hidden', n: 'points' },
+  train: { a: 'arch' },
+};
+
+/** Rewrites deprecated spellings to the current ones, calling `warn` (a message without the `layerprobe: warning:` prefix) for each. */
+export function renameDeprecatedFlags(argv: readonly string[], warn: (msg: string) => void = (m) => process.stderr.write(`layerprobe: warning: ${m}\n`)): string[] {
   const words = argv.filter((a) => !a.startsWith('-'));
-  const renames = words[0] === 'theory' ? RENAMED_FLAGS[`theory ${words[1]}`] : undefined;
+  const command = words[0] === 'theory' ? `theory ${words[1]}` : (words[0] ?? '');
+  const renames = RENAMED_FLAGS[command];
   if (!renames) return [...argv];
   const end = argv.indexOf('--');
+  const meanings = Object.entries(SHORT_FLAGS).filter(([k]) => 'admnr'.includes(k)).map(([k, v]) => `-${k} ${v}`).join(', ');
   return argv.map((a, i) => {
     if (end >= 0 && i > end) return a;
     const m = /^--?([a-zA-Z])(=.*)?$/.exec(a);
     const now = m ? renames[m[1]!] : undefined;
     if (!m || !now) return a;
-    warn(`layerprobe: warning: ${a.replace(/=.*/, '')} is deprecated in \`${words.slice(0, 2).join(' ')}\`; use --${now} (short flags mean one thing everywhere: -d dataset, -m model, -n per class)`);
+    warn(`${a.replace(/=.*/, '')} is deprecated in \`${command}\`; use --${now} (short flags mean one thing everywhere: ${meanings})`);
     return `--${now}${m[2] ?? ''}`;
   });
 }
 
 /** Flags that may repeat; every other flag takes one value. */
-const REPEATABLE = new Set(['model', 'fail-under', 'fail-over', 'sweep']);
-/** Short aliases, for counting `-o a --out b` as one flag given twice. */
-const SHORT: Record<string, string> = { o: 'out', q: 'quiet', d: 'dataset', m: 'model', l: 'layers', r: 'reference', L: 'depth', K: 'classes', n: 'per-class', t: 'trials', V: 'version' };
+const REPEATABLE = new Set(['model', 'input', 'fail-under', 'fail-over', 'sweep']);
 
 /**
  * A single-value flag given twice is refused before yargs sees it: yargs turns the values into an
@@ -116,11 +146,11 @@ function checkRepeatedFlags(argv: readonly string[]): void {
     if (a === '--') break;
     const long = /^--(?:no-)?([a-zA-Z][a-zA-Z0-9-]*)(?:=.*)?$/.exec(a);
     const short = /^-([a-zA-Z])$/.exec(a);
-    const name = long ? long[1]! : short ? (SHORT[short[1]!] ?? short[1]!) : null;
+    const name = long ? long[1]! : short ? (SHORT_FLAGS[short[1]!] ?? short[1]!) : null;
     if (name === null || REPEATABLE.has(name)) continue;
     const count = (seen.get(name) ?? 0) + 1;
     seen.set(name, count);
-    if (count === 2) throw new UsageError(`--${name} was given more than once`, `give it once (only --model, --fail-under, --fail-over and --sweep repeat)`);
+    if (count === 2) throw new UsageError(`--${name} was given more than once`, `give it once (only --model, --input, --fail-under, --fail-over and --sweep repeat)`);
   }
 }
 
@@ -143,8 +173,31 @@ const COMMAND_MODULES = [auditCommand, mergeCommand, compareCommand, layersComma
 /** First word of each command's usage (`audit [spec]` → `audit`). */
 const COMMANDS: readonly string[] = COMMAND_MODULES.map((c) => String(c.command).split(' ')[0]!);
 
-export async function main(argv: string[]): Promise<void> {
-  process.on('SIGINT', () => {
+/** Stops a parse-only run (parseCommandLine) after the command line parsed, before the command runs. */
+class ParsedOnly {
+  constructor(
+    readonly argv: Record<string, unknown>,
+    readonly deprecations: string[],
+  ) {}
+}
+
+/**
+ * The command line as the CLI would parse it — deprecated spellings rewritten, repeated flags
+ * refused, yargs' checks, shipped names resolved — without running the command: what the tests
+ * use to check every documented example's arguments cheaply. Usage errors throw (UsageError).
+ */
+export async function parseCommandLine(argv: string[]): Promise<{ argv: Record<string, unknown>; deprecations: string[] }> {
+  try {
+    await main(argv, { parseOnly: true });
+  } catch (e) {
+    if (e instanceof ParsedOnly) return { argv: e.argv, deprecations: e.deprecations };
+    throw e;
+  }
+  return { argv: {}, deprecations: [] };
+}
+
+export async function main(argv: string[], opts: { parseOnly?: boolean } = {}): Promise<void> {
+  if (!opts.parseOnly) process.on('SIGINT', () => {
     interrupted = true;
     process.stderr.write('\nlayerprobe: interrupted; removing unfinished output\n');
     // The work in flight cannot be cancelled at once and runs on until exit; anything it prints
@@ -185,8 +238,9 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command (see the list above)')
     .middleware(checkSeed)
     .middleware(resolveShippedNames)
-    .middleware(() => {
-      for (const m of deprecations) process.stderr.write(m + '\n');
+    .middleware((parsed) => {
+      if (opts.parseOnly) throw new ParsedOnly(parsed, deprecations);
+      for (const m of deprecations) warn(m);
     })
     .strict()
     .version(false)
@@ -200,6 +254,7 @@ export async function main(argv: string[]): Promise<void> {
       if (err) throw err;
       // yargs spreads some messages over lines ("Invalid values:\n  Argument: to, …"): one line.
       const msg = raw.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
+      if (opts.parseOnly) throw new UsageError(msg);
       const command = argv.find((a) => !a.startsWith('-'));
       if (!command || !COMMANDS.includes(command) || msg.startsWith('Not enough non-option arguments')) {
         // No (known) command or subcommand: the list of commands is the useful answer.

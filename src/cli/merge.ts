@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { mergeShards } from '../pipeline/merge.js';
 import { renderSummary } from '../report/summary.js';
 import { throwIfGatesFailed } from './audit.js';
+import { printJson } from './result-json.js';
 
 interface Args {
   shards: string[];
@@ -22,7 +23,7 @@ export const mergeCommand: CommandModule<object, Args> = {
       .option('out', { alias: 'o', type: 'string', describe: 'run folder (default runs/<time>-audit-<model>)' })
       .option('means', { type: 'string', describe: 'where to write the means file when a second pass is needed (default means.lpshard beside the first shard)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing run folder or means file' })
-      .option('json', { type: 'boolean', default: false, describe: 'print report.json on stdout' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}, result the report (or {kind: "means", file, layers} when a second pass is needed)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or table' })
       .example('$0 merge shards/shard-*-of-4.lpshard --out runs/big', 'phase 1: the run folder, or the means file when exact NC1/NC4 need a second pass')
       .example('$0 merge shards/means.lpshard shards/*.phase2.lpshard --out runs/big', 'after phase 2 (audit --shard i/n --means shards/means.lpshard)') as unknown as Argv<Args>,
@@ -39,6 +40,7 @@ export const mergeCommand: CommandModule<object, Args> = {
       },
     });
     if (r.kind === 'means') {
+      if (a.json) return printJson('merge', { kind: 'means', file: r.file, layers: r.layers });
       const layers = r.layers.filter((l) => l.layers.length).map((l) => `${l.model}: ${l.layers.join(', ')}`).join('; ');
       process.stdout.write(
         `phase 2 needed (exact NC1/NC4 need the global class means; layers ${layers}).\n` +
@@ -47,7 +49,7 @@ export const mergeCommand: CommandModule<object, Args> = {
       );
       return;
     }
-    if (a.json) process.stdout.write(JSON.stringify(r.result.report, null, 2) + '\n');
+    if (a.json) printJson('merge', r.result.report, r.result.report.warnings);
     else if (!a.quiet) process.stdout.write(renderSummary(r.result.report) + '\n\n' + `report: ${r.result.outDir}/report.html (data: report.json, metrics.csv; merged from ${r.shards} shards)\n`);
     throwIfGatesFailed(r.result);
   },

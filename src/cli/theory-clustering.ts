@@ -11,7 +11,7 @@ import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { DEFAULT_ALPHA, clusteringCsv, trainClustering, type ClusteringRecord, type ClusteringResult } from '../theory/clustering/index.js';
 import { formatTable } from '../report/table.js';
-import { resultJson } from './result-json.js';
+import { printJson, resultJson, warn } from './result-json.js';
 
 interface ClusteringArgs {
   'input-dim': number;
@@ -102,7 +102,7 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
       .option('output-layer', { type: 'string', choices: ['trained', 'fixed'], default: 'trained', describe: 'train v too (from ±init-scale), or fix v_j = ±1/√m' })
       .option('every', { type: 'number', describe: 'record every this many steps (default epochs/20)' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the teacher, the points, the init and the random inputs' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout (nothing else there)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout (nothing else there): {command, version, result, warnings}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no table, no warnings' })
       .option('out', { alias: 'o', type: 'string', describe: 'write result.json and series.csv (the time series) to this folder' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' })
@@ -153,9 +153,9 @@ export const clusteringCommand: CommandModule<object, ClusteringArgs> = {
       return r;
     });
     // Warnings go to stderr (stdout stays pure JSON under --json); they are in the result too.
-    if (!a.quiet) for (const w of res.warnings) process.stderr.write(`layerprobe: warning: ${w}\n`);
+    for (const w of res.warnings) warn(w, { quiet: a.quiet });
     if (a.json) {
-      process.stdout.write(resultJson(res) + '\n');
+      printJson('theory clustering', res);
       return;
     }
     if (a.quiet) return;

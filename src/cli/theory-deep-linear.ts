@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import { withRunFolder } from '../report/run-folder.js';
 import { deepLinearCsv, deepLinearExperiment, type DeepLinearResult, type Engine } from '../theory/deep-linear/index.js';
 import { formatTable } from '../report/table.js';
-import { resultJson } from './result-json.js';
+import { printJson, resultJson, warningsOf } from './result-json.js';
 
 export interface DeepLinearArgs {
   data: string;
@@ -155,7 +155,7 @@ export const deepLinearCommand: CommandModule<object, DeepLinearArgs> = {
       .option('schedule', { type: 'string', default: 'constant', describe: 'learning rate: constant, or cosine (lr → lr/10 over --steps, as the authors\' notebook)' })
       .option('engine', { type: 'string', default: 'auto', describe: 'auto (float64 JS for small problems, else TF.js), float64, or tfjs' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the data, the subset and the initialisation' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout (nothing else there)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout (nothing else there): {command, version, result, warnings}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress and no table' })
       .option('out', { alias: 'o', type: 'string', describe: 'write result.json and layers.csv (per-layer C, D) to this folder' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' })
@@ -203,7 +203,7 @@ export const deepLinearCommand: CommandModule<object, DeepLinearArgs> = {
       }
       return r;
     });
-    if (a.json) process.stdout.write(resultJson(res) + '\n');
+    if (a.json) printJson('theory deep-linear', res, warningsOf(res));
     else if (!a.quiet) process.stdout.write(deepLinearTable(res) + (a.out ? `\nfiles: ${a.out}/result.json, ${a.out}/layers.csv` : '') + '\n');
   },
 };

@@ -13,7 +13,7 @@ import { withRunFolder } from '../report/run-folder.js';
 import { lowrankModel, lowrankSynthetic, type ModelLowrankResult, type SyntheticLowrankResult } from '../theory/lowrank/index.js';
 import { formatTable } from '../report/table.js';
 import { makeProgress } from './progress.js';
-import { resultJson } from './result-json.js';
+import { printJson, resultJson, warningsOf } from './result-json.js';
 
 /** `0.05,0.2,0.8` or `lo:hi:step` → sorted distinct values, each in (0, 1). */
 export function parseEpsilons(text: string | number): number[] {
@@ -115,7 +115,7 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       .option('limit', { type: 'number', describe: 'model mode: at most this many items in all (stratified, seeded)' })
       .option('per-class', { type: 'number', describe: 'model mode: at most this many items per class (seeded)' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the synthetic distribution, the initialisation and the item sample' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout (nothing else there)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout (nothing else there): {command, version, result, warnings}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress and no table' })
       .option('out', { alias: 'o', type: 'string', describe: 'write result.json to this folder' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' })
@@ -162,7 +162,7 @@ export const lowrankCommand: CommandModule<object, LowrankArgs> = {
       if (dir) await writeFile(path.join(dir, 'result.json'), resultJson(result) + '\n');
       return { result, table };
     });
-    if (a.json) process.stdout.write(resultJson(result) + '\n');
+    if (a.json) printJson('theory lowrank', result, warningsOf(result));
     else if (!a.quiet) process.stdout.write(table + '\n' + (a.out ? `files: ${a.out}/result.json\n` : ''));
   },
 };

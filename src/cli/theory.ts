@@ -17,7 +17,7 @@ import { phaseCsv, phaseHtml } from '../theory/phase-report.js';
 import { datasetClassRanks, type DatasetRankResult } from '../theory/rank.js';
 import { unionOfSubspaces, type UnionOfSubspaces } from '../metrics/baseline/subspaces.js';
 import { formatTable } from '../report/table.js';
-import { resultJson } from './result-json.js';
+import { printJson, resultJson, warningsOf } from './result-json.js';
 import { clusteringCommand } from './theory-clustering.js';
 import { deepLinearCommand } from './theory-deep-linear.js';
 import { lowrankCommand } from './theory-lowrank.js';
@@ -71,7 +71,7 @@ interface CommonArgs {
 function withCommon<T>(y: Argv<T>): Argv<T & CommonArgs> {
   return y
     .option('seed', { type: 'number', default: 0, describe: 'seed for every random draw (subspaces, samples, layers)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout (nothing else there)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout (nothing else there): {command, version, result, warnings}' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress and no table' }) as unknown as Argv<T & CommonArgs>;
 }
 
@@ -83,7 +83,8 @@ const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === u
 interface UosArgs extends CommonArgs {
   'ambient-dim': number;
   d?: number;
-  r: number;
+  'intrinsic-dim': number;
+  r?: number;
   K: number;
   n: number;
   angle?: number;
@@ -127,7 +128,8 @@ const uosCommand: CommandModule<object, UosArgs> = {
         .option('ambient-dim', { type: 'number', default: 40, describe: 'ambient dimension d (was --d)' })
         // The old spelling, for a command mounted without the main CLI's rewrite (see renameDeprecatedFlags).
         .option('d', { type: 'number', hidden: true })
-        .option('r', { type: 'number', default: 4, describe: 'subspace dimension' })
+        .option('intrinsic-dim', { type: 'number', default: 4, describe: 'subspace (intrinsic) dimension r (was --r)' })
+        .option('r', { type: 'number', hidden: true })
         .option('K', { type: 'number', default: 2, describe: 'number of classes' })
         .option('n', { type: 'number', default: 100, describe: 'samples per class (x = U_k c, c ~ N(0, I_r))' })
         .option('angle', { type: 'number', describe: 'K=2: put every principal angle at this many degrees instead of drawing at random' })
@@ -135,16 +137,17 @@ const uosCommand: CommandModule<object, UosArgs> = {
         .option('out', { alias: 'o', type: 'string', describe: 'write X.npy (float32), labels.npy, bases.npy (float64, K×d×r) and uos.json to this folder' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' }),
     )
-      .example('$0 theory uos --ambient-dim 40 --r 4 --K 3', 'principal angles between three random 4-dim subspaces of R^40')
-      .example('$0 theory uos --ambient-dim 20 --r 3 --angle 30 --json', 'a pair whose principal angles are all 30°')
-      .example('$0 theory uos --ambient-dim 40 --r 4 --n 500 --noise 0.05 --out uos-data', 'samples as .npy files for numpy') as unknown as Argv<UosArgs>,
+      .example('$0 theory uos --ambient-dim 40 --intrinsic-dim 4 --K 3', 'principal angles between three random 4-dim subspaces of R^40')
+      .example('$0 theory uos --ambient-dim 20 --intrinsic-dim 3 --angle 30 --json', 'a pair whose principal angles are all 30°')
+      .example('$0 theory uos --ambient-dim 40 --intrinsic-dim 4 --n 500 --noise 0.05 --out uos-data', 'samples as .npy files for numpy') as unknown as Argv<UosArgs>,
   handler: async (a) => {
-    const u = unionOfSubspaces({ d: a.d ?? a['ambient-dim'], r: a.r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
+    const r = a.r ?? a['intrinsic-dim'];
+    const u = unionOfSubspaces({ d: a.d ?? a['ambient-dim'], r, K: a.K, n: a.n, seed: a.seed, noise: a.noise, ...(a.angle !== undefined ? { angle: (a.angle * Math.PI) / 180 } : {}) });
     const pairs = u.angles.map((p) => ({ k: p.k, l: p.l, anglesDeg: Array.from(p.angles, (t) => (t * 180) / Math.PI) }));
     const summary = {
       definition: 'union of subspaces (docs/theory.md#theory-uos): x = U_k c, c ~ N(0, I_r), U_k orthonormal (QR of a Gaussian, or the θ-pair); principal angles cos θ_j = σ_j(U_kᵀU_l)',
       d: u.d,
-      r: a.r,
+      r,
       K: u.K,
       samplesPerClass: a.n,
       noise: a.noise,
@@ -157,13 +160,13 @@ const uosCommand: CommandModule<object, UosArgs> = {
       if (!dir) return;
       await writeFile(path.join(dir, 'X.npy'), npy([u.n, u.d], Float32Array.from(u.X)));
       await writeFile(path.join(dir, 'labels.npy'), npy([u.n], u.labels));
-      const B = new Float64Array(u.K * u.d * a.r);
-      u.bases.forEach((U, k) => B.set(U, k * u.d * a.r));
-      await writeFile(path.join(dir, 'bases.npy'), npy([u.K, u.d, a.r], B));
+      const B = new Float64Array(u.K * u.d * r);
+      u.bases.forEach((U, k) => B.set(U, k * u.d * r));
+      await writeFile(path.join(dir, 'bases.npy'), npy([u.K, u.d, r], B));
       await writeFile(path.join(dir, 'uos.json'), resultJson(summary) + '\n');
     });
     if (a.json) {
-      process.stdout.write(resultJson(summary) + '\n');
+      printJson('theory uos', summary);
       return;
     }
     if (a.quiet) return;
@@ -172,7 +175,7 @@ const uosCommand: CommandModule<object, UosArgs> = {
       return [`${p.k}–${p.l}`, fmt(Math.min(...v), 3), fmt(v.reduce((s, x) => s + x, 0) / v.length, 3), fmt(Math.max(...v), 3), v.map((x) => x.toFixed(2)).join(' ')];
     });
     process.stdout.write(
-      `${u.K} classes, r = ${a.r} in R^${u.d}, ${a.n} samples each${a.noise > 0 ? `, noise σ = ${a.noise}` : ''}\n` +
+      `${u.K} classes, r = ${r} in R^${u.d}, ${a.n} samples each${a.noise > 0 ? `, noise σ = ${a.noise}` : ''}\n` +
         formatTable(['pair', 'min θ°', 'mean θ°', 'max θ°', 'principal angles (degrees)'], rows, ['l', 'r', 'r', 'r', 'l']) +
         '\n' +
         (summary.maxResidual !== null ? `largest distance of a sample from its subspace: ${summary.maxResidual.toExponential(2)}\n` : '') +
@@ -191,6 +194,8 @@ interface PhaseArgs extends CommonArgs {
   'ambient-dim'?: string;
   /** --ambient-dim, under the name phasePlan takes. */
   d?: string;
+  'intrinsic-dim'?: string;
+  /** --intrinsic-dim, under the name phasePlan takes (and the old spelling --r). */
   r?: string;
   D?: string;
   angle?: string;
@@ -233,16 +238,16 @@ export function phasePlan(a: Pick<PhaseArgs, 'vary' | 'd' | 'r' | 'D' | 'angle'>
   let d: number | undefined;
   let angleDeg: number | undefined;
   if (vary === 'intrinsic') {
-    values = parseGrid('r', a.r ?? '2,3,4,6,8,10,12', { integer: true, min: 1 });
-    d = single('d', a.d, 40);
+    values = parseGrid('intrinsic-dim', a.r ?? '2,3,4,6,8,10,12', { integer: true, min: 1 });
+    d = single('ambient-dim', a.d, 40);
   } else if (vary === 'ambient') {
-    values = parseGrid('d', a.d ?? '12,40,100', { integer: true, min: 1 });
-    r = single('r', a.r, 6);
+    values = parseGrid('ambient-dim', a.d ?? '12,40,100', { integer: true, min: 1 });
+    r = single('intrinsic-dim', a.r, 6);
   } else {
     values = parseGrid('angle', a.angle ?? '5,10,20,45,90', { min: 0 });
     if (values.some((v) => v > 90)) throw new UsageError('--angle values are degrees in [0, 90]');
-    r = single('r', a.r, 6);
-    d = single('d', a.d, 40);
+    r = single('intrinsic-dim', a.r, 6);
+    d = single('ambient-dim', a.d, 40);
   }
   if (vary !== 'angle' && a.angle !== undefined) angleDeg = single('angle', a.angle, 0, false);
   const rMax = vary === 'intrinsic' ? Math.max(...values) : r!;
@@ -285,7 +290,8 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
         .option('vary', { type: 'string', default: 'width,intrinsic', describe: `width,<${PHASE_AXES.join('|')}>: the data property across columns (widths are the rows)` })
         .option('activation', { alias: 'a', type: 'string', default: 'quadratic', describe: `${ACTIVATIONS.join(', ')}` })
         .option('trials', { alias: 't', type: 'number', default: 10, describe: 'random draws (subspaces + layer) per column' })
-        .option('r', { type: 'string', describe: 'intrinsic dimension: a list/range when varied (default 2,3,4,6,8,10,12), else one value (default 6)' })
+        .option('intrinsic-dim', { type: 'string', describe: 'intrinsic (subspace) dimension r: a list/range when varied (default 2,3,4,6,8,10,12), else one value (default 6) (was --r)' })
+        .option('r', { type: 'string', hidden: true })
         .option('ambient-dim', { type: 'string', describe: 'ambient dimension d: a list/range when varied (default 12,40,100), else one value (default 40) (was --d)' })
         .option('d', { type: 'string', hidden: true })
         .option('angle', { type: 'string', describe: 'principal angle in degrees: a list when varied (default 5,10,20,45,90), else one value (default: random subspaces)' })
@@ -298,13 +304,13 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
         .option('out', { alias: 'o', type: 'string', describe: 'folder for phase.json, phase.csv, phase.html (default runs/<time>-theory-phase)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out folder' }),
     )
-      .example('$0 theory phase --vary width,intrinsic --r 2:12 --ambient-dim 40 --trials 10', 'D* against r for the quadratic layer (exact test) and the log-log slope')
-      .example('$0 theory phase --vary width,ambient --ambient-dim 12,40,100,300 --r 6', 'D* does not move with the ambient dimension')
-      .example('$0 theory phase --vary width,angle --angle 5,15,45,90 --r 6 --ambient-dim 40', 'smaller principal angles need wider layers')
-      .example('$0 theory phase --activation relu --r 2:6 --ambient-dim 20 --D 1:90 --json', 'ReLU by the sample LP test, JSON on stdout') as unknown as Argv<PhaseArgs>,
+      .example('$0 theory phase --vary width,intrinsic --intrinsic-dim 2:12 --ambient-dim 40 --trials 10', 'D* against r for the quadratic layer (exact test) and the log-log slope')
+      .example('$0 theory phase --vary width,ambient --ambient-dim 12,40,100,300 --intrinsic-dim 6', 'D* does not move with the ambient dimension')
+      .example('$0 theory phase --vary width,angle --angle 5,15,45,90 --intrinsic-dim 6 --ambient-dim 40', 'smaller principal angles need wider layers')
+      .example('$0 theory phase --activation relu --intrinsic-dim 2:6 --ambient-dim 20 --D 1:90 --json', 'ReLU by the sample LP test, JSON on stdout') as unknown as Argv<PhaseArgs>,
   handler: async (a) => {
     const activation = parseActivation(a.activation);
-    const plan = phasePlan({ ...a, d: a.d ?? a['ambient-dim'] }, activation, a.K);
+    const plan = phasePlan({ ...a, d: a.d ?? a['ambient-dim'], r: a.r ?? a['intrinsic-dim'] }, activation, a.K);
     const quiet = a.quiet || a.json;
     const out = a.out ?? defaultRunDir('theory-phase');
     // The output folder is claimed first: an existing one is refused before the trials run.
@@ -327,7 +333,7 @@ const phaseCommand: CommandModule<object, PhaseArgs> = {
       await writeFile(path.join(dir!, 'phase.html'), await phaseHtml(r));
       return r;
     });
-    if (a.json) process.stdout.write(resultJson(res) + '\n');
+    if (a.json) printJson('theory phase', res, warningsOf(res));
     else if (!a.quiet) process.stdout.write(phaseTable(res) + `\nfiles: ${out}/phase.{json,csv,html}\n`);
   },
 };
@@ -375,7 +381,7 @@ const rankCommand: CommandModule<object, RankArgs> = {
       energy: a.energy,
       onProgress: (done, total) => bar.update(done, total),
     }).finally(() => bar.stop());
-    if (a.json) process.stdout.write(resultJson(res) + '\n');
+    if (a.json) printJson('theory rank', res, warningsOf(res));
     else if (!a.quiet) process.stdout.write(rankTable(res) + '\n');
   },
 };
@@ -394,7 +400,7 @@ export const theoryCommand: CommandModule = {
       .command(clusteringCommand)
       .command(lowrankCommand)
       .demandCommand(1, 'name a theory command: uos, phase, rank, deep-linear, clustering or lowrank')
-      .example('$0 theory phase --r 2:12 --trials 10', 'reproduce D*(r) ≈ 1.1–1.4·r(r+1)/2 for the quadratic layer')
+      .example('$0 theory phase --intrinsic-dim 2:12 --trials 10', 'reproduce D*(r) ≈ 1.1–1.4·r(r+1)/2 for the quadratic layer')
       .example('$0 theory rank --dataset fashion-mnist', 'per-class ranks of real data'),
   handler: () => {},
 };

@@ -8,6 +8,7 @@ import { synchronicityText } from '../report/monitor-text.js';
 import { SWEEP_KEYS, runSweep, sweepText } from '../train/sweep.js';
 import { RECIPE_DEFAULTS, monitorRequest, train } from '../train/train.js';
 import { UsageError } from '../errors.js';
+import { printJson } from './result-json.js';
 
 interface Args {
   arch: string;
@@ -110,7 +111,7 @@ export const trainCommand: CommandModule<object, Args> = {
   describe: 'train a reference MLP, CNN or ViT with TF.js and write it with a model card; optionally monitor its hidden layers (--monitor) or sweep a grid (--sweep)',
   builder: (y) =>
     y
-      .option('arch', { alias: 'a', type: 'string', demandOption: true, describe: `architecture: ${ARCHS.join(' | ')}` })
+      .option('arch', { type: 'string', demandOption: true, describe: `architecture: ${ARCHS.join(' | ')}` })
       .option('dataset', { alias: 'd', type: 'string', default: 'fashion-mnist', describe: 'dataset with train and test splits: a registry name or a folder of train-*/t10k-* IDX files' })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'model folder to create (model.json, weights.bin, card.json, MODEL_CARD.md)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing output folder' })
@@ -140,7 +141,7 @@ export const trainCommand: CommandModule<object, Args> = {
           '--out becomes a sweep folder (cells/<cell>/ model folders, sweep.json/.csv/.html). On a CPU keep it small with --limit and --epochs',
       })
       .option('onnx', { type: 'boolean', default: false, describe: 'also export model.onnx into the folder (checked against TF.js)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the model card (with a monitor summary), or the sweep result, as JSON on stdout' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON on stdout: {command, version, result, warnings}, result {outDir, card, monitor} or {outDir, sweep}' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' })
       .example('$0 train --arch mlp --out models/my-mlp', 'a 2×256 ReLU MLP on Fashion-MNIST (about 20 s per epoch on wasm)')
       .example('$0 train --arch cnn --epochs 8 --onnx --out models/my-cnn', 'the reference CNN, with model.onnx beside model.json')
@@ -182,7 +183,7 @@ export const trainCommand: CommandModule<object, Args> = {
     if (a.sweep !== undefined) {
       const { outDir, sweep } = await runSweep({ ...common, sweep: a.sweep.map(String), onStatus: status });
       if (a.json) {
-        process.stdout.write(JSON.stringify({ outDir, sweep }, null, 2) + '\n');
+        printJson('train', { outDir, sweep });
         return;
       }
       if (!a.quiet) process.stderr.write(sweepText(sweep));
@@ -198,7 +199,7 @@ export const trainCommand: CommandModule<object, Args> = {
       onStatus: status,
     }).finally(() => bar.stop());
     if (a.json) {
-      process.stdout.write(JSON.stringify({ outDir: result.outDir, card: result.card, ...(result.monitor ? { monitor: monitorSummary(result.monitor) } : {}) }, null, 2) + '\n');
+      printJson('train', { outDir: result.outDir, card: result.card, ...(result.monitor ? { monitor: monitorSummary(result.monitor) } : {}) });
       return;
     }
     if (result.monitor && !a.quiet) process.stderr.write(synchronicityText(result.monitor));

@@ -31,12 +31,13 @@ import type { SampleMatrix } from '../stats/sample-buffer.js';
 import { RowChunker } from './chunk.js';
 import type { PhaseInset } from '../metrics/baseline/inset.js';
 import { activationOf, baselineMetrics, BASELINE_GROUPS, DEFAULT_BASELINE_DRAWS } from './baseline.js';
-import { computeLayerMetrics, failedCells, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
+import { computeLayerMetrics, failedCells, layerMetricGroups, type LayerMetricOptions, type MetricTimings } from './layer-metrics.js';
 import { resolveModelPath } from '../runtime/open.js';
 import type { Engine } from '../runtime/tfjs-onnx/engine.js';
 import { modelDisplayName, prepareData, prepareModel, type ModelOptions, type PreparedData, type PreparedModel, type SamplingOptions } from './prepare.js';
 import { valuesPerItem, type LayerInfo, type ModelRunner } from '../runtime/types.js';
 import { readClassifierHead, type ClassifierHead } from '../runtime/classifier-head.js';
+import { checkAccuracies } from './accuracy-check.js';
 
 export const DEFAULT_METRICS: MetricGroup[] = ['geometry', 'collapse', 'rank', 'probe'];
 /** Rows kept per class and layer for the sample-based metrics. */
@@ -111,6 +112,8 @@ export interface AuditOptions extends SamplingOptions {
   name?: string;
   command?: string;
   onProgress?(model: string, done: number, total: number): void;
+  /** The metrics phase, in layer × metric-group steps (the baseline is one group); `step` names the layer and group just done. */
+  onMetricsProgress?(model: string, done: number, total: number, step: string): void;
   onStage?(message: string): void;
 }
 
@@ -465,6 +468,9 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     insetCache: caches.inset,
     ladderCache: caches.ladder,
   };
+  const groupSteps = layerMetricGroups(metrics).length + (previous ? 1 : 0);
+  let stepsDone = 0;
+  const step = (what: string) => opts.onMetricsProgress?.(model.name, ++stepsDone, n * groupSteps, what);
   for (const [i, plan] of model.plans.entries()) {
     const buffer = buffers.get(plan.layer.id)!;
     const matrix = buffer.matrix();
@@ -488,7 +494,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
           },
         }
       : withPass;
-    const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup);
+    const results = await computeLayerMetrics(stats.get(plan.layer.id)!, matrix, forLayer, byGroup, (g) => step(`${plan.layer.id} ${g}`));
     const probeWarning = results.find((r) => r.name === 'probe_heldout_accuracy')?.detail?.warning;
     if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
     if (previous) {
@@ -496,6 +502,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
       results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op), results, baselineOpts).catch((e: unknown) => failedCells('baseline', baselineOpts.groups, e))));
       byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
       previous = matrix;
+      step(`${plan.layer.id} baseline`);
     }
     layers.push({
       id: plan.layer.id,
@@ -596,6 +603,7 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
     for (const m of opts.models) {
       runs.push(await auditModel(m, data, opts, metrics, warnings, names, caches));
     }
+    warnings.push(...(await checkAccuracies(runs.map((r) => r.report), data.dataset)));
     return runs;
   });
 }

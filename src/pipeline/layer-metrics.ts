@@ -42,18 +42,30 @@ export function failedCells(source: MetricSource, groups: readonly MetricGroup[]
     .map((r) => ({ name: r.key, value: NaN, definition: r.definition, failed: reason }));
 }
 
-export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatrix, opts: LayerMetricOptions, into: MetricTimings = {}): Promise<MetricResult[]> {
+/** The metric groups a layer's metrics are computed in, in order: one progress step each. */
+export function layerMetricGroups(metrics: readonly MetricGroup[]): MetricGroup[] {
+  return COMPUTE_ORDER.filter((g) => metrics.includes(g));
+}
+
+/**
+ * `onGroup` is called once per group of layerMetricGroups(opts.metrics), after that group's
+ * computes ran (or were skipped), so a progress bar can count layer × group steps.
+ */
+export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatrix, opts: LayerMetricOptions, into: MetricTimings = {}, onGroup?: (group: MetricGroup) => void): Promise<MetricResult[]> {
   const out: MetricResult[] = [];
-  const want = new Set<string>(opts.metrics);
   const input: LayerInputs = { stats, samples, opts };
-  const rows = COMPUTE_ORDER.filter((g) => want.has(g)).flatMap((g) => catalogRows().filter((r) => r.source === g && r.compute));
+  const groups = layerMetricGroups(opts.metrics);
+  const rows = groups.flatMap((g) => catalogRows().filter((r) => r.source === g && r.compute));
   const done = new Set<MetricCompute>();
+  let current: MetricGroup | undefined;
   for (const row of rows) {
+    const group = row.source as MetricGroup;
+    if (onGroup && current !== undefined && group !== current) for (const g of groups.slice(groups.indexOf(current), groups.indexOf(group))) onGroup(g);
+    current = group;
     const compute = row.compute!;
     if (done.has(compute)) continue;
     done.add(compute);
     if (compute.applies && !compute.applies(input)) continue;
-    const group = row.source as MetricGroup;
     const start = performance.now();
     try {
       for (const r of await compute.run(input)) out.push(withBasis(r, rows.find((x) => x.key === r.name), samples, stats.N));
@@ -63,5 +75,7 @@ export async function computeLayerMetrics(stats: ClassStats, samples: SampleMatr
     }
     into[group] = (into[group] ?? 0) + performance.now() - start;
   }
+  // The groups not yet reported: the last one computed, and any after it without a compute.
+  if (onGroup) for (const g of groups.slice(current === undefined ? 0 : groups.indexOf(current))) onGroup(g);
   return out;
 }

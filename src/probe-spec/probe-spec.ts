@@ -18,23 +18,24 @@ const numberList = z.union([z.number(), z.array(z.number())]).transform((v) => (
 
 const inputSchema = z
   .object({
-    scale: z.number().positive().optional(),
-    mean: numberList.optional(),
-    std: numberList.optional(),
-    layout: z.enum(['NCHW', 'NHWC']).optional(),
-    size: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
-    channels: z.union([z.literal(1), z.literal(3)]).optional(),
-    reshape: z.array(z.number().int().positive()).optional(),
+    scale: z.number().positive().optional().describe('divide raw pixel values by this (default 255 for 8-bit data)'),
+    mean: numberList.optional().describe('per-channel mean subtracted after scaling: one number or one per channel'),
+    std: numberList.optional().describe('per-channel standard deviation divided by after the mean'),
+    layout: z.enum(['NCHW', 'NHWC']).optional().describe('model input layout (default: inferred from the input shape)'),
+    size: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional().describe('resize images to [H, W]'),
+    channels: z.union([z.literal(1), z.literal(3)]).optional().describe('convert images to 1 or 3 channels'),
+    reshape: z.array(z.number().int().positive()).optional().describe('per-item input shape, e.g. [784]'),
   })
-  .strict();
+  .strict()
+  .describe("how this model's input is made from the dataset's raw pixels");
 
 const modelSchema = z
   .object({
-    name: z.string().min(1).optional(),
-    path: z.string().min(1),
+    name: z.string().min(1).optional().describe('display name (default: the file or folder name)'),
+    path: z.string().min(1).describe('model file (.onnx, TF.js model.json) or folder, relative to the spec file'),
     input: inputSchema.optional(),
-    layers: z.union([z.string(), z.array(z.string())]).optional(),
-    reduce: z.string().optional(),
+    layers: z.union([z.string(), z.array(z.string())]).optional().describe("layer ids, globs, op:Relu, kind:conv, 'default' or 'all'"),
+    reduce: z.string().optional().describe('flatten | gap | cls | mean-token | project:K | auto[:cap] for this model'),
   })
   .strict();
 
@@ -42,28 +43,40 @@ const specSchema = z
   .object({
     dataset: z
       .object({
-        name: z.string().min(1),
-        split: z.enum(['train', 'test']).optional(),
-        perClass: z.number().int().positive().optional(),
-        limit: z.number().int().positive().optional(),
-        seed: z.number().int().optional(),
-        labels: z.string().optional(),
+        name: z.string().min(1).describe('registry name (fashion-mnist, mnist[:train]) or a path relative to the spec file'),
+        split: z.enum(['train', 'test']).optional().describe('split for registry datasets and IDX folders (default test)'),
+        perClass: z.number().int().positive().optional().describe('seeded stratified sample: at most this many items per class'),
+        limit: z.number().int().positive().optional().describe('at most this many items in all (stratified)'),
+        seed: z.number().int().optional().describe('seed for sampling, projections and every random choice (default 0)'),
+        labels: z.string().optional().describe('labels file for .npy or IDX images, relative to the spec file'),
       })
       .strict(),
-    models: z.array(modelSchema).min(1),
-    metrics: z.array(z.enum(METRIC_GROUPS)).optional(),
-    reduce: z.string().optional(),
-    bufferPerClass: z.number().int().positive().optional(),
-    ci: z.number().gt(0).lt(1).optional(),
-    batchSize: z.number().int().positive().optional(),
-    baseline: z.enum(['none', 'random-layer']).optional(),
-    baselineDraws: z.number().int().positive().optional(),
-    baselineMetrics: z.array(z.enum(METRIC_GROUPS)).optional(),
-    name: z.string().optional(),
+    models: z.array(modelSchema).min(1).describe('the models audited on the same images'),
+    metrics: z.array(z.enum(METRIC_GROUPS)).optional().describe('metric groups (default geometry, collapse, rank, probe)'),
+    reduce: z.string().optional().describe('default reduction for models that set none (default auto)'),
+    bufferPerClass: z.number().int().positive().optional().describe('samples kept per class and layer for ranks, probes and bootstraps'),
+    ci: z.number().gt(0).lt(1).optional().describe('bootstrap confidence level, e.g. 0.95'),
+    batchSize: z.number().int().positive().optional().describe('images per forward pass (default 64)'),
+    baseline: z.enum(['none', 'random-layer']).optional().describe('random-layer (default) or none'),
+    baselineDraws: z.number().int().positive().optional().describe('random layers drawn per measured layer'),
+    baselineMetrics: z.array(z.enum(METRIC_GROUPS)).optional().describe('groups measured on the random layers'),
+    name: z.string().optional().describe('run name (default: the first model)'),
   })
   .strict();
 
 export type ProbeSpec = z.infer<typeof specSchema>;
+
+/** The `$id` of the probe spec's JSON Schema, beside the report's `layerprobe.report/1`. */
+export const PROBE_SPEC_SCHEMA = 'layerprobe.probe-spec/1';
+
+/**
+ * The probe spec as JSON Schema (draft 2020-12), generated from the zod schema above so that the
+ * two cannot drift: what a spec file may hold as written (a single number where a list is
+ * accepted, paths relative to the spec), before parseProbeSpec resolves it.
+ */
+export function probeSpecJsonSchema(): Record<string, unknown> {
+  return { $id: PROBE_SPEC_SCHEMA, ...(z.toJSONSchema(specSchema, { io: 'input' }) as Record<string, unknown>) };
+}
 export type ProbeSpecModel = z.infer<typeof modelSchema>;
 
 function describeIssue(issue: z.core.$ZodIssue): string {
