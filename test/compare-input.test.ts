@@ -93,6 +93,9 @@ test('compare: two models with different normalisation each get the accuracy of 
   const dir = await tempDir();
   const saved = process.env.XDG_CACHE_HOME;
   process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
+  // npm test turns the accuracy history off (runs must not depend on earlier ones); this test is about it.
+  const savedNoHistory = process.env.LAYERPROBE_NO_HISTORY;
+  delete process.env.LAYERPROBE_NO_HISTORY;
   try {
     const norm = path.join(dir, 'norm.onnx');
     writeNormalisedMlp(norm, '0.9013');
@@ -141,5 +144,6 @@ test('compare: two models with different normalisation each get the accuracy of 
   } finally {
     if (saved === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = saved;
+    if (savedNoHistory !== undefined) process.env.LAYERPROBE_NO_HISTORY = savedNoHistory;
   }
 });
