@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audit } from '../src/pipeline/audit.js';
 import { extract } from '../src/pipeline/extract.js';
@@ -102,4 +103,27 @@ test('LP verdicts on a real CNN (DeepEverest logits, 300 MNIST digits per class)
   }
   t.diagnostic(`${separable} separable, ${inseparable} inseparable pairs`);
   assert.ok(separable > 0 && inseparable > 0, `both verdicts occur (${separable}/${inseparable}), so both checks ran`);
+});
+
+test('κ reduced below the reliability floor is marked [kd?] in the summary and the HTML, with its legend; above it, plain [kd]', async () => {
+  const dir = await tempDir();
+  const run = async (bufferPerClass: number, name: string) =>
+    audit({ models: [{ path: path.join(ROOT, 'models/fmnist-mlp/model.json') }], dataset: 'fashion-mnist', perClass: 140, bufferPerClass, metrics: ['mdlsm'], baseline: 'none', out: path.join(dir, name) });
+  // 20 rows per class: the guard keeps ⌊0.05 · 40⌋ = 2 of 256 dims, below the floor max(10, 13) = 13.
+  const low = await run(20, 'low');
+  const k = low.report.models[0]!.layers[0]!.metrics.mdlsm_heldout_kappa!;
+  assert.equal((k.detail as { reliable: boolean }).reliable, false);
+  const dims = k.basis!.dims!;
+  const summary = await readFile(path.join(low.outDir, 'summary.txt'), 'utf8');
+  assert.ok(summary.includes(`[${dims}d?]`), summary);
+  assert.match(summary, /\[kd\?\] reduced below the reliability floor/);
+  const page = await readFile(path.join(low.outDir, 'report.html'), 'utf8');
+  assert.ok(page.includes(`[${dims}d?]`) && page.includes('mark unreliable'));
+  // 140 rows per class: ⌊0.05 · 280⌋ = 14 dims, above the floor of 13 for the 256-wide layers.
+  const high = await run(140, 'high');
+  const rows = high.report.models[0]!.layers.map((l) => [l.dim, (l.metrics.mdlsm_heldout_kappa!.detail as { reliable: boolean }).reliable, l.metrics.mdlsm_heldout_kappa!.basis!.dims] as const);
+  const plain = await readFile(path.join(high.outDir, 'summary.txt'), 'utf8');
+  for (const [, reliable, d] of rows) assert.ok(plain.includes(reliable ? `[${d}d]` : `[${d}d?]`), `${d} dims, reliable ${reliable}`);
+  assert.ok(rows.every(([, reliable]) => reliable), JSON.stringify(rows));
+  assert.doesNotMatch(plain, /\[kd\?\]/);
 });

@@ -59,6 +59,7 @@ function cell(row: MetricRow, l: LayerReport, column: readonly (number | undefin
   if (mk.failed !== undefined) return html`<td class="num failed" data-v="" title="failed: ${mk.failed}">failed</td>`;
   if (mk.sampled) legend.noteSampled(model, mk.sampled.n, mk.sampled.N);
   if (mk.dims !== undefined) legend.reduced = true;
+  if (mk.unreliable) legend.unreliable = true;
   if (mk.noBetter) legend.noBetter = true;
   const ci = r.ci ? ` [${fmtNumber(r.ci[0])}, ${fmtNumber(r.ci[1])}]` : '';
   const verdict = typeof r.detail?.verdictText === 'string' ? ` — ${r.detail.verdictText}` : '';

@@ -163,6 +163,7 @@ function metricCell(r: MetricRecord | undefined, key: string, m: Report['models'
   }
   if (mk.sampled) legend.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
   if (mk.dims !== undefined) legend.reduced = true;
+  if (mk.unreliable) legend.unreliable = true;
   if (mk.noBetter) legend.noBetter = true;
   const marks = markHtml(mk);
   const sd = r.detail?.sd;

@@ -22,7 +22,17 @@ export interface CellMarks {
   failed?: string;
   /** An excess (trained − random) that is not clearly better than the random layer. */
   noBetter?: boolean;
+  /** Reduced below the reliability floor (κ and LP: max(10, 5% of the width) dims): shown as [kd?]. */
+  unreliable?: boolean;
 }
+
+/** The reduced-dimension mark: [kd], or [kd?] below the reliability floor. */
+export function dimsMark(mk: CellMarks): string {
+  return mk.dims === undefined ? '' : `[${mk.dims}d${mk.unreliable ? '?' : ''}]`;
+}
+
+export const UNRELIABLE_LEGEND =
+  '[kd?] reduced below the reliability floor (max(10, 5% of the width) dims): says little about the layer; raise --buffer-per-class (report.json: detail.unreliable)';
 
 export function cellMarks(key: string, r: MetricRecord, layer: LayerReport): CellMarks {
   const out: CellMarks = {};
@@ -36,6 +46,7 @@ export function cellMarks(key: string, r: MetricRecord, layer: LayerReport): Cel
     out.sampled = { n: layer.samples.buffered, N };
   }
   if (r.detail?.noBetterThanRandom === true) out.noBetter = true;
+  if (out.dims !== undefined && r.detail?.reliable === false) out.unreliable = true;
   return out;
 }
 
@@ -53,6 +64,7 @@ export class MarkLegend {
   /** Per model: the distinct "n of N" of its sampled values. */
   readonly samples = new Map<string, Set<string>>();
   reduced = false;
+  unreliable = false;
   noBetter = false;
 
   /** The footnote number of a failed cell (1-based; one per distinct reason and cell). */
@@ -74,6 +86,7 @@ export class MarkLegend {
       out.push(`${SAMPLED_MARK} sampled: computed on the layer's sample buffer, not on all N images (${per})`);
     }
     if (this.reduced) out.push('[kd] computed on the features reduced to k dimensions, not at the layer’s full width');
+    if (this.unreliable) out.push(UNRELIABLE_LEGEND);
     if (this.noBetter) out.push(NO_BETTER_LEGEND);
     if (this.failures.length) out.push('failed: the metric could not be computed for this layer; every other number stands (reasons in the footnotes and in report.json)');
     return out;

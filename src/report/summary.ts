@@ -8,7 +8,7 @@ import { hardestPairs } from './class-pairs.js';
 export { fmtNumber };
 import { excludesValue } from '../metrics/bootstrap.js';
 import { catalogRows } from '../metrics/catalog.js';
-import { cellMarks, MarkLegend, NO_BETTER_MARK, SAMPLED_MARK, superscript as superscriptOf } from './marks.js';
+import { cellMarks, dimsMark, MarkLegend, NO_BETTER_MARK, SAMPLED_MARK, superscript as superscriptOf } from './marks.js';
 
 /** The headline columns: the catalogue rows with a short title, with their legend lines. */
 function columns(): [key: string, title: string, legend: string][] {
@@ -83,7 +83,8 @@ export function renderSummary(report: Report): string {
         if (mk.sampled) marks.noteSampled(m.name, mk.sampled.n, mk.sampled.N);
         if (mk.dims !== undefined) marks.reduced = true;
         if (mk.noBetter) marks.noBetter = true;
-        const suffix = `${mk.sampled ? SAMPLED_MARK : ''}${mk.dims !== undefined ? ` [${mk.dims}d]` : ''}${mk.noBetter ? NO_BETTER_MARK : ''}`;
+        if (mk.unreliable) marks.unreliable = true;
+        const suffix = `${mk.sampled ? SAMPLED_MARK : ''}${mk.dims !== undefined ? ` ${dimsMark(mk)}` : ''}${mk.noBetter ? NO_BETTER_MARK : ''}`;
         if (!r.ci) return fmtNumber(r.value) + suffix;
         // An interval that leaves out the value is bias-corrected; the mark points to the legend.
         const out = excludesValue(r.value, r.ci);
