@@ -17,6 +17,8 @@ import { audit } from '../src/pipeline/audit.js';
 import type { SampleMatrix } from '../src/stats/sample-buffer.js';
 import type { MetricResult } from '../src/metrics/types.js';
 import { tempDir } from './helpers/fixtures.js';
+import { loadTf } from '../src/runtime/backend.js';
+import { saveToDir } from '../src/runtime/tfjs-io.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -153,4 +155,23 @@ test('the spine (pipeline, metrics, features, stats) never imports theory/', asy
       assert.doesNotMatch(text, /from '(\.\.\/)+theory\//, `${path.relative(ROOT, file)} imports theory/`);
     }
   }
+});
+
+test("a TF.js Dense layer's own activation (tanh, elu) gives its random twins that activation; a plain ReLU layer keeps ReLU", async () => {
+  const dir = await tempDir();
+  const { tf } = await loadTf();
+  const model = tf.sequential({
+    layers: [
+      tf.layers.flatten({ name: 'flat', inputShape: [28, 28, 1] }),
+      tf.layers.dense({ name: 'h_tanh', units: 24, activation: 'tanh' }),
+      tf.layers.dense({ name: 'h_elu', units: 16, activation: 'elu' }),
+      tf.layers.dense({ name: 'h_relu', units: 12, activation: 'relu' }),
+      tf.layers.dense({ name: 'logits', units: 10 }),
+    ],
+  });
+  await model.save(saveToDir(path.join(dir, 'm')));
+  model.dispose();
+  const res = await audit({ models: [{ path: path.join(dir, 'm', 'model.json'), layers: 'h_tanh,h_elu,h_relu' }], dataset: 'fashion-mnist', perClass: 10, metrics: ['geometry'], baselineDraws: 2, engine: 'tfjs', out: path.join(dir, 'run') });
+  const acts = res.report.models[0]!.layers.map((l) => [l.id, (l.metrics.baseline_width_ratio!.detail as { activation: string }).activation]);
+  assert.deepEqual(acts, [['h_tanh', 'tanh'], ['h_elu', 'elu'], ['h_relu', 'relu']]);
 });

@@ -499,7 +499,7 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
     if (typeof probeWarning === 'string') warnings.push(`${model.name} \`${plan.layer.id}\`: linear probe: ${probeWarning}`);
     if (previous) {
       const tb = performance.now();
-      results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op), results, baselineOpts).catch((e: unknown) => failedCells('baseline', baselineOpts.groups, e))));
+      results.push(...(await baselineMetrics(previous, matrix, plan.reducer.dim, activationOf(plan.layer.op, plan.layer.activation), results, baselineOpts).catch((e: unknown) => failedCells('baseline', baselineOpts.groups, e))));
       byGroup.baseline = (byGroup.baseline ?? 0) + performance.now() - tb;
       previous = matrix;
       step(`${plan.layer.id} baseline`);

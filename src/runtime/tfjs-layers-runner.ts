@@ -112,6 +112,7 @@ export class TfjsLayersRunner extends TfjsRunner {
         info: {
           id: r.id,
           op: r.layer.getClassName(),
+          ...(typeof config.activation === 'string' && config.activation !== 'linear' ? { activation: config.activation } : {}),
           shape,
           ...kindAndLayout(shape, l4),
           index,

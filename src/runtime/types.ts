@@ -19,6 +19,8 @@ export interface LayerInfo {
   defaultSelected: boolean;
   /** True for the model's final output (logits / probabilities). */
   isOutput: boolean;
+  /** The layer's own activation where the op does not name it (a TF.js Dense or Conv2D `activation`, e.g. 'tanh'); absent for linear. */
+  activation?: string;
   /** Longest-path depth from the input in weighted layers (parallel branches share it); absent where unknown. */
   depth?: number;
 }
