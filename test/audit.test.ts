@@ -433,6 +433,7 @@ test('a probe spec as audit options, and flags laid over it (flags win; --datase
       '  - { path: sub/b.json, reduce: gap }',
       'metrics: [geometry, rank]',
       'ci: 0.9',
+      'probePerClass: 50',
       'batchSize: 16',
     ].join('\n'),
   );
@@ -443,7 +444,7 @@ test('a probe spec as audit options, and flags laid over it (flags win; --datase
   ]);
   assert.equal(spec.dataset, 'fashion-mnist');
   assert.deepEqual(spec.datasetOptions, { split: 'test', labels: path.join(dir, 'lab.idx') });
-  assert.deepEqual([spec.perClass, spec.seed, spec.ci, spec.batchSize, spec.name], [7, 3, 0.9, 16, 's']);
+  assert.deepEqual([spec.perClass, spec.seed, spec.ci, spec.batchSize, spec.name, spec.probePerClass], [7, 3, 0.9, 16, 's', 50]);
   assert.deepEqual(spec.metrics, ['geometry', 'rank']);
 
   const base = { spec: file, force: false, json: false, quiet: true } as const;

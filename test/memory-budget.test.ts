@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { RuntimeFailure, UsageError } from '../src/errors.js';
@@ -164,6 +165,12 @@ test('CLI: --max-memory lowers the batch (said on stderr), --engine tfjs is reco
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /fmnist-mlp: batch of \d+ instead of 64 images: about .* per image \(--max-memory 100 KiB\)/);
   assert.match(r.stdout, /fmnist-mlp {2}\(tfjs-layers, tfjs \w+\)/);
+  // The batch that ran and the reduction rule are in the report and the summary, not only on stderr.
+  const said = Number(/batch of (\d+) instead of 64/.exec(r.stderr)![1]);
+  const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { models: { batchSize?: number; reductionRule?: string }[] };
+  assert.equal(report.models[0]!.batchSize, said);
+  assert.match(report.models[0]!.reductionRule ?? '', /^auto: /);
+  assert.match(r.stdout, new RegExp(`reductions: auto: .*; batch ${said} \\(memory budget, --max-memory\\)`));
   const bad = cli(['audit', '-m', path.join(ROOT, 'models/fmnist-mlp/model.json'), '-d', 'fashion-mnist', '--limit', '100', '--max-memory', 'lots', '-o', out, '--force']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--max-memory expects a size such as 2G/);

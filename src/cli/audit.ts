@@ -95,7 +95,7 @@ export async function auditOptionsFrom(a: AuditArgs, commandName = 'audit'): Pro
     ...(metrics ? { metrics } : {}),
     ...(spec?.reduce ? { reduce: spec.reduce } : {}),
     ...(bufferPerClass !== undefined ? { bufferPerClass } : {}),
-    ...(a['probe-per-class'] !== undefined ? { probePerClass: a['probe-per-class'] } : {}),
+    ...((a['probe-per-class'] ?? spec?.probePerClass) !== undefined ? { probePerClass: (a['probe-per-class'] ?? spec?.probePerClass)! } : {}),
     ...(ci !== undefined ? { ci } : {}),
     ...(baseline ? { baseline } : {}),
     ...(baselineDraws !== undefined ? { baselineDraws } : {}),

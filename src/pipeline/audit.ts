@@ -319,6 +319,8 @@ export interface ModelPasses {
   /** The model's output confusion counts (row: true class, column: predicted); null when not recorded. */
   confusion: number[][] | null;
   timings: CaptureTimings;
+  /** The largest batch of the first pass (one process; absent for merged shards). */
+  batchSize?: number;
 }
 
 /** The model's output and whether it is a classifier over the dataset's K classes (accuracy, NC4). */
@@ -403,7 +405,7 @@ export async function firstPass(model: PreparedModel, data: PreparedData, opts: 
   const tFlush = performance.now();
   for (const c of chunkers.values()) await c.finish();
   timings.sinkMs += performance.now() - tFlush;
-  return { stats, buffers, inputBuffer, probes: probes ? new Map([...probes].map(([id, p]) => [id, p.buffer])) : null, correct, seen, confusion, timings };
+  return { stats, buffers, inputBuffer, probes: probes ? new Map([...probes].map(([id, p]) => [id, p.buffer])) : null, correct, seen, confusion, timings, batchSize: timings.batchSize };
 }
 
 async function auditModel(spec: AuditModel, data: PreparedData, opts: AuditOptions, metrics: MetricGroup[], warnings: string[], names: Set<string>, caches: BaselineCaches): Promise<ModelRun> {
@@ -534,6 +536,8 @@ export async function finishModel(model: PreparedModel, data: PreparedData, opts
       format: manifest.format,
       backend: manifest.backend,
       preprocess: { ...model.preprocess },
+      reductionRule: model.reductionRule,
+      ...(passes.batchSize !== undefined && passes.batchSize > 0 && passes.batchSize < (opts.batchSize ?? 64) && passes.batchSize < data.indices.length ? { batchSize: passes.batchSize } : {}),
       ...(accuracy ? { accuracy: toRecord(accuracy) } : {}),
       layers,
       trend: modelTrend({ layers, ...(accuracy ? { accuracy: toRecord(accuracy) } : {}) }),
@@ -635,6 +639,7 @@ export async function writeAuditRun(opts: AuditOptions, data: PreparedData, metr
       options: {
         metrics,
         bufferPerClass: opts.bufferPerClass ?? DEFAULT_BUFFER_PER_CLASS,
+        ...(metrics.includes('probe') ? { probePerClass: opts.probePerClass ?? DEFAULT_PROBE_PER_CLASS } : {}),
         ...(opts.similarity ? { similarity: opts.similarity } : {}),
         ...(baselineOn(opts) ? { baseline: 'random-layer', baselineDraws: opts.baselineDraws ?? DEFAULT_BASELINE_DRAWS, baselineMetrics: (opts.baselineMetrics ?? metrics).filter((g) => BASELINE_GROUPS.includes(g)) } : {}),
         ...(opts.ci !== undefined ? { ci: opts.ci } : {}),

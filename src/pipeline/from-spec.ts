@@ -24,6 +24,7 @@ export function auditOptionsFromSpec(spec: ProbeSpec): AuditOptions {
     ...(spec.metrics ? { metrics: spec.metrics } : {}),
     ...(spec.reduce ? { reduce: spec.reduce } : {}),
     ...(spec.bufferPerClass !== undefined ? { bufferPerClass: spec.bufferPerClass } : {}),
+    ...(spec.probePerClass !== undefined ? { probePerClass: spec.probePerClass } : {}),
     ...(spec.ci !== undefined ? { ci: spec.ci } : {}),
     ...(spec.baseline ? { baseline: spec.baseline } : {}),
     ...(spec.baselineDraws !== undefined ? { baselineDraws: spec.baselineDraws } : {}),

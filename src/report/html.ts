@@ -214,6 +214,8 @@ function summary(report: Report): SafeHtml {
       ['accuracy', m.accuracy ? html`${pct(m.accuracy.value)}${typeof m.accuracy.detail?.n === 'number' ? ` of ${m.accuracy.detail.n}` : ''}` : 'n/a (the output is not one score per class)'],
       ['preprocessing', Object.keys(m.preprocess).length ? html`<span class="mono">${Object.entries(m.preprocess).map(([k, v]) => `${k}=${jsonText(v)}`).join(', ')}</span>` : 'none'],
       ['layers', m.layers.map((l, i) => html`${i ? ', ' : ''}<span class="mono">${l.id}</span>`)],
+      ...(m.reductionRule ? [['reductions', m.reductionRule] as [string, string]] : []),
+      ...(m.batchSize ? [['batch', `${m.batchSize} images (lowered by the memory budget, --max-memory)`] as [string, string]] : []),
     ])}</div>`,
   )}</div>`;
   const counts = html`<table><thead><tr><th>class</th><th class="num">items</th></tr></thead><tbody>${ds.classes.map(

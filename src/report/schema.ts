@@ -48,6 +48,10 @@ export const modelReportSchema = z.object({
   format: z.string(),
   backend: z.string(),
   preprocess: z.record(z.string(), z.unknown()),
+  /** The model's reduction rule in one line (src/features/reduce.ts), e.g. 'auto: conv maps gap (…), vectors whole'. */
+  reductionRule: z.string().optional(),
+  /** The largest batch that ran, where the memory budget kept it below the requested --batch-size. */
+  batchSize: z.number().int().positive().optional(),
   accuracy: metricSchema.optional(),
   layers: z.array(layerReportSchema),
   /** How the geometry moves with depth; see src/pipeline/trends.ts for the definitions. */

@@ -70,6 +70,7 @@ export function renderSummary(report: Report): string {
     const acc = m.accuracy?.value;
     parts.push('');
     parts.push(`${m.name}  (${m.format}, ${m.backend})${acc !== undefined && acc !== null ? `  accuracy ${(acc * 100).toFixed(2)}%` : ''}`);
+    if (m.reductionRule) parts.push(`  reductions: ${m.reductionRule}${m.batchSize ? `; batch ${m.batchSize} (memory budget, --max-memory)` : ''}`);
     const rows = m.layers.map((l) => [
       l.depth.toFixed(2),
       l.id,
