@@ -585,9 +585,11 @@ test('mdlsm: symmetric matrix, mean and worst pair, one-vs-rest agreeing with th
     ['mdlsm_inseparable', 1 - r.mean!],
     ['mdlsm_heldout_inseparable', 1 - r.heldOut!.mean!],
     ['mdlsm_null_kappa', r.null!.mean],
+    ['mdlsm_null_inseparable', 1 - r.null!.mean!],
   ]);
+  assert.equal(metrics.at(-1)!.detail!.sd, r.null!.sd, 'the null band of 1 − κ has the spread of κ null');
   assert.deepEqual(metrics[0]!.detail!.matrix, r.pairs);
-  assert.deepEqual(mdlsmMetrics(other).map((m) => m.name), ['mdlsm_kappa', 'mdlsm_inseparable', 'mdlsm_null_kappa']);
+  assert.deepEqual(mdlsmMetrics(other).map((m) => m.name), ['mdlsm_kappa', 'mdlsm_inseparable', 'mdlsm_null_kappa', 'mdlsm_null_inseparable']);
 });
 
 test('controls: stratified split and permutations keep class sizes; empty classes give nulls', async () => {

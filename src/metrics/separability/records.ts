@@ -114,6 +114,14 @@ export function mdlsmMetrics(r: MdlsmResult, population?: number): MetricResult[
       definition: `${r.definition}; baseline: the same procedure on permuted labels`,
       detail: { sd: r.null.sd, permutations: r.null.permutations, values: r.null.values, ...common },
     });
+    // The same null as an inseparable fraction, so the 1 − κ chart (log scale) shows chance level beside the layer.
+    out.push({
+      name: 'mdlsm_null_inseparable',
+      basis,
+      value: 1 - r.null.mean,
+      definition: `1 − ${r.definition}; baseline: the same procedure on permuted labels`,
+      detail: { sd: r.null.sd, permutations: r.null.permutations, values: r.null.values.map((v) => (v === null ? null : 1 - v)), ...common },
+    });
   }
   return out;
 }
