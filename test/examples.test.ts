@@ -51,7 +51,7 @@ const EXPENSIVE: [string, string][] = [
   ['audit fmnist-zoo', 'three models over all 10,000 test images'],
   ['audit -m fmnist-mlp -d fashion-mnist --fail-under probe_heldout_accuracy=0.8', 'all 10,000 test images'],
   ['audit -m fmnist-mlp -d fashion-mnist --metrics geometry,mdlsm,separable', 'all 10,000 test images, separability LPs'],
-  ['audit -m fmnist-mlp -d fashion-mnist --baseline random-layer', 'all 10,000 test images'],
+  ['audit -m fmnist-mlp -d fashion-mnist --baseline random-layer --baseline-draws 10', 'all 10,000 test images, ten random layers per layer'],
   ['audit -m fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'a 2,000-image CNN audit'],
   ['compare fmnist-zoo', 'three models over all 10,000 test images'],
   ['compare --models fmnist-mlp.onnx,fmnist-cnn.onnx -d fashion-mnist --per-class 200', 'two models on 2,000 images'],
