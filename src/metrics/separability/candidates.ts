@@ -26,7 +26,8 @@
 import { crossGram, gram, matmul } from '../../linalg/ort-ops.js';
 import { Rng } from '../../util/rng.js';
 import { pairCounts } from './auc.js';
-import { cholesky, cholSolve, dot64, transposeSquare } from './small.js';
+import { cholesky, cholSolve, transposeSquare } from './small.js';
+import { dot } from '../../linalg/kernels.js';
 
 export interface EngineParams {
   /** LDA ridge λ relative to the mean eigenvalue of the pooled within-class covariance: λ = ridge·tr(S_W)/r. */
@@ -138,7 +139,7 @@ async function rowsTimesDirections(Z: Float64Array, Wt: Float64Array, n: number,
   const S = new Float64Array(n * C);
   for (let row = 0; row < n; row++) {
     const zo = row * r;
-    for (let c = 0; c < C; c++) S[row * C + c] = dot64(Z, Wt, r, zo, c * r);
+    for (let c = 0; c < C; c++) S[row * C + c] = dot(Z, Wt, r, zo, c * r);
   }
   return S;
 }
@@ -327,7 +328,7 @@ function setupProblem(pr: Problem, groups: Group[], mom: { mean: Float64Array; s
 }
 
 function norm(v: Float64Array, o = 0, r = v.length): number {
-  return Math.sqrt(dot64(v, v, r, o, o));
+  return Math.sqrt(dot(v, v, r, o, o));
 }
 
 function sigmoid(x: number): number {
@@ -369,7 +370,7 @@ async function logisticAll(groups: Group[], r: number, lay: Layout, setups: (Set
       const s = S[p];
       const st = setups[p];
       if (!s || !st) continue;
-      const shift = yb[p]! - dot64(Y[p]!, st.mu, r);
+      const shift = yb[p]! - dot(Y[p]!, st.mu, r);
       const g = new Float64Array(st.N);
       let sum = 0;
       for (let i = 0; i < st.N; i++) {
@@ -391,7 +392,7 @@ async function logisticAll(groups: Group[], r: number, lay: Layout, setups: (Set
       const alpha = st.lambda / 4;
       for (let j = 0; j < r; j++) grad[j] = grad[j]! - gsum[p]! * st.mu[j]! + alpha * y[j]!;
       const v = cholSolve(st.L, r, grad, st.Lt);
-      const k = (st.c * dot64(st.lda, grad, r)) / (1 + st.c * dot64(st.delta, st.lda, r));
+      const k = (st.c * dot(st.lda, grad, r)) / (1 + st.c * dot(st.delta, st.lda, r));
       const w = W[p]!;
       Wprev[p]!.set(w);
       biasPrev[p] = bias[p]!;
@@ -603,7 +604,7 @@ async function refineAll(
       const g = G[p];
       const w = W[p];
       if (!g || !w || !active[p]) continue;
-      const gw = dot64(g, w, r);
+      const gw = dot(g, w, r);
       for (let j = 0; j < r; j++) g[j] = g[j]! - gw * w[j]!;
       const gn = norm(g);
       if (!(gn > 0)) {

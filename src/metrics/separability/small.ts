@@ -126,15 +126,3 @@ export function orthonormalRows(Q: Float64Array, c: number, dim: number, rtol = 
   }
   return kept;
 }
-
-export function dot64(a: Float64Array, b: Float64Array, n: number, ao = 0, bo = 0): number {
-  let s0 = 0;
-  let s1 = 0;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    s0 += a[ao + i]! * b[bo + i]!;
-    s1 += a[ao + i + 1]! * b[bo + i + 1]!;
-  }
-  if (i < n) s0 += a[ao + i]! * b[bo + i]!;
-  return s0 + s1;
-}
