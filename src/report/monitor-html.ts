@@ -188,7 +188,8 @@ export async function renderMonitorHtml(r: MonitorResult, title: string): Promis
     if (spec) charts.push(await figure(c.title, c.note, spec, `${c.key}-`));
   }
   const s = r.synchronicity;
-  const syncRows = s.layers.map((l) => [
+  // One row of correlations per layer, in the layer table and in the per-metric table.
+  const corrCells = (l: (typeof s.layers)[number]) => [
     html`<code>${l.layer}</code>`,
     numCell(l.levels.pearson, num(l.levels.pearson, 3)),
     numCell(l.levels.spearman, num(l.levels.spearman, 3)),
@@ -196,19 +197,10 @@ export async function renderMonitorHtml(r: MonitorResult, title: string): Promis
     numCell(l.changes.spearman, num(l.changes.spearman, 3)),
     numCell(l.duringTraining.levels.pearson, num(l.duringTraining.levels.pearson, 3)),
     numCell(l.duringTraining.changes.pearson, num(l.duringTraining.changes.pearson, 3)),
-    l.layer === s.best ? 'best' : '',
-  ]);
+  ];
+  const syncRows = s.layers.map((l) => [...corrCells(l), l.layer === s.best ? 'best' : '']);
   const metricRows = (Object.keys(s.byMetric) as (keyof typeof s.byMetric)[]).flatMap((m) =>
-    s.byMetric[m].map((l) => [
-      m,
-      html`<code>${l.layer}</code>`,
-      numCell(l.levels.pearson, num(l.levels.pearson, 3)),
-      numCell(l.levels.spearman, num(l.levels.spearman, 3)),
-      numCell(l.changes.pearson, num(l.changes.pearson, 3)),
-      numCell(l.changes.spearman, num(l.changes.spearman, 3)),
-      numCell(l.duringTraining.levels.pearson, num(l.duringTraining.levels.pearson, 3)),
-      numCell(l.duringTraining.changes.pearson, num(l.duringTraining.changes.pearson, 3)),
-    ]),
+    s.byMetric[m].map((l) => [m, ...corrCells(l)]),
   );
   const seriesRows = r.checkpoints.flatMap((cp) =>
     cp.layers.map((l) => [
