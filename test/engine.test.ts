@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../src/runtime/tf-types.js';
 import { openDataset } from '../src/data/open.js';
 import { preprocess } from '../src/data/preprocess.js';
 import { selectIndices } from '../src/data/sampling.js';

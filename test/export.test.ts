@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import onnxProto from 'onnx-proto';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../src/runtime/tf-types.js';
 import { openDataset } from '../src/data/open.js';
 import { preprocess } from '../src/data/preprocess.js';
 import { selectIndices } from '../src/data/sampling.js';

@@ -17,6 +17,7 @@ import ts from 'typescript';
 import { ROOT } from './helpers/fixtures.js';
 
 const SRC = path.join(ROOT, 'src');
+const VENDOR = path.join(ROOT, 'vendor');
 
 /** The spine, top to bottom: a folder may import only folders after it. */
 const SPINE = ['cli', 'api', 'pipeline', 'report', 'probe-spec', 'metrics', 'stats', 'features', 'runtime', 'data'];
@@ -81,6 +82,8 @@ function scan(): Scan {
     const literals = new Map<string, string>();
     const addEdge = (spec: string): void => {
       if (!spec.startsWith('.')) return;
+      // vendor/ holds third-party code bundled at build time (scripts/bundle-tfjs.ts): a package, not a layer.
+      if (path.resolve(path.dirname(file), spec).startsWith(VENDOR + path.sep)) return;
       const target = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
       edges.push({ from, to: rel(target) });
     };

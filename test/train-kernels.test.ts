@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../src/runtime/tf-types.js';
 import { loadTf, type Tf } from '../src/runtime/backend.js';
 import { registerTrainingKernels } from '../src/train/wasm-kernels.js';
 import { randn } from './helpers/random.js';

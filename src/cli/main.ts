@@ -56,8 +56,8 @@ async function printVersion(verbose: boolean): Promise<void> {
     `layerprobe ${v.layerprobe}`,
     `node ${v.node}`,
     `onnxruntime-node ${v['onnxruntime-node']} (cpu)`,
-    `@tensorflow/tfjs ${v['@tensorflow/tfjs']} — backend in use: ${tf.backend}`,
-    `@tensorflow/tfjs-node ${v['@tensorflow/tfjs-node'] ?? 'not installed (optional; wasm backend used instead)'}`,
+    `@tensorflow/tfjs-core ${v['@tensorflow/tfjs-core']} — backend in use: ${tf.backend}`,
+    `@tensorflow/tfjs-node ${v['@tensorflow/tfjs-node'] ?? 'not installed (optional: npm i @tensorflow/tfjs-node; wasm backend used instead)'}`,
     `sharp ${v.sharp}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -1,12 +1,15 @@
 /**
- * TensorFlow.js loading and backend choice. `@tensorflow/tfjs-node` is optional (its install
- * downloads libtensorflow, impossible offline); without it we run `@tensorflow/tfjs` on the wasm
- * backend, which is several times faster than the pure-JS cpu backend. The chosen backend is
- * recorded in every manifest, so numbers can be traced to the kernels that made them.
+ * TensorFlow.js loading and backend choice. `@tensorflow/tfjs-node` is an optional peer dependency
+ * (its install downloads libtensorflow, impossible offline; a user adds it); without it we run
+ * TF.js as assembled in tf-parts.ts on the wasm backend, several times faster than the pure-JS
+ * cpu one.
+ * The chosen backend is recorded in every manifest, so numbers can be traced to the kernels that
+ * made them.
  */
-import type * as TfNamespace from '@tensorflow/tfjs';
+import type { Tf } from './tf-types.js';
+import { tf as tfParts } from './tf-parts.js';
 
-export type Tf = typeof TfNamespace;
+export type { Tf };
 export type BackendPreference = 'auto' | 'node' | 'wasm' | 'cpu';
 
 export interface TfHandle {
@@ -41,16 +44,16 @@ async function load(pref: BackendPreference): Promise<TfHandle> {
     if (tfn) {
       await tfn.setBackend('tensorflow');
       await tfn.ready();
-      return { tf: tfn, backend: 'tensorflow (tfjs-node)', version: tfn.version.tfjs };
+      return { tf: tfn, backend: 'tensorflow (tfjs-node)', version: tfn.version_core };
     }
-    if (pref === 'node') throw new Error('@tensorflow/tfjs-node is not installed (it is optional); use --backend wasm');
+    if (pref === 'node') throw new Error('@tensorflow/tfjs-node is not installed (it is optional: npm i @tensorflow/tfjs-node); use LAYERPROBE_BACKEND=wasm');
   }
-  const tf = (await import('@tensorflow/tfjs')) as Tf;
+  const tf = tfParts;
   if (pref !== 'cpu') {
     await import('@tensorflow/tfjs-backend-wasm');
     if (await tf.setBackend('wasm')) {
       await tf.ready();
-      return { tf, backend: 'wasm', version: tf.version.tfjs };
+      return { tf, backend: 'wasm', version: tf.version_core };
     }
   }
   await tf.setBackend('cpu');
@@ -59,7 +62,7 @@ async function load(pref: BackendPreference): Promise<TfHandle> {
   // backend in use is already named in --version --verbose and every manifest. PROD only mutes
   // TF.js's console warnings.
   tf.env().set('PROD', true);
-  return { tf, backend: 'cpu', version: tf.version.tfjs };
+  return { tf, backend: 'cpu', version: tf.version_core };
 }
 
 /** Load TF.js once per process; later calls return the same handle. */

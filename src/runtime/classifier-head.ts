@@ -9,7 +9,7 @@ import { RuntimeFailure, errorMessage } from '../errors.js';
 import { HEAD_PASS_OPS, decodeModel, toNum, type ModelProto } from './onnx-graph.js';
 import { VALUE_PRESERVING } from './tfjs-default-layers.js';
 import { outputLayer } from './select.js';
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel } from './tf-types.js';
 import type { ClassifierHead, LayerInfo, ModelRunner } from './types.js';
 
 export type { ClassifierHead };

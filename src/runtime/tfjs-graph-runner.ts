@@ -2,7 +2,7 @@
  * TF.js graph models (converted GraphDefs) behind ModelRunner: intermediate tensors are reached by
  * naming nodes in `execute`, so every requested layer comes out of one forward pass.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from './tf-types.js';
 import { RuntimeFailure, errorMessage } from '../errors.js';
 import type { Tf } from './backend.js';
 import {

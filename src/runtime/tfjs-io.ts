@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from './tf-types.js';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { checkLayersTopology } from './tfjs-topology.js';
 import { mkdirSteps } from '../util/mkdir-steps.js';

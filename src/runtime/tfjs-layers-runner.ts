@@ -4,7 +4,7 @@
  * forward pass. Importing this module registers layerprobe's custom layers (the ViT pieces) so
  * that models naming them load.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from './tf-types.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Tf } from './backend.js';
 import {

@@ -4,7 +4,7 @@
  * to float32, disposal; and the small helpers both use.
  */
 import path from 'node:path';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from './tf-types.js';
 import { RuntimeFailure, UsageError, errorMessage } from '../errors.js';
 import { layerNotFound } from './select.js';
 import type { Tf } from './backend.js';

@@ -4,7 +4,7 @@
  * ModelRunner.
  */
 import { createHash } from 'node:crypto';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from './tf-types.js';
 import { RuntimeFailure } from '../errors.js';
 import { loadTf } from './backend.js';
 import { loadModelFiles } from './tfjs-io.js';

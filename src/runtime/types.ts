@@ -1,5 +1,5 @@
 /** One model, one interface: what the rest of layerprobe sees of ONNX and TF.js models alike. */
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel } from './tf-types.js';
 
 /** Memory layout of a layer's per-sample tensor, so reductions know where channels/tokens are. */
 export type LayerLayout = 'NC' | 'NCHW' | 'NHWC' | 'NTD' | 'other';

@@ -3,7 +3,7 @@
  * initialisers. Layer names are fixed (not TF.js's global counters) so that layer ids are the
  * same in every model.json, in the exported ONNX graph, and across runs of one process.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../runtime/tf-types.js';
 import { UsageError } from '../errors.js';
 import type { Tf } from '../runtime/backend.js';
 import { registerVitLayers } from '../runtime/tfjs-layers/vit-layers.js';

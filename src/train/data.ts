@@ -4,7 +4,7 @@
  * in the file's range; the model card's preprocess (x/scale, NHWC) is applied per batch.
  */
 import { readdir, stat } from 'node:fs/promises';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../runtime/tf-types.js';
 import { openDataset } from '../data/open.js';
 import { registryNames } from '../data/registry.js';
 import type { Dataset, DatasetSourceInfo } from '../data/types.js';

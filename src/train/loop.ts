@@ -4,7 +4,7 @@
  * Math.random, which no seed reaches; with seeded initialisers, our Rng and a deterministic
  * backend, one seed gives one result.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../runtime/tf-types.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Tf } from '../runtime/backend.js';
 import { Rng } from '../util/rng.js';

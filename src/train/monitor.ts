@@ -16,7 +16,7 @@
  * on the probe subset (same weights, same rows, same moment), both as levels and as changes
  * between consecutive checkpoints: Pearson, and Spearman with average ranks for ties.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../runtime/tf-types.js';
 import { RuntimeFailure } from '../errors.js';
 import { compressionFromSamples, discriminationFromSamples } from '../metrics/geometry.js';
 import { linearProbe } from '../metrics/probe.js';

@@ -21,7 +21,7 @@
  * dilated dy with W flipped in space and transposed to [kh,kw,co,ci], padded by kh−1−pt on top.
  * (wasm's own Conv2DBackpropInput is a scalar loop, ≈10× slower than this.)
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../runtime/tf-types.js';
 import type { Tf } from '../runtime/backend.js';
 
 type TensorInfo = tfTypes.TensorInfo;

@@ -36,7 +36,7 @@ export function toolVersions(): Record<string, string | null> {
     layerprobe: layerprobeVersion(),
     node: process.versions.node,
     'onnxruntime-node': packageVersion('onnxruntime-node'),
-    '@tensorflow/tfjs': packageVersion('@tensorflow/tfjs'),
+    '@tensorflow/tfjs-core': packageVersion('@tensorflow/tfjs-core'),
     '@tensorflow/tfjs-backend-wasm': packageVersion('@tensorflow/tfjs-backend-wasm'),
     '@tensorflow/tfjs-node': packageVersion('@tensorflow/tfjs-node'),
     sharp: packageVersion('sharp'),

@@ -6,11 +6,11 @@
  * BN does real work: speed, memory and conversion agreement do not depend on training.
  * `stages` keeps only the first stages of the (t, c, n, s) table, for small test models.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../../src/runtime/tf-types.js';
+import type { Tf } from '../../src/runtime/backend.js';
 import { saveToDir } from '../../src/runtime/tfjs-io.js';
 import { Rng } from '../../src/util/rng.js';
 
-type Tf = typeof tfTypes;
 
 export interface MobileNetOptions {
   size: number;

@@ -10,7 +10,7 @@
  *   out = x1 + W2·gelu(W1·LN2(x1))
  * One layer per block keeps the block output a single, default-selected layer id.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../tf-types.js';
 import type { Tf } from '../backend.js';
 
 type Tensor = tfTypes.Tensor;

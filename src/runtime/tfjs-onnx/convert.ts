@@ -8,7 +8,7 @@
  * (runtime/tfjs-onnx/engine.ts); `compareRunners` is the agreement check both use.
  */
 import onnxProto from 'onnx-proto';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../tf-types.js';
 import { RuntimeFailure } from '../../errors.js';
 import { OnnxGraphBuilder } from '../onnx-build.js';
 import type { ModelRunner } from '../types.js';

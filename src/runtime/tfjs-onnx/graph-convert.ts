@@ -9,7 +9,7 @@
  * the graph runner measured instead. Anything else is refused naming the node and its op, and the
  * engine runs the model on TF.js.
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../tf-types.js';
 import { RuntimeFailure } from '../../errors.js';
 import { OnnxGraphBuilder, type AttrValue } from '../onnx-build.js';
 import type { LayerInfo } from '../types.js';

@@ -4,7 +4,7 @@
  * (activation after conv/dense, so the ONNX runner's default selection — activations and pools —
  * lands on the same ids as the TF.js runner's).
  */
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../tf-types.js';
 import { RuntimeFailure } from '../../errors.js';
 import { activate } from './activations.js';
 import type { ExportContext, Value } from './onnx-context.js';

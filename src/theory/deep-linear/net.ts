@@ -31,7 +31,7 @@ import { RuntimeFailure, UsageError } from '../../errors.js';
 import { transpose } from '../../linalg/dense.js';
 import { dot } from '../../linalg/kernels.js';
 import { Rng } from '../../util/rng.js';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as tfTypes from '../../runtime/tf-types.js';
 import { loadTf } from '../../runtime/backend.js';
 import { gaussianMatrix, orthonormalColumns } from '../../metrics/baseline/subspaces.js';
 import { deriveSeed } from '../../util/seed.js';
