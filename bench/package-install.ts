@@ -24,6 +24,8 @@ interface LockEntry {
   version?: string;
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   [k: string]: unknown;
 }
 
@@ -96,6 +98,8 @@ export function projectLock(tarball: string): { pkg: unknown; lock: unknown } {
       license: pkg.license,
       dependencies: pkg.dependencies,
       optionalDependencies: pkg.optionalDependencies,
+      peerDependencies: pkg.peerDependencies,
+      peerDependenciesMeta: pkg.peerDependenciesMeta,
       bin: pkg.bin,
       engines: pkg.engines,
     },
@@ -128,15 +132,18 @@ export interface OfflineInstall {
   stderr: string;
 }
 
-/** Pack, then install offline into a new temporary folder. Throws with npm's output on failure. */
-export function packAndInstallOffline(): OfflineInstall {
+/**
+ * Pack, then install offline into a new temporary folder. Throws with npm's output on failure.
+ * ignoreScripts: install as an npm that holds back dependencies' install scripts would.
+ */
+export function packAndInstallOffline(o: { ignoreScripts?: boolean } = {}): OfflineInstall {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lp-install-'));
   const tarball = pack(dir);
   const { pkg, lock } = projectLock(tarball);
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
   writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify(lock, null, 2));
   const t0 = performance.now();
-  const r = spawnSync('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--cache', npmCacheDir()], { cwd: dir, encoding: 'utf8', env: offlineEnv(), maxBuffer: 1 << 26 });
+  const r = spawnSync('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--cache', npmCacheDir(), ...(o.ignoreScripts ? ['--ignore-scripts'] : [])], { cwd: dir, encoding: 'utf8', env: offlineEnv(), maxBuffer: 1 << 26 });
   const installMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`offline install failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   return { dir, tarball, tarballBytes: statSync(tarball).size, installMs, nodeModulesBytes: folderBytes(path.join(dir, 'node_modules')), stderr: r.stderr };

@@ -8,6 +8,12 @@
 // It does nothing when the user chose an onnxruntime-node install mode, on other platforms, or
 // when the files exist. To get the real CUDA libraries later:
 //   ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node
+//
+// It also removes the native binaries onnxruntime-node ships for the *other* platforms (its one
+// package carries darwin, linux and win32 builds for x64 and arm64: ~255 of its ~300 MB), keeping
+// those of the platform installing it — the way sharp installs only its own platform's libvips.
+// The platform's own folder must be there, or nothing is removed. Keep them all with
+// LAYERPROBE_ONNXRUNTIME_ALL_PLATFORMS=1 (e.g. a node_modules copied to another OS).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -28,8 +34,9 @@ function findOrt(from) {
   }
 }
 
+const ort = findOrt(path.join(__dirname, '..'));
+
 if (process.platform === 'linux' && process.arch === 'x64' && !chosen()) {
-  const ort = findOrt(path.join(__dirname, '..'));
   const bin = ort && path.join(ort, 'bin', 'napi-v6', 'linux', 'x64');
   if (bin && fs.existsSync(bin)) {
     const missing = CUDA_FILES.filter((f) => !fs.existsSync(path.join(bin, f)));
@@ -39,5 +46,39 @@ if (process.platform === 'linux' && process.arch === 'x64' && !chosen()) {
     } catch {
       // A read-only tree: let onnxruntime-node decide.
     }
+  }
+}
+
+/** onnxruntime-node's bin/napi-vN/PLATFORM/ARCH folders other than this process's. */
+function otherPlatforms(root) {
+  const out = [];
+  const bin = path.join(root, 'bin');
+  if (!fs.existsSync(bin)) return out;
+  for (const napi of fs.readdirSync(bin).filter((d) => /^napi-v\d+$/.test(d))) {
+    const own = path.join(bin, napi, process.platform, process.arch);
+    if (!fs.existsSync(own)) continue; // never leave onnxruntime without this platform's binary
+    for (const platform of fs.readdirSync(path.join(bin, napi))) {
+      const pdir = path.join(bin, napi, platform);
+      if (!fs.statSync(pdir).isDirectory()) continue;
+      for (const arch of fs.readdirSync(pdir)) {
+        if (platform === process.platform && arch === process.arch) continue;
+        out.push(path.join(pdir, arch));
+      }
+    }
+  }
+  return out;
+}
+
+if (ort && process.env.LAYERPROBE_ONNXRUNTIME_ALL_PLATFORMS !== '1') {
+  let freed = 0;
+  const size = (p) => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).reduce((s, f) => s + size(path.join(p, f)), 0) : fs.statSync(p).size);
+  try {
+    for (const dir of otherPlatforms(ort)) {
+      freed += size(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    if (freed > 0) process.stderr.write(`layerprobe: removed onnxruntime-node's binaries for other platforms (${Math.round(freed / 1e6)} MB); keep them with LAYERPROBE_ONNXRUNTIME_ALL_PLATFORMS=1\n`);
+  } catch {
+    // A read-only or shared tree: leave it as it is.
   }
 }

@@ -4,7 +4,9 @@
  * bench/package-install.ts), then the installed CLI and API, run from that folder.
  *
  * Checks that the install needs no download (onnxruntime-node's CUDA fetch is kept away by the
- * package's preinstall), that the bin runs the compiled dist/ without tsx, that shipped names
+ * package's preinstall), that onnxruntime-node keeps only this platform's binaries and still runs
+ * (a small audit: the TF.js model converted to ONNX, checked against TF.js wasm — which needs
+ * the tfjs-core registrations bundled into vendor/), that the bin runs the compiled dist/ without tsx, that shipped names
  * resolve inside the installed package and that the API imports — by default. With
  * LAYERPROBE_SLOW_TESTS=1 (`npm run test:slow`) also that the ONNX twin derived on demand is
  * byte-identical to the one the repository keeps, and that an audit from the installed package
@@ -14,7 +16,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { offlineEnv, packAndInstallOffline, ROOT, type OfflineInstall } from '../bench/package-install.js';
 import { audit } from '../src/index.js';
@@ -71,6 +73,28 @@ test('pack, install offline into a fresh folder, run the CLI and import the API'
   assert.equal(layers.status, 0, layers.stderr);
   assert.match(layers.stdout, /dense_1\s+Dense\s+\[N,256\]/);
   assert.ok(layers.stdout.startsWith(path.join(pkg, 'models/fmnist-mlp/model.json')), layers.stdout.split('\n')[0]);
+
+  // onnxruntime-node keeps only this platform's binaries (the preinstall removes the others' ~255 MB)
+  // and still runs: a TF.js model goes through the ONNX conversion and onnxruntime by default.
+  const napi = path.join(dir, 'node_modules/onnxruntime-node/bin/napi-v6');
+  const kept = readdirSync(napi).flatMap((p) => readdirSync(path.join(napi, p)).map((a) => `${p}/${a}`));
+  assert.deepEqual(kept, [`${process.platform}/${process.arch}`]);
+  const out = path.join(dir, 'small');
+  const small = run(['audit', '-m', 'fmnist-mlp', '-d', 'fashion-mnist', '--per-class', '5', '--metrics', 'geometry', '--baseline', 'none', '-o', out, '-q']);
+  assert.equal(small.status, 0, small.stderr);
+  const backend = (JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { models: { backend: string }[] }).models[0]!.backend;
+  assert.match(backend, /^onnxruntime-node .*converted from TF\.js; checked against tfjs wasm/);
+
+  // Training needs tfjs-core's gradients, which the package bundles into vendor/ (no umbrella):
+  // one short epoch must learn (chance is 0.1) and match the sources' run weight for weight.
+  const trained = run(['train', '--arch', 'mlp', '--epochs', '1', '--limit', '256', '--test-limit', '100', '-o', path.join(dir, 'mlp'), '-q']);
+  assert.equal(trained.status, 0, trained.stderr);
+  const card = JSON.parse(readFileSync(path.join(dir, 'mlp/card.json'), 'utf8')) as { metrics: { testAccuracy: number } };
+  assert.ok(card.metrics.testAccuracy > 0.3, `test accuracy ${card.metrics.testAccuracy} after one epoch`);
+  const srcArgs = ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'train', '--arch', 'mlp', '--epochs', '1', '--limit', '256', '--test-limit', '100', '-o', path.join(dir, 'mlp-src'), '-q'];
+  const fromSources = spawnSync(process.execPath, srcArgs, { cwd: ROOT, encoding: 'utf8', env, timeout: 120_000 });
+  assert.equal(fromSources.status, 0, fromSources.stderr);
+  assert.equal(sha256(path.join(dir, 'mlp/weights.bin')), sha256(path.join(dir, 'mlp-src/weights.bin')));
 
   const api = spawnSync(
     process.execPath,
