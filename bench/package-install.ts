@@ -3,7 +3,7 @@
  * internet would: npm with --offline (the default npm cache is the only source of dependency
  * tarballs; npm's cache is keyed by the default registry's URLs, so that stays), every proxy pointed
  * at a closed port (onnxruntime-node's downloader honours GLOBAL_AGENT_*), and none of this repository's
- * npm settings (its .npmrc, and the npm_config_* variables an outer `npm test` exports, are left
+ * npm settings (its allowScripts, and the npm_config_* variables an outer `npm test` exports, are left
  * out — so onnxruntime-node's CUDA download is kept away by the package itself, not by them).
  *
  * The folder gets a package-lock.json derived from the repository's (the packed tarball plus the
