@@ -10,7 +10,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { audit } from '../src/pipeline/audit.js';
 import { renderHtml, writeReportHtml, escapeHtml } from '../src/report/html.js';
-import { assertSafeSvg, planCharts } from '../src/report/charts.js';
+import { assertSafeSvg, lineSpec, planCharts, renderSvg } from '../src/report/charts.js';
 import { loadReport } from '../src/report/load.js';
 import { csvCell, csvLine } from '../src/report/csv.js';
 import { reportCommand } from '../src/cli/report.js';
@@ -229,6 +229,24 @@ test('no empty charts: null values, non-positive values on log axes, models with
   const p2 = await renderHtml(extra);
   assert.match(p2, /data-chart="my_metric"/);
   assert.match(p2, /data-metric="my_metric"/);
+});
+
+test('a one-model chart labels its x ticks with the layer names; several models keep the depth axis', async () => {
+  const one = structuredClone(report);
+  one.models = [one.models[0]!];
+  // Names a Vega expression must carry literally: quotes, a backslash, markup.
+  one.models[0]!.layers[0]!.id = 'blk"0\\a';
+  one.models[0]!.layers[1]!.id = "it's <b>";
+  const axisText = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => unescape(m[1]!));
+  const chart = planCharts(one).find((c) => c.def.id === 'compression')!;
+  const texts = axisText(await renderSvg(lineSpec(chart, [one.models[0]!.name])));
+  const ids = one.models[0]!.layers.map((l) => l.id);
+  // Every layer name appears as a tick label, in depth order (the chart is 380 px wide: they fit).
+  assert.deepEqual(texts.filter((t) => ids.includes(t)), ids);
+  const two = planCharts(report).find((c) => c.def.id === 'compression')!;
+  const texts2 = axisText(await renderSvg(lineSpec(two, report.models.map((m) => m.name))));
+  assert.ok(!texts2.some((t) => report.models.some((m) => m.layers.some((l) => l.id === t))), 'no layer names on a shared axis');
+  assert.ok(texts2.includes('0.5') || texts2.includes('0.50'), `numeric depth ticks: ${texts2.join(' | ')}`);
 });
 
 test('strings from models and datasets are escaped in text, attributes and SVG', async () => {

@@ -334,6 +334,25 @@ export function isSmallMultiples(chart: ChartData, models: readonly string[]): b
   return present.size > 1 && present.size * chart.def.series.length > MAX_LINES_PER_FRAME;
 }
 
+/**
+ * One model in the frame: ticks at its layers' depths, labelled with the layer names (overlapping
+ * labels dropped), so a reader need not hover to know which layer a point is. Several models
+ * place different layers at the same depth, so their frames keep the numeric depth axis (each
+ * point's tooltip names its layer).
+ */
+function layerAxis(chart: ChartData): { title?: string; axis?: Record<string, unknown> } {
+  if (new Set(chart.points.map((p) => p.model)).size !== 1) return {};
+  const byDepth = new Map<number, string>();
+  for (const p of chart.points) if (!byDepth.has(p.depth)) byDepth.set(p.depth, p.layer);
+  const depths = [...byDepth.keys()].sort((a, b) => a - b);
+  // A Vega expression: the tick value's index among the depths picks the name (JSON literals escape the names).
+  const labelExpr = `${JSON.stringify(depths.map((d) => byDepth.get(d)!))}[indexof(${JSON.stringify(depths)}, datum.value)]`;
+  return {
+    title: 'layer (placed by depth: 0 = first measured, 1 = last)',
+    axis: { values: depths, labelExpr, labelAngle: -40, labelAlign: 'right', labelLimit: 120, labelOverlap: 'greedy' },
+  };
+}
+
 export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelSpec {
   const { def } = chart;
   const facet = isSmallMultiples(chart, models);
@@ -356,7 +375,7 @@ export function lineSpec(chart: ChartData, models: readonly string[]): TopLevelS
     title: def.yTitle,
     scale: def.log ? { type: 'log' as const } : def.yDomain ? { domain: def.yDomain } : { zero: def.zero ?? false },
   };
-  const x = { field: 'depth', type: 'quantitative' as const, title: facet ? 'layer depth (0 = first, 1 = last)' : 'layer depth (0 = first measured layer, 1 = last)', scale: { domain: [0, 1] } };
+  const x = { field: 'depth', type: 'quantitative' as const, title: facet ? 'layer depth (0 = first, 1 = last)' : 'layer depth (0 = first measured layer, 1 = last)', scale: { domain: [0, 1] }, ...layerAxis(chart) };
   const hasBands = chart.points.some((p) => p.lo !== undefined);
   const layers: NonNullable<Extract<TopLevelSpec, { layer: unknown }>['layer']> = [];
   if (def.zero) {
