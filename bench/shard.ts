@@ -45,7 +45,8 @@ const sharded = await measure(async () => {
 
 let maxRel = 0;
 const walk = (a: unknown, b: unknown, key: string): void => {
-  if (key === 'timings' || key === 'createdAt' || key === 'command') return;
+  // Wall-clock fields (timings, timingsMs, elapsedMs) differ run to run; they are not results.
+  if (/^timings|elapsed/i.test(key) || key === 'createdAt' || key === 'command') return;
   if (typeof a === 'number' && typeof b === 'number' && a !== b) maxRel = Math.max(maxRel, Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b)));
   else if (a && b && typeof a === 'object' && typeof b === 'object') for (const k of Object.keys(a)) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], k);
 };
