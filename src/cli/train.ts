@@ -149,7 +149,7 @@ export const trainCommand: CommandModule<object, Args> = {
       .example('$0 train --arch mlp --activation tanh --seed 3 --out runs/mlp-tanh-3', 'another seed and activation, for comparisons')
       .example('$0 train --arch mlp --epochs 5 --limit 5000 --monitor every=1 --probe-set 200/class --out runs/mlp-monitored', 'κ, C, D and probe accuracy per hidden layer after every epoch (monitor.html)')
       .example('$0 train --arch mlp --monitor every=50steps,heldout=off --probe-set 100/class --epochs 2 --limit 3000 --out runs/mlp-steps', 'a checkpoint every 50 optimizer steps')
-      .example('$0 train --arch mlp --sweep activation=relu,tanh width=64,256 --epochs 2 --limit 2000 --probe-set 50/class --out runs/sweep', 'a 4-cell grid in about a minute on a CPU (sweep.html)'),
+      .example('$0 train --arch mlp --sweep activation=relu,tanh width=64,256 --epochs 2 --limit 2000 --probe-set 50/class --out runs/sweep-small', 'a 4-cell grid in about a minute on a CPU (sweep.html)'),
   handler: async (a) => {
     const quiet = a.quiet || a.json;
     const status = (m: string): void => {
