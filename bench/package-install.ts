@@ -24,8 +24,6 @@ interface LockEntry {
   version?: string;
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
-  peerDependencies?: Record<string, string>;
-  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   [k: string]: unknown;
 }
 
@@ -98,8 +96,6 @@ export function projectLock(tarball: string): { pkg: unknown; lock: unknown } {
       license: pkg.license,
       dependencies: pkg.dependencies,
       optionalDependencies: pkg.optionalDependencies,
-      peerDependencies: pkg.peerDependencies,
-      peerDependenciesMeta: pkg.peerDependenciesMeta,
       bin: pkg.bin,
       engines: pkg.engines,
     },

@@ -1,9 +1,11 @@
 /**
  * Size of what a user installs: the `npm pack` tarball and the node_modules of an offline install
- * of it (tfjs-node is an optional peer, installed only on request: the figure is without it), plus the
+ * of it (tfjs-node is an optional dependency whose install fails offline, so npm leaves it out: the
+ * figure is without it), plus the
  * largest packages in that tree. Targets from issue 16: tarball < 8 MB, install < 250 MB. Also the
  * install with dependencies' install scripts held back (--ignore-scripts, as an npm that requires
- * approval does): layerprobe's preinstall then cannot remove onnxruntime-node's other-platform binaries.
+ * approval does): layerprobe's preinstall then cannot remove onnxruntime-node's other-platform binaries,
+ * and tfjs-node's failing download never runs, so tfjs-node and the TF.js umbrella it depends on stay.
  * Prints one JSON line.
  *
  *   node --import tsx bench/package-size.ts

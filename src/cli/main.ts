@@ -57,10 +57,17 @@ async function printVersion(verbose: boolean): Promise<void> {
     `node ${v.node}`,
     `onnxruntime-node ${v['onnxruntime-node']} (cpu)`,
     `@tensorflow/tfjs-core ${v['@tensorflow/tfjs-core']} — backend in use: ${tf.backend}`,
-    `@tensorflow/tfjs-node ${v['@tensorflow/tfjs-node'] ?? 'not installed (optional: npm i @tensorflow/tfjs-node; wasm backend used instead)'}`,
+    `@tensorflow/tfjs-node ${tfjsNodeLine(v['@tensorflow/tfjs-node'] ?? null, tf.backend)}`,
     `sharp ${v.sharp}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** tfjs-node is optional: absent, or present but unloadable (its install script, which fetches libtensorflow, did not run). */
+function tfjsNodeLine(version: string | null, backend: string): string {
+  if (version === null) return 'not installed (optional: npm i @tensorflow/tfjs-node; wasm backend used instead)';
+  if (backend.startsWith('tensorflow')) return version;
+  return `${version} installed but not loaded (its native libtensorflow is missing or broken; ${backend} backend used instead)`;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * TensorFlow.js loading and backend choice. `@tensorflow/tfjs-node` is an optional peer dependency
- * (its install downloads libtensorflow, impossible offline; a user adds it); without it we run
+ * TensorFlow.js loading and backend choice. `@tensorflow/tfjs-node` is an optional dependency
+ * (its install downloads libtensorflow: offline it fails and npm leaves it out); without it we run
  * TF.js as assembled in tf-parts.ts on the wasm backend, several times faster than the pure-JS
  * cpu one.
  * The chosen backend is recorded in every manifest, so numbers can be traced to the kernels that
